@@ -1,0 +1,96 @@
+#pragma once
+// The Engine is the only door: every operation is check policy -> one store transaction
+// -> audit record -> result. It never sleeps and never reads the wall clock itself.
+//
+// Thread-safety: all member functions may be called from many threads at once.
+// Ownership: the Engine owns its Store; Policy and Clock are shared, immutable or
+// thread-safe. close() waits for calls in flight; later calls throw Error(engine_closed).
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "recyclebin/error.hpp"
+#include "recyclebin/policy.hpp"
+#include "recyclebin/store.hpp"
+#include "recyclebin/time.hpp"
+#include "recyclebin/types.hpp"
+
+namespace recyclebin {
+
+/// Asked for the facts of a workspace before a delete where the policy lists blockers or
+/// warnings. May throw: the engine then treats every listed fact as unverifiable.
+using FactsProvider = std::function<Facts(const Workspace&)>;
+
+using MaybePrincipal = std::optional<Principal>;
+
+class Engine {
+ public:
+  Engine(std::unique_ptr<Store> store, Policy policy, std::shared_ptr<const Clock> clock);
+  /// open_sqlite_store(location) + Engine; clock nullptr = SystemClock.
+  static std::unique_ptr<Engine> open(const std::string& location, Policy policy,
+                                      std::shared_ptr<const Clock> clock = nullptr);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  void close();
+  bool closed() const;
+  const Policy& policy() const { return policy_; }
+  const Clock& clock() const { return *clock_; }
+  void set_facts_provider(FactsProvider provider);
+
+  Workspace create(const CreateRequest& request, const MaybePrincipal& principal);
+  /// A live workspace by name; soft-deleted or unknown: workspace_not_found.
+  Workspace get(const std::string& subscription_id, const std::string& resource_group,
+                const std::string& name, const MaybePrincipal& principal);
+  /// A live workspace by id; soft-deleted or unknown: workspace_not_found.
+  Workspace get_by_id(const std::string& workspace_id, const MaybePrincipal& principal);
+
+  Workspace stop(const std::string& workspace_id, const MaybePrincipal& principal);
+  Workspace start(const std::string& workspace_id, const MaybePrincipal& principal);
+  void grant(const std::string& workspace_id, const std::string& member_id, const std::string& role,
+             const MaybePrincipal& principal);
+  void revoke(const std::string& workspace_id, const std::string& member_id,
+              const MaybePrincipal& principal);
+
+  DeleteResult remove(const std::string& workspace_id, const DeleteOptions& options,
+                      const MaybePrincipal& principal);
+  /// All or nothing; the first refused member's error is thrown.
+  std::vector<DeleteResult> remove_many(const std::vector<std::string>& workspace_ids,
+                                        const DeleteOptions& options, const MaybePrincipal& principal);
+
+  DeletedPage list_deleted(const std::string& subscription_id,
+                           const std::optional<std::string>& resource_group,
+                           std::optional<std::size_t> limit, const std::optional<std::string>& cursor,
+                           const MaybePrincipal& principal);
+  DeletedWorkspace get_deleted(const std::string& subscription_id, const std::string& resource_group,
+                               const std::string& name, const MaybePrincipal& principal);
+  RecoverResult recover(const std::string& subscription_id, const std::string& resource_group,
+                        const std::string& name, const MaybePrincipal& principal);
+  DeleteResult purge(const std::string& subscription_id, const std::string& resource_group,
+                     const std::string& name, const MaybePrincipal& principal);
+
+  PurgeReport purge_expired(const MaybePrincipal& principal);
+  std::vector<DeletableWorkspace> list_deletable(const std::string& subscription_id);
+  DeleteResult purge_by_id(const std::string& workspace_id, const MaybePrincipal& principal);
+
+  std::vector<CleanupTask> cleanup_tasks();
+  /// Completing a completed task is a no-op; an unknown id throws Error(not_found).
+  void complete_cleanup(std::int64_t task_id);
+  std::vector<AuditRecord> audit_log(const std::optional<std::string>& subscription_id);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Store> store_;
+  Policy policy_;
+  std::shared_ptr<const Clock> clock_;
+  std::unique_ptr<Impl> impl_;
+  mutable std::shared_mutex lifecycle_;  // shared: a call in flight; unique: close()
+  bool closed_ = false;
+};
+
+}  // namespace recyclebin

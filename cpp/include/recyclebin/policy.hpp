@@ -1,0 +1,138 @@
+#pragma once
+// A policy is data: YAML (version 1, see API.md) decoded into the described structs below.
+// Every key, enum value and error message comes from these descriptions. A Policy is
+// parsed and validated once and is immutable afterwards, so one Policy may be shared by
+// any number of engines and threads.
+
+#include <boost/describe/class.hpp>
+#include <boost/describe/enum.hpp>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace recyclebin {
+
+/// What happens when a soft-deleted workspace's retention ends.
+BOOST_DEFINE_ENUM_CLASS(OnExpiry,
+                        purge,  // expiry is a fact of time: gone at once, purge_expired tidies storage
+                        hold)   // stays in the bin (recoverable, name held), listed as deletable
+
+/// Where a soft-deleted workspace holds its name.
+BOOST_DEFINE_ENUM_CLASS(ReservationScope, group, tenant, none)
+
+/// What a delete does to a component kind.
+BOOST_DEFINE_ENUM_CLASS(OnDelete,
+                        retain,    // kept in the bin, restored on recover, destroyed at purge
+                        destroy,   // destroyed at delete time
+                        preserve)  // never deleted with the workspace (unless dependent resources)
+
+/// What a recover does for a `destroy` kind.
+BOOST_DEFINE_ENUM_CLASS(OnRecover, none, reattach)
+
+/// Operations that a policy can restrict to roles. `delete_` is spelled "delete".
+BOOST_DEFINE_ENUM_CLASS(Action, create, stop, start, grant, revoke, delete_, recover, purge)
+
+struct RetentionRules {
+  int default_days = 14;            // retention when a workspace gives none
+  int min_days = 1;                 // smallest per-workspace retention
+  int max_days = 14;                // largest per-workspace retention
+  bool per_workspace = true;        // false: every workspace gets default_days, nothing else
+  OnExpiry on_expiry = OnExpiry::purge;
+};
+BOOST_DESCRIBE_STRUCT(RetentionRules, (), (default_days, min_days, max_days, per_workspace, on_expiry))
+
+struct SoftDeleteRules {
+  bool enabled = true;              // false: every delete is permanent
+  bool hard_delete_if_cmk = true;   // customer-managed-key workspaces skip the bin
+};
+BOOST_DESCRIBE_STRUCT(SoftDeleteRules, (), (enabled, hard_delete_if_cmk))
+
+struct PermanentDeleteRules {
+  bool allowed = true;              // permanently_delete=True and purge of the bin
+  bool batch = false;               // more than one permanent delete per delete_many
+  bool dependent_resources_require_permanent = true;
+};
+BOOST_DESCRIBE_STRUCT(PermanentDeleteRules, (), (allowed, batch, dependent_resources_require_permanent))
+
+struct NameReservationRules {
+  ReservationScope scope = ReservationScope::group;
+};
+BOOST_DESCRIBE_STRUCT(NameReservationRules, (), (scope))
+
+struct PreconditionRules {
+  bool require_stopped = false;       // delete of a running workspace is refused
+  bool require_confirm_name = false;  // delete needs confirm_name == the workspace name
+  std::vector<std::string> blockers;  // facts that refuse a delete while above zero
+  std::vector<std::string> warnings;  // facts only reported while above zero
+};
+BOOST_DESCRIBE_STRUCT(PreconditionRules, (), (require_stopped, require_confirm_name, blockers, warnings))
+
+struct OrphanRules {
+  std::optional<int> purge_after_days;  // null: orphans are never purged automatically
+};
+BOOST_DESCRIBE_STRUCT(OrphanRules, (), (purge_after_days))
+
+struct ComponentRule {
+  OnDelete on_delete = OnDelete::retain;
+  OnRecover on_recover = OnRecover::none;  // only meaningful for destroy kinds
+};
+BOOST_DESCRIBE_STRUCT(ComponentRule, (), (on_delete, on_recover))
+
+/// The rules in force for one tenant: the base policy with the tenant's overrides merged in.
+struct Rules {
+  int version = 1;
+  std::string name;
+  RetentionRules retention;
+  SoftDeleteRules soft_delete;
+  PermanentDeleteRules permanent_delete;
+  NameReservationRules name_reservation;
+  PreconditionRules preconditions;
+  OrphanRules orphans;
+  std::map<std::string, ComponentRule> components;    // kind -> rule; "default" for the rest
+  std::map<Action, std::vector<std::string>> permissions;  // absent action: open to anyone
+
+  /// The rule for a component kind ("default" entry, else retain).
+  ComponentRule component_rule(std::string_view kind) const;
+};
+BOOST_DESCRIBE_STRUCT(Rules, (),
+                      (version, name, retention, soft_delete, permanent_delete, name_reservation,
+                       preconditions, orphans, components, permissions))
+
+/// The snake_case spelling of an enum value as written in policies ("delete" for delete_).
+template <class E>
+std::string enum_to_string(E value);
+
+class Policy {
+ public:
+  /// Parses and validates YAML text. `source` (a file path) prefixes error positions:
+  /// "source:line:column: message"; without it, "line:column: message".
+  /// Throws Error(policy_error).
+  static Policy from_yaml(std::string_view text, std::string_view source = {});
+  /// Reads and parses a file; errors start with "path:line:column:".
+  static Policy load(const std::string& path);
+  /// A policy compiled into the library (policies/*.yaml); unknown names list the known ones.
+  static Policy builtin(std::string_view name);
+  static std::vector<std::string> builtin_names();
+
+  const std::string& name() const { return base_->name; }
+  const Rules& base() const { return *base_; }
+  /// The rules for a tenant (subscription id): its override, or the base.
+  const Rules& rules_for(std::string_view subscription_id) const;
+  /// Tenants with overrides, sorted.
+  std::vector<std::string> tenants() const;
+  /// The effective rules as YAML (for `policy show` and `policy check`).
+  static std::string to_yaml(const Rules& rules);
+  /// The original YAML text.
+  const std::string& source_text() const { return *text_; }
+
+ private:
+  std::shared_ptr<const Rules> base_;
+  std::shared_ptr<const std::map<std::string, Rules, std::less<>>> tenants_;
+  std::shared_ptr<const std::string> text_;
+};
+
+}  // namespace recyclebin

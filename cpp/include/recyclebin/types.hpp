@@ -1,0 +1,134 @@
+#pragma once
+// The values that cross the engine's public edge. Plain structs, copied freely.
+
+#include <boost/describe/enum.hpp>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "recyclebin/time.hpp"
+
+namespace recyclebin {
+
+BOOST_DEFINE_ENUM_CLASS(WorkspaceState, running, stopped, deleted)
+BOOST_DEFINE_ENUM_CLASS(DeletableKind, deletion_planned, orphaned)
+
+/// A resource that belongs to a workspace (a compute instance, a volume, a block, ...).
+struct Component {
+  std::string kind;         // policy component kind, e.g. "compute_instance"
+  std::string ref;          // the platform's reference: a resource id, a block path
+  bool standalone = false;  // created on its own: always preserved
+};
+
+/// Who is calling. The engine's callers pass std::nullopt for the trusted platform itself.
+struct Principal {
+  std::string id;
+  std::vector<std::string> roles;  // roles in the tenant; the workspace role is looked up
+};
+
+struct Workspace {
+  std::string id;
+  std::string subscription_id;
+  std::string resource_group;
+  std::string name;
+  int retention_days = 0;
+  bool cmk_encrypted = false;
+  WorkspaceState state = WorkspaceState::running;
+  Timestamp created_at = 0;
+  std::vector<Component> components;
+};
+
+struct CreateRequest {
+  std::string subscription_id;
+  std::string resource_group;
+  std::string name;
+  std::optional<int> retention_days;  // nullopt: the policy's default
+  bool cmk_encrypted = false;
+  std::vector<Component> components;
+};
+
+struct DeleteOptions {
+  bool delete_dependent_resources = false;  // permanent only: also destroy `preserve` kinds
+  bool permanently_delete = false;          // skip the recycle bin
+  std::optional<std::string> confirm_name;  // the typed-in name, where the policy asks for it
+};
+
+/// Something the platform must destroy in its own storage (the cleanup outbox).
+struct CleanupTask {
+  std::int64_t id = 0;
+  std::string kind;
+  std::string ref;
+  std::string workspace_id;
+  Timestamp created_at = 0;
+};
+
+struct DeleteResult {
+  bool permanent = false;
+  Timestamp deleted_at = 0;
+  std::optional<Timestamp> purge_at;  // nullopt when permanent
+  std::vector<std::string> retained;
+  std::vector<std::string> destroyed;
+  std::vector<std::string> preserved;
+  std::vector<CleanupTask> cleanup;
+  std::vector<std::string> warnings;
+};
+
+struct DeletedWorkspace {
+  std::string id;
+  std::string name;
+  std::string subscription_id;
+  std::string resource_group;
+  Timestamp deleted_at = 0;
+  Timestamp purge_at = 0;
+  int retention_days = 0;
+  std::vector<std::string> retained;
+};
+
+struct DeletedPage {
+  std::vector<DeletedWorkspace> items;
+  std::optional<std::string> next_cursor;
+};
+
+struct RecoverResult {
+  Workspace workspace;
+  std::vector<std::string> restored;
+  std::vector<std::string> reattached;
+  std::vector<std::string> must_recreate;
+};
+
+struct PurgedWorkspace {
+  std::string subscription_id;
+  std::string resource_group;
+  std::string name;
+};
+
+struct PurgeReport {
+  std::vector<PurgedWorkspace> purged;
+  std::vector<CleanupTask> cleanup;
+};
+
+struct DeletableWorkspace {
+  DeletableKind kind = DeletableKind::deletion_planned;
+  std::string workspace_id;
+  Timestamp since = 0;  // the deletion date, or when it became orphaned
+};
+
+struct AuditRecord {
+  std::int64_t seq = 0;
+  Timestamp at = 0;
+  std::string action;  // create stop start grant revoke delete recover purge expire
+  std::string subscription_id;
+  std::string resource_group;
+  std::string name;
+  std::string outcome;       // "ok" or "refused:<code>"
+  std::string workspace_id;  // empty when the target did not exist
+  std::string principal_id;  // empty for the trusted caller
+};
+
+/// Numbers the platform knows about a workspace: {"running_jobs": 0, "active_sessions": 1}.
+using Facts = std::map<std::string, std::int64_t, std::less<>>;
+
+}  // namespace recyclebin
