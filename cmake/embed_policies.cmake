@@ -1,4 +1,5 @@
-# Writes OUTPUT: a C++ table of (name, YAML text) for every file in INPUTS.
+# Writes OUTPUT: a C++ table of (name, YAML text) for every POLICY_DIR/*.yaml.
+file(GLOB INPUTS "${POLICY_DIR}/*.yaml")
 set(body "// Generated from policies/*.yaml by cmake/embed_policies.cmake. Do not edit.\n")
 string(APPEND body "#include <string_view>\n#include <utility>\n#include <vector>\n\n")
 string(APPEND body "namespace recyclebin::detail {\n")

@@ -6,6 +6,10 @@
 
 #include <boost/describe/class.hpp>
 #include <boost/describe/enum.hpp>
+#include <boost/describe/enum_from_string.hpp>
+#include <boost/describe/enum_to_string.hpp>
+#include <boost/describe/enumerators.hpp>
+#include <boost/mp11/algorithm.hpp>
 
 #include <map>
 #include <memory>
@@ -102,9 +106,36 @@ BOOST_DESCRIBE_STRUCT(Rules, (),
                       (version, name, retention, soft_delete, permanent_delete, name_reservation,
                        preconditions, orphans, components, permissions))
 
-/// The snake_case spelling of an enum value as written in policies ("delete" for delete_).
+/// The snake_case spelling of a described enum value ("delete" for delete_).
 template <class E>
-std::string enum_to_string(E value);
+std::string enum_to_string(E value) {
+  std::string text = boost::describe::enum_to_string(value, "");
+  if (!text.empty() && text.back() == '_') text.pop_back();
+  return text;
+}
+
+/// The value spelled `text` (as enum_to_string writes it), or nullopt.
+template <class E>
+std::optional<E> enum_from_string(std::string_view text) {
+  std::optional<E> found;
+  boost::mp11::mp_for_each<boost::describe::describe_enumerators<E>>([&](auto d) {
+    std::string_view name = d.name;
+    if (!name.empty() && name.back() == '_') name.remove_suffix(1);
+    if (name == text) found = d.value;
+  });
+  return found;
+}
+
+/// Every spelling of a described enum, comma-separated: "purge, hold".
+template <class E>
+std::string enum_names() {
+  std::string names;
+  boost::mp11::mp_for_each<boost::describe::describe_enumerators<E>>([&](auto d) {
+    if (!names.empty()) names += ", ";
+    names += enum_to_string(d.value);
+  });
+  return names;
+}
 
 class Policy {
  public:

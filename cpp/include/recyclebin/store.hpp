@@ -34,6 +34,7 @@ struct WorkspaceRecord {
   std::int64_t deleted_seq = 0;          // audit seq of the delete: orders equal deleted_at
   std::optional<Timestamp> orphaned_at;  // set from the revoke of the last member
   bool had_members = false;
+  std::vector<std::string> retained_kinds;  // what the delete kept in the bin (for listings)
   // Name reservation keys, unique among all rows that carry them. Live rows and rows
   // reserved in their group carry group_key; rows reserved tenant-wide also carry tenant_key.
   std::optional<std::string> group_key;

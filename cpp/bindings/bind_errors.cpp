@@ -1,0 +1,130 @@
+// recyclebin::Error -> one Python exception hierarchy under RecycleBinError. The classes are
+// created here, once, with .code and .http_status taken from the core (code_name,
+// http_status), and re-exported by recyclebin/errors.py. Their __module__ is
+// recyclebin.errors, where users import them from and where pickle finds them.
+
+#include <boost/describe/enum.hpp>
+#include <boost/describe/enumerators.hpp>
+#include <boost/mp11/algorithm.hpp>
+
+#include <array>
+#include <exception>
+#include <string>
+
+#include "bindings.hpp"
+#include "recyclebin/error.hpp"
+
+namespace recyclebin::bindings {
+namespace {
+
+struct ErrorClass {
+  ErrorCode code;
+  const char* name;
+  const char* doc;
+  PyObject* extra_base;  // a builtin exception the class also derives from, or nullptr
+};
+
+constexpr std::size_t kCodeCount = boost::mp11::mp_size<boost::describe::describe_enumerators<ErrorCode>>::value;
+
+// Class objects by ErrorCode; leaked on purpose (like py::exception): they live as long as
+// the interpreter, and the translator must reach them without touching the module.
+std::array<PyObject*, kCodeCount> g_classes{};
+PyObject* g_base = nullptr;
+
+std::size_t index_of(ErrorCode code) { return static_cast<std::size_t>(code); }
+
+void raise_error(const Error& error) {
+  PyObject* cls = index_of(error.code()) < kCodeCount ? g_classes[index_of(error.code())] : nullptr;
+  if (cls == nullptr) cls = g_base;
+  try {
+    py::object instance = py::reinterpret_borrow<py::object>(cls)(py::str(error.what()));
+    if (error.code() == ErrorCode::name_reserved) {
+      const auto until = error.reserved_until();
+      instance.attr("reserved_until") = until ? to_datetime(*until) : py::none();
+    }
+    PyErr_SetObject(cls, instance.ptr());
+  } catch (py::error_already_set& failure) {
+    // Building the exception failed (e.g. a datetime out of range): raise the class anyway.
+    failure.discard_as_unraisable("recyclebin: building an exception");
+    PyErr_SetString(cls, error.what());
+  }
+}
+
+py::object make_class(const char* name, const char* doc, py::tuple bases, py::dict attributes) {
+  const std::string qualified = std::string("recyclebin.errors.") + name;
+  PyObject* cls = PyErr_NewExceptionWithDoc(qualified.c_str(), doc, bases.ptr(), attributes.ptr());
+  if (cls == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(cls);
+}
+
+}  // namespace
+
+void bind_errors(py::module_& m) {
+  py::dict base_attributes;
+  base_attributes["code"] = "recyclebin_error";
+  base_attributes["http_status"] = 500;
+  py::object base = make_class(
+      "RecycleBinError",
+      "Base of every recyclebin error. .code is a stable snake_case code, .http_status the "
+      "status a REST front end answers.",
+      py::make_tuple(py::handle(PyExc_Exception)), base_attributes);
+  m.attr("RecycleBinError") = base;
+  g_base = base.inc_ref().ptr();
+
+  const std::array<ErrorClass, kCodeCount> classes{{
+      {ErrorCode::workspace_not_found, "WorkspaceNotFound",
+       "No such live workspace (a soft-deleted one is not live), or no such workspace in the "
+       "recycle bin.", nullptr},
+      {ErrorCode::workspace_exists, "WorkspaceExists",
+       "A live workspace already holds the name.", nullptr},
+      {ErrorCode::name_reserved, "NameReserved",
+       "A soft-deleted workspace holds the name; .reserved_until is when it becomes free.",
+       nullptr},
+      {ErrorCode::invalid_retention, "InvalidRetention",
+       "Retention outside the policy's range, or different from a fixed retention.", nullptr},
+      {ErrorCode::operation_not_allowed, "OperationNotAllowed",
+       "The operation is not allowed in the workspace's state or by the policy.", nullptr},
+      {ErrorCode::workspace_not_stopped, "WorkspaceNotStopped",
+       "The policy requires the workspace to be stopped first.", nullptr},
+      {ErrorCode::precondition_failed, "PreconditionFailed",
+       "confirm_name missing or different, or a blocker fact above zero (or unverifiable).",
+       nullptr},
+      {ErrorCode::permission_denied, "PermissionDenied",
+       "The principal lacks a role the policy requires.", nullptr},
+      {ErrorCode::policy_error, "PolicyError", "An invalid policy.", nullptr},
+      {ErrorCode::engine_closed, "EngineClosed", "A call after Engine.close().", nullptr},
+      {ErrorCode::invalid_argument, "InvalidArgument",
+       "An argument the engine refused (also a ValueError).", PyExc_ValueError},
+      {ErrorCode::not_found, "NotFound",
+       "No such object, e.g. an unknown cleanup task id (also a KeyError).", PyExc_KeyError},
+      {ErrorCode::storage_error, "StorageError",
+       "The store failed (disk, corrupt file, lock timeout).", nullptr},
+  }};
+
+  py::object plain_str = py::module_::import("builtins").attr("BaseException").attr("__str__");
+  for (const ErrorClass& spec : classes) {
+    py::dict attributes;
+    attributes["code"] = code_name(spec.code);
+    attributes["http_status"] = http_status(spec.code);
+    if (spec.code == ErrorCode::name_reserved) attributes["reserved_until"] = py::none();
+    py::tuple bases = spec.extra_base == nullptr
+                          ? py::tuple(py::make_tuple(base))
+                          : py::tuple(py::make_tuple(base, py::handle(spec.extra_base)));
+    // KeyError's str() quotes its message; these messages are sentences, so keep them plain.
+    if (spec.extra_base == PyExc_KeyError) attributes["__str__"] = plain_str;
+    py::object cls = make_class(spec.name, spec.doc, bases, attributes);
+    m.attr(spec.name) = cls;
+    g_classes[index_of(spec.code)] = cls.inc_ref().ptr();
+  }
+
+  py::register_exception_translator([](std::exception_ptr pointer) {
+    if (!pointer) return;
+    try {
+      std::rethrow_exception(pointer);
+    } catch (const Error& error) {
+      raise_error(error);
+    }
+  });
+}
+
+}  // namespace recyclebin::bindings

@@ -1,0 +1,903 @@
+#include "recyclebin/engine.hpp"
+
+#include <boost/uuid/random_generator.hpp>
+#include <boost/uuid/uuid.hpp>
+#include <boost/uuid/uuid_io.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <limits>
+#include <mutex>
+
+namespace recyclebin {
+namespace {
+
+constexpr std::size_t kPurgeChunk = 2'000;  // rows per purge_expired transaction
+
+std::string new_workspace_id() {
+  thread_local boost::uuids::random_generator generator;
+  std::string text = boost::uuids::to_string(generator());
+  text.erase(std::remove(text.begin(), text.end(), '-'), text.end());
+  return text;
+}
+
+std::string principal_id(const MaybePrincipal& principal) { return principal ? principal->id : ""; }
+
+std::string describe(const Workspace& w) {
+  return "workspace '" + w.name + "' in resource group '" + w.resource_group + "' of subscription '" +
+         w.subscription_id + "'";
+}
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
+  return out.empty() ? "(none)" : out;
+}
+
+void add_kind(std::vector<std::string>& kinds, const std::string& kind) {
+  if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end()) kinds.push_back(kind);
+}
+
+void check_identifier(const std::string& value, const char* what) {
+  if (value.empty()) {
+    throw Error(ErrorCode::invalid_argument, std::string(what) + " must not be empty");
+  }
+  if (value.find('\x1f') != std::string::npos || value.find('\0') != std::string::npos) {
+    throw Error(ErrorCode::invalid_argument,
+                std::string(what) + " '" + value + "' contains a control character; use printable text");
+  }
+}
+
+bool is_refusal(ErrorCode code) {
+  return code != ErrorCode::storage_error && code != ErrorCode::engine_closed;
+}
+
+/// Whether a soft-deleted row has passed its purge time.
+bool expired(const WorkspaceRecord& r, Timestamp now) { return r.purge_at && now >= *r.purge_at; }
+
+/// Whether the row counts as gone: expired under on_expiry: purge.
+bool gone(const WorkspaceRecord& r, const Rules& rules, Timestamp now) {
+  return expired(r, now) && rules.retention.on_expiry == OnExpiry::purge;
+}
+
+std::string encode_cursor(const WorkspaceRecord& r) {
+  return std::to_string(*r.deleted_at) + "." + std::to_string(r.deleted_seq);
+}
+
+DeletedCursor decode_cursor(const std::string& text) {
+  DeletedCursor cursor;
+  const auto dot = text.find('.');
+  const char* begin = text.data();
+  const char* end = text.data() + text.size();
+  bool ok = dot != std::string::npos;
+  if (ok) {
+    auto [p1, e1] = std::from_chars(begin, begin + dot, cursor.deleted_at);
+    auto [p2, e2] = std::from_chars(begin + dot + 1, end, cursor.deleted_seq);
+    ok = e1 == std::errc() && p1 == begin + dot && e2 == std::errc() && p2 == end;
+  }
+  if (!ok) {
+    throw Error(ErrorCode::invalid_argument,
+                "cursor '" + text + "' is not a list_deleted cursor; pass back next_cursor unchanged");
+  }
+  return cursor;
+}
+
+DeletedWorkspace to_deleted(const WorkspaceRecord& r) {
+  const Workspace& w = r.workspace;
+  return {w.id, w.name, w.subscription_id, w.resource_group, r.deleted_at.value_or(0),
+          r.purge_at.value_or(0), w.retention_days, r.retained_kinds};
+}
+
+/// Who a refusal is audited against.
+struct AuditTarget {
+  std::string action;
+  std::string subscription_id;
+  std::string resource_group;
+  std::string name;
+  std::string workspace_id;
+
+  void set(const Workspace& w) {
+    subscription_id = w.subscription_id;
+    resource_group = w.resource_group;
+    name = w.name;
+    workspace_id = w.id;
+  }
+};
+
+/// What a delete will do, decided before anything is written.
+struct DeletePlan {
+  WorkspaceRecord record;
+  bool permanent = false;
+  int retention_days = 0;
+  std::vector<std::string> warnings;
+};
+
+/// The facts a delete needs, fetched before the transaction (the provider may be slow).
+struct FactsSnapshot {
+  std::optional<Facts> facts;
+  std::string unavailable;  // why facts are missing
+};
+
+}  // namespace
+
+struct Engine::Impl {
+  Engine& engine;
+  std::mutex facts_mutex;
+  std::shared_ptr<const FactsProvider> facts_provider;
+
+  explicit Impl(Engine& owner) : engine(owner) {}
+
+  const Rules& rules(const std::string& subscription_id) const {
+    return engine.policy_.rules_for(subscription_id);
+  }
+
+  // ---- the one shape of every write: body in a transaction; a refusal is audited ----
+  template <class Body>
+  auto write(AuditTarget& target, const MaybePrincipal& principal, Body&& body) {
+    const Timestamp now = engine.clock_->now();
+    try {
+      auto tx = engine.store_->begin(TransactionMode::write);
+      auto result = body(*tx, now);
+      tx->commit();
+      return result;
+    } catch (const Error& error) {
+      if (is_refusal(error.code()) && !target.action.empty()) {
+        auto tx = engine.store_->begin(TransactionMode::write);
+        audit(*tx, target, principal, now, "refused:" + code_name(error.code()));
+        tx->commit();
+      }
+      throw;
+    }
+  }
+
+  static std::int64_t audit(StoreTransaction& tx, const AuditTarget& target,
+                            const MaybePrincipal& principal, Timestamp now, const std::string& outcome) {
+    return tx.append_audit({0, now, target.action, target.subscription_id, target.resource_group,
+                            target.name, outcome, target.workspace_id, principal_id(principal)});
+  }
+
+  static std::int64_t audit_ok(StoreTransaction& tx, const std::string& action, const Workspace& w,
+                               const MaybePrincipal& principal, Timestamp now) {
+    return tx.append_audit({0, now, action, w.subscription_id, w.resource_group, w.name, "ok", w.id,
+                            principal_id(principal)});
+  }
+
+  // ---- checks ----
+  static void check_permission(StoreTransaction& tx, const Rules& rules, Action action,
+                               const MaybePrincipal& principal, const std::string& workspace_id,
+                               const std::string& target) {
+    if (!principal) return;  // the trusted platform itself
+    const auto allowed = rules.permissions.find(action);
+    if (allowed == rules.permissions.end()) return;  // the policy leaves this action open
+    std::vector<std::string> held = principal->roles;
+    if (!workspace_id.empty()) {
+      if (auto role = tx.member_role(workspace_id, principal->id)) held.push_back(*role);
+    }
+    for (const auto& role : allowed->second) {
+      if (std::find(held.begin(), held.end(), role) != held.end()) return;
+    }
+    throw Error(ErrorCode::permission_denied,
+                "principal '" + principal->id + "' may not " + enum_to_string(action) + " " + target +
+                    ": the policy allows the roles [" + join(allowed->second) + "], the principal has [" +
+                    join(held) + "]");
+  }
+
+  static void check_live(const WorkspaceRecord& r, const std::string& operation) {
+    if (r.deleted_at) {
+      throw Error(ErrorCode::operation_not_allowed,
+                  "cannot " + operation + " " + describe(r.workspace) +
+                      ": it is soft-deleted; only recover and purge are allowed on a workspace in "
+                      "the recycle bin");
+    }
+  }
+
+  /// A workspace addressed by id; soft-deleted rows are returned (callers decide).
+  static WorkspaceRecord find_by_id(StoreTransaction& tx, const std::string& workspace_id,
+                                    AuditTarget& target, const Rules* rules_hint, Timestamp now,
+                                    const Policy& policy) {
+    check_identifier(workspace_id, "workspace id");
+    auto record = tx.find_by_id(workspace_id);
+    if (!record || gone(*record, rules_hint ? *rules_hint : policy.rules_for(record->workspace.subscription_id), now)) {
+      target.workspace_id = workspace_id;
+      throw Error(ErrorCode::workspace_not_found, "no workspace with id '" + workspace_id + "'");
+    }
+    target.set(record->workspace);
+    return *record;
+  }
+
+  WorkspaceRecord load_by_id(StoreTransaction& tx, const std::string& workspace_id, AuditTarget& target,
+                             Timestamp now) const {
+    return find_by_id(tx, workspace_id, target, nullptr, now, engine.policy_);
+  }
+
+  Workspace with_components(StoreTransaction& tx, Workspace w) const {
+    w.components.clear();
+    for (const auto& stored : tx.components(w.id)) {
+      if (!stored.destroyed) w.components.push_back(stored.component);
+    }
+    return w;
+  }
+
+  /// The newest soft-deleted workspace with this name that is still in the bin.
+  WorkspaceRecord find_in_bin(StoreTransaction& tx, const std::string& subscription_id,
+                              const std::string& resource_group, const std::string& name,
+                              Timestamp now) const {
+    check_identifier(subscription_id, "subscription_id");
+    check_identifier(resource_group, "resource_group");
+    check_identifier(name, "name");
+    const Rules& r = rules(subscription_id);
+    for (auto& record : tx.find_deleted(subscription_id, resource_group, name)) {
+      if (!gone(record, r, now)) return record;
+    }
+    throw Error(ErrorCode::workspace_not_found,
+                "no workspace named '" + name + "' is in the recycle bin of resource group '" +
+                    resource_group + "' in subscription '" + subscription_id +
+                    "' (never deleted, recovered, purged, or its retention has ended)");
+  }
+
+  FactsSnapshot fetch_facts(const Rules& r, const Workspace& w) {
+    FactsSnapshot snapshot;
+    if (r.preconditions.blockers.empty() && r.preconditions.warnings.empty()) return snapshot;
+    std::shared_ptr<const FactsProvider> provider;
+    {
+      std::lock_guard lock(facts_mutex);
+      provider = facts_provider;
+    }
+    if (!provider || !*provider) {
+      snapshot.unavailable = "no facts provider is set (Engine.set_facts_provider)";
+      return snapshot;
+    }
+    try {
+      snapshot.facts = (*provider)(w);
+    } catch (const std::exception& e) {
+      snapshot.unavailable = std::string("the facts provider failed: ") + e.what();
+    } catch (...) {
+      snapshot.unavailable = "the facts provider failed";
+    }
+    return snapshot;
+  }
+
+  /// Every check of a delete, in API.md's order; throws the first refusal.
+  DeletePlan plan_delete(StoreTransaction& tx, const WorkspaceRecord& record, const DeleteOptions& options,
+                         const MaybePrincipal& principal, const FactsSnapshot& facts,
+                         std::size_t batch_size) const {
+    const Workspace& w = record.workspace;
+    const Rules& r = rules(w.subscription_id);
+    check_permission(tx, r, Action::delete_, principal, w.id, describe(w));
+
+    check_live(record, "delete");
+    if (r.preconditions.require_stopped && w.state == WorkspaceState::running) {
+      throw Error(ErrorCode::workspace_not_stopped,
+                  "cannot delete " + describe(w) + ": it is running; stop it first (policy '" +
+                      r.name + "' deletes only stopped workspaces)");
+    }
+
+    DeletePlan plan;
+    plan.record = record;
+    plan.permanent = options.permanently_delete || !r.soft_delete.enabled ||
+                     (w.cmk_encrypted && r.soft_delete.hard_delete_if_cmk);
+    if (options.delete_dependent_resources && !options.permanently_delete &&
+        r.permanent_delete.dependent_resources_require_permanent) {
+      throw Error(ErrorCode::operation_not_allowed,
+                  "delete_dependent_resources is only allowed together with permanently_delete=True; "
+                  "a soft delete keeps dependent resources so the workspace can be recovered");
+    }
+    if (options.permanently_delete && !r.permanent_delete.allowed) {
+      throw Error(ErrorCode::operation_not_allowed,
+                  "policy '" + r.name + "' does not allow permanent delete; delete without "
+                  "permanently_delete and the workspace is purged when its retention ends");
+    }
+    if (plan.permanent && batch_size > 1 && !r.permanent_delete.batch) {
+      throw Error(ErrorCode::operation_not_allowed,
+                  "permanent delete is one workspace at a time under policy '" + r.name + "'; " +
+                      std::to_string(batch_size) + " were given: delete them one by one");
+    }
+
+    // Retention: the workspace's own, brought inside the policy's current range.
+    plan.retention_days = r.retention.per_workspace
+                              ? std::clamp(w.retention_days, r.retention.min_days, r.retention.max_days)
+                              : r.retention.default_days;
+
+    if (options.confirm_name && *options.confirm_name != w.name) {
+      throw Error(ErrorCode::precondition_failed,
+                  "confirm_name '" + *options.confirm_name + "' does not match the workspace name '" +
+                      w.name + "'; type the name exactly to confirm the delete");
+    }
+    if (r.preconditions.require_confirm_name && !options.confirm_name) {
+      throw Error(ErrorCode::precondition_failed,
+                  "deleting " + describe(w) + " needs confirmation: pass confirm_name='" + w.name + "'");
+    }
+    auto fact = [&](const std::string& name) -> std::optional<std::int64_t> {
+      if (!facts.facts) return std::nullopt;
+      auto it = facts.facts->find(name);
+      if (it == facts.facts->end()) return std::nullopt;
+      return it->second;
+    };
+    for (const auto& blocker : r.preconditions.blockers) {
+      const auto value = fact(blocker);
+      if (!value) {
+        throw Error(ErrorCode::precondition_failed,
+                    "cannot delete " + describe(w) + ": '" + blocker + "' could not be verified (" +
+                        (facts.facts ? "the facts provider did not report it" : facts.unavailable) +
+                        "); the policy refuses a delete it cannot check");
+      }
+      if (*value > 0) {
+        throw Error(ErrorCode::precondition_failed,
+                    "cannot delete " + describe(w) + ": " + blocker + " is " + std::to_string(*value) +
+                        "; the policy allows a delete only while it is 0");
+      }
+    }
+    for (const auto& warning : r.preconditions.warnings) {
+      const auto value = fact(warning);
+      if (!value) {
+        plan.warnings.push_back(warning + ": could not be checked (" +
+                                (facts.facts ? "not reported by the facts provider" : facts.unavailable) +
+                                ")");
+      } else if (*value > 0) {
+        plan.warnings.push_back(warning + ": " + std::to_string(*value));
+      }
+    }
+    return plan;
+  }
+
+  // ---- the changes ----
+
+  /// Removes the row for good; writes cleanup tasks for everything not yet destroyed and
+  /// not preserved. `action` is audited (delete, purge, expire).
+  DeleteResult hard_delete(StoreTransaction& tx, const WorkspaceRecord& record, bool dependent,
+                           const std::string& action, const MaybePrincipal& principal, Timestamp now) const {
+    const Workspace& w = record.workspace;
+    const Rules& r = rules(w.subscription_id);
+    DeleteResult result;
+    result.permanent = true;
+    result.deleted_at = now;
+    for (const auto& stored : tx.components(w.id)) {
+      const Component& c = stored.component;
+      const bool preserve = c.standalone || (r.component_rule(c.kind).on_delete == OnDelete::preserve && !dependent);
+      if (preserve) {
+        add_kind(result.preserved, c.kind);
+        continue;
+      }
+      add_kind(result.destroyed, c.kind);
+      if (!stored.destroyed) result.cleanup.push_back(tx.add_cleanup({0, c.kind, c.ref, w.id, now}));
+    }
+    tx.remove_workspace(w.id);
+    audit_ok(tx, action, w, principal, now);
+    return result;
+  }
+
+  DeleteResult soft_delete(StoreTransaction& tx, DeletePlan& plan, bool dependent,
+                           const MaybePrincipal& principal, Timestamp now) const {
+    WorkspaceRecord& record = plan.record;
+    Workspace& w = record.workspace;
+    const Rules& r = rules(w.subscription_id);
+    DeleteResult result;
+    result.deleted_at = now;
+    result.purge_at = add_days(now, plan.retention_days);
+    auto components = tx.components(w.id);
+    for (auto& stored : components) {
+      const Component& c = stored.component;
+      const ComponentRule rule = r.component_rule(c.kind);
+      if (c.standalone || (rule.on_delete == OnDelete::preserve && !dependent)) {
+        add_kind(result.preserved, c.kind);
+      } else if (rule.on_delete == OnDelete::retain) {
+        add_kind(result.retained, c.kind);
+      } else {
+        add_kind(result.destroyed, c.kind);
+        stored.destroyed = true;
+        result.cleanup.push_back(tx.add_cleanup({0, c.kind, c.ref, w.id, now}));
+      }
+    }
+    tx.replace_components(w.id, components);
+
+    record.deleted_at = now;
+    record.purge_at = result.purge_at;
+    record.retained_kinds = result.retained;
+    w.retention_days = plan.retention_days;
+    switch (r.name_reservation.scope) {
+      case ReservationScope::group:
+        break;  // the live group key stays: the name is held in its group
+      case ReservationScope::tenant: {
+        const std::string key = tenant_name_key(w.subscription_id, w.name);
+        // Another deleted workspace may already hold the name tenant-wide; the group key
+        // still holds it in this group.
+        if (tx.find_name_holders(std::string(), key).empty()) record.tenant_key = key;
+        break;
+      }
+      case ReservationScope::none:
+        record.group_key.reset();
+        break;
+    }
+    record.deleted_seq = audit_ok(tx, "delete", w, principal, now);
+    tx.update_workspace(record);
+    return result;
+  }
+
+  DeleteResult apply_delete(StoreTransaction& tx, DeletePlan& plan, const DeleteOptions& options,
+                            const MaybePrincipal& principal, Timestamp now) const {
+    DeleteResult result = plan.permanent
+                              ? hard_delete(tx, plan.record, options.delete_dependent_resources, "delete",
+                                            principal, now)
+                              : soft_delete(tx, plan, options.delete_dependent_resources, principal, now);
+    result.warnings = std::move(plan.warnings);
+    return result;
+  }
+};
+
+Engine::Engine(std::unique_ptr<Store> store, Policy policy, std::shared_ptr<const Clock> clock)
+    : store_(std::move(store)),
+      policy_(std::move(policy)),
+      clock_(clock ? std::move(clock) : std::make_shared<SystemClock>()),
+      impl_(std::make_unique<Impl>(*this)) {}
+
+std::unique_ptr<Engine> Engine::open(const std::string& location, Policy policy,
+                                     std::shared_ptr<const Clock> clock) {
+  return std::make_unique<Engine>(open_sqlite_store(location), std::move(policy), std::move(clock));
+}
+
+Engine::~Engine() = default;
+
+void Engine::close() {
+  std::unique_lock lock(lifecycle_);
+  closed_ = true;
+  store_.reset();
+}
+
+bool Engine::closed() const {
+  std::shared_lock lock(lifecycle_);
+  return closed_;
+}
+
+void Engine::set_facts_provider(FactsProvider provider) {
+  auto shared = std::make_shared<const FactsProvider>(std::move(provider));
+  std::lock_guard lock(impl_->facts_mutex);
+  impl_->facts_provider = std::move(shared);
+}
+
+#define RB_OPEN_GUARD                                                                          \
+  std::shared_lock lifecycle_lock(lifecycle_);                                                 \
+  if (closed_) {                                                                               \
+    throw Error(ErrorCode::engine_closed, "the engine is closed; open a new one with Engine.open"); \
+  }
+
+Workspace Engine::create(const CreateRequest& request, const MaybePrincipal& principal) {
+  RB_OPEN_GUARD
+  check_identifier(request.subscription_id, "subscription_id");
+  check_identifier(request.resource_group, "resource_group");
+  check_identifier(request.name, "name");
+  for (const auto& c : request.components) check_identifier(c.kind, "component kind");
+  AuditTarget target{"create", request.subscription_id, request.resource_group, request.name, ""};
+  return impl_->write(target, principal, [&](StoreTransaction& tx, Timestamp now) {
+    const Rules& r = impl_->rules(request.subscription_id);
+    Impl::check_permission(tx, r, Action::create, principal, "",
+                           "workspaces in subscription '" + request.subscription_id + "'");
+
+    int retention = r.retention.default_days;
+    if (request.retention_days) {
+      const int asked = *request.retention_days;
+      if (!r.retention.per_workspace && asked != r.retention.default_days) {
+        throw Error(ErrorCode::invalid_retention,
+                    "retention is fixed at " + std::to_string(r.retention.default_days) +
+                        " days by policy '" + r.name + "' and cannot be changed; " +
+                        std::to_string(asked) + " was given (omit it, or pass " +
+                        std::to_string(r.retention.default_days) + ")");
+      }
+      if (asked < r.retention.min_days || asked > r.retention.max_days) {
+        throw Error(ErrorCode::invalid_retention,
+                    "soft_delete_retention_days is " + std::to_string(asked) + "; policy '" + r.name +
+                        "' allows " + std::to_string(r.retention.min_days) + ".." +
+                        std::to_string(r.retention.max_days) + " days");
+      }
+      retention = asked;
+    }
+
+    const std::string group_key = group_name_key(request.subscription_id, request.resource_group, request.name);
+    for (const auto& holder : tx.find_name_holders(group_key, tenant_name_key(request.subscription_id, request.name))) {
+      if (!holder.deleted_at) {
+        throw Error(ErrorCode::workspace_exists,
+                    describe(holder.workspace) + " already exists; choose another name, or delete it first");
+      }
+      if (gone(holder, impl_->rules(holder.workspace.subscription_id), now)) {
+        // Expiry is a fact of time: the expired row is purged here, as purge_expired would.
+        impl_->hard_delete(tx, holder, false, "expire", std::nullopt, now);
+        continue;
+      }
+      const std::string until = format_iso8601(*holder.purge_at);
+      throw Error(ErrorCode::name_reserved,
+                  "the name '" + request.name + "' is reserved until " + until + " by soft-deleted " +
+                      describe(holder.workspace) + " (deleted " + format_iso8601(*holder.deleted_at) +
+                      (expired(holder, now) ? ", waiting for an administrator's purge" : "") +
+                      "); recover it, or purge it, before creating a new one with this name",
+                  holder.purge_at);
+    }
+
+    WorkspaceRecord record;
+    Workspace& w = record.workspace;
+    w.id = new_workspace_id();
+    w.subscription_id = request.subscription_id;
+    w.resource_group = request.resource_group;
+    w.name = request.name;
+    w.retention_days = retention;
+    w.cmk_encrypted = request.cmk_encrypted;
+    w.state = WorkspaceState::running;
+    w.created_at = now;
+    w.components = request.components;
+    record.group_key = group_key;
+    record.had_members = principal.has_value();
+    tx.insert_workspace(record);
+    std::vector<StoredComponent> stored;
+    for (const auto& c : request.components) stored.push_back({c, false});
+    tx.replace_components(w.id, stored);
+    if (principal) tx.put_member(w.id, principal->id, "owner");
+    target.workspace_id = w.id;
+    Impl::audit_ok(tx, "create", w, principal, now);
+    return w;
+  });
+}
+
+Workspace Engine::get(const std::string& subscription_id, const std::string& resource_group,
+                      const std::string& name, const MaybePrincipal&) {
+  RB_OPEN_GUARD
+  check_identifier(subscription_id, "subscription_id");
+  check_identifier(resource_group, "resource_group");
+  check_identifier(name, "name");
+  auto tx = store_->begin(TransactionMode::read);
+  auto record = tx->find_live(subscription_id, resource_group, name);
+  if (!record) {
+    throw Error(ErrorCode::workspace_not_found,
+                "no workspace named '" + name + "' in resource group '" + resource_group +
+                    "' of subscription '" + subscription_id +
+                    "' (a soft-deleted one is shown by get_deleted and list_deleted)");
+  }
+  return impl_->with_components(*tx, record->workspace);
+}
+
+Workspace Engine::get_by_id(const std::string& workspace_id, const MaybePrincipal&) {
+  RB_OPEN_GUARD
+  check_identifier(workspace_id, "workspace id");
+  auto tx = store_->begin(TransactionMode::read);
+  auto record = tx->find_by_id(workspace_id);
+  if (!record || record->deleted_at) {
+    throw Error(ErrorCode::workspace_not_found, "no workspace with id '" + workspace_id + "'");
+  }
+  return impl_->with_components(*tx, record->workspace);
+}
+
+Workspace Engine::stop(const std::string& workspace_id, const MaybePrincipal& principal) {
+  RB_OPEN_GUARD
+  AuditTarget target{"stop", "", "", "", workspace_id};
+  return impl_->write(target, principal, [&](StoreTransaction& tx, Timestamp now) {
+    WorkspaceRecord record = impl_->load_by_id(tx, workspace_id, target, now);
+    Impl::check_permission(tx, impl_->rules(record.workspace.subscription_id), Action::stop, principal,
+                           workspace_id, describe(record.workspace));
+    Impl::check_live(record, "stop");
+    if (record.workspace.state != WorkspaceState::stopped) {
+      record.workspace.state = WorkspaceState::stopped;
+      tx.update_workspace(record);
+    }
+    Impl::audit_ok(tx, "stop", record.workspace, principal, now);
+    return impl_->with_components(tx, record.workspace);
+  });
+}
+
+Workspace Engine::start(const std::string& workspace_id, const MaybePrincipal& principal) {
+  RB_OPEN_GUARD
+  AuditTarget target{"start", "", "", "", workspace_id};
+  return impl_->write(target, principal, [&](StoreTransaction& tx, Timestamp now) {
+    WorkspaceRecord record = impl_->load_by_id(tx, workspace_id, target, now);
+    Impl::check_permission(tx, impl_->rules(record.workspace.subscription_id), Action::start, principal,
+                           workspace_id, describe(record.workspace));
+    Impl::check_live(record, "start");
+    if (record.workspace.state != WorkspaceState::running) {
+      record.workspace.state = WorkspaceState::running;
+      tx.update_workspace(record);
+    }
+    Impl::audit_ok(tx, "start", record.workspace, principal, now);
+    return impl_->with_components(tx, record.workspace);
+  });
+}
+
+void Engine::grant(const std::string& workspace_id, const std::string& member_id, const std::string& role,
+                   const MaybePrincipal& principal) {
+  RB_OPEN_GUARD
+  check_identifier(member_id, "principal id");
+  check_identifier(role, "role");
+  AuditTarget target{"grant", "", "", "", workspace_id};
+  impl_->write(target, principal, [&](StoreTransaction& tx, Timestamp now) {
+    WorkspaceRecord record = impl_->load_by_id(tx, workspace_id, target, now);
+    Impl::check_permission(tx, impl_->rules(record.workspace.subscription_id), Action::grant, principal,
+                           workspace_id, describe(record.workspace));
+    Impl::check_live(record, "grant a role on");
+    tx.put_member(workspace_id, member_id, role);
+    if (record.orphaned_at || !record.had_members) {
+      record.orphaned_at.reset();
+      record.had_members = true;
+      tx.update_workspace(record);
+    }
+    Impl::audit_ok(tx, "grant", record.workspace, principal, now);
+    return 0;
+  });
+}
+
+void Engine::revoke(const std::string& workspace_id, const std::string& member_id,
+                    const MaybePrincipal& principal) {
+  RB_OPEN_GUARD
+  check_identifier(member_id, "principal id");
+  AuditTarget target{"revoke", "", "", "", workspace_id};
+  impl_->write(target, principal, [&](StoreTransaction& tx, Timestamp now) {
+    WorkspaceRecord record = impl_->load_by_id(tx, workspace_id, target, now);
+    Impl::check_permission(tx, impl_->rules(record.workspace.subscription_id), Action::revoke, principal,
+                           workspace_id, describe(record.workspace));
+    Impl::check_live(record, "revoke a role on");
+    if (tx.remove_member(workspace_id, member_id) && tx.count_members(workspace_id) == 0) {
+      record.orphaned_at = now;  // nobody has access any more
+      tx.update_workspace(record);
+    }
+    Impl::audit_ok(tx, "revoke", record.workspace, principal, now);
+    return 0;
+  });
+}
+
+DeleteResult Engine::remove(const std::string& workspace_id, const DeleteOptions& options,
+                            const MaybePrincipal& principal) {
+  auto results = remove_many({workspace_id}, options, principal);
+  return std::move(results.front());
+}
+
+std::vector<DeleteResult> Engine::remove_many(const std::vector<std::string>& workspace_ids,
+                                              const DeleteOptions& options, const MaybePrincipal& principal) {
+  RB_OPEN_GUARD
+  if (workspace_ids.empty()) return {};
+  // Facts first, outside the write transaction: the provider may call out to the platform.
+  std::vector<FactsSnapshot> facts(workspace_ids.size());
+  {
+    auto tx = store_->begin(TransactionMode::read);
+    for (std::size_t i = 0; i < workspace_ids.size(); ++i) {
+      auto record = tx->find_by_id(workspace_ids[i]);
+      if (record && !record->deleted_at) {
+        facts[i] = impl_->fetch_facts(impl_->rules(record->workspace.subscription_id),
+                                      impl_->with_components(*tx, record->workspace));
+      }
+    }
+  }
+  AuditTarget target{"delete", "", "", "", ""};
+  return impl_->write(target, principal, [&](StoreTransaction& tx, Timestamp now) {
+    // Decide every member before changing any: all or nothing.
+    std::vector<DeletePlan> plans;
+    for (std::size_t i = 0; i < workspace_ids.size(); ++i) {
+      target = AuditTarget{"delete", "", "", "", workspace_ids[i]};
+      WorkspaceRecord record = impl_->load_by_id(tx, workspace_ids[i], target, now);
+      for (const auto& earlier : plans) {
+        if (earlier.record.workspace.id == record.workspace.id) {
+          throw Error(ErrorCode::invalid_argument,
+                      describe(record.workspace) + " is listed twice; list each workspace once");
+        }
+      }
+      plans.push_back(impl_->plan_delete(tx, record, options, principal, facts[i], workspace_ids.size()));
+    }
+    std::vector<DeleteResult> results;
+    for (auto& plan : plans) results.push_back(impl_->apply_delete(tx, plan, options, principal, now));
+    return results;
+  });
+}
+
+DeletedPage Engine::list_deleted(const std::string& subscription_id,
+                                 const std::optional<std::string>& resource_group,
+                                 std::optional<std::size_t> limit, const std::optional<std::string>& cursor,
+                                 const MaybePrincipal&) {
+  RB_OPEN_GUARD
+  check_identifier(subscription_id, "subscription_id");
+  if (resource_group) check_identifier(*resource_group, "resource_group");
+  if (limit && *limit == 0) {
+    throw Error(ErrorCode::invalid_argument, "limit must be at least 1 (or None for everything)");
+  }
+  const Rules& r = impl_->rules(subscription_id);
+  const Timestamp now = clock_->now();
+  DeletedQuery query;
+  query.subscription_id = subscription_id;
+  query.resource_group = resource_group;
+  if (r.retention.on_expiry == OnExpiry::purge) query.purge_after = now;
+  if (cursor) query.after = decode_cursor(*cursor);
+  // One more than asked tells whether another page exists.
+  query.limit = limit ? *limit + 1 : std::numeric_limits<std::int64_t>::max();
+  auto tx = store_->begin(TransactionMode::read);
+  auto rows = tx->list_deleted(query);
+  DeletedPage page;
+  if (limit && rows.size() > *limit) {
+    rows.resize(*limit);
+    page.next_cursor = encode_cursor(rows.back());
+  }
+  page.items.reserve(rows.size());
+  for (const auto& row : rows) page.items.push_back(to_deleted(row));
+  return page;
+}
+
+DeletedWorkspace Engine::get_deleted(const std::string& subscription_id, const std::string& resource_group,
+                                     const std::string& name, const MaybePrincipal&) {
+  RB_OPEN_GUARD
+  auto tx = store_->begin(TransactionMode::read);
+  return to_deleted(impl_->find_in_bin(*tx, subscription_id, resource_group, name, clock_->now()));
+}
+
+RecoverResult Engine::recover(const std::string& subscription_id, const std::string& resource_group,
+                              const std::string& name, const MaybePrincipal& principal) {
+  RB_OPEN_GUARD
+  AuditTarget target{"recover", subscription_id, resource_group, name, ""};
+  return impl_->write(target, principal, [&](StoreTransaction& tx, Timestamp now) {
+    WorkspaceRecord record = impl_->find_in_bin(tx, subscription_id, resource_group, name, now);
+    Workspace& w = record.workspace;
+    target.set(w);
+    const Rules& r = impl_->rules(subscription_id);
+    Impl::check_permission(tx, r, Action::recover, principal, w.id, describe(w));
+    if (auto live = tx.find_live(subscription_id, resource_group, name)) {
+      throw Error(ErrorCode::workspace_exists,
+                  "cannot recover " + describe(w) + ": a live workspace (id " + live->workspace.id +
+                      ") now has this name; delete or rename it first");
+    }
+    RecoverResult result;
+    std::vector<StoredComponent> kept;
+    for (auto stored : tx.components(w.id)) {
+      const Component& c = stored.component;
+      const ComponentRule rule = r.component_rule(c.kind);
+      if (!stored.destroyed) {
+        if (!c.standalone && rule.on_delete == OnDelete::retain) add_kind(result.restored, c.kind);
+        kept.push_back(stored);
+      } else if (rule.on_recover == OnRecover::reattach) {
+        add_kind(result.reattached, c.kind);
+        stored.destroyed = false;
+        kept.push_back(stored);
+      } else {
+        add_kind(result.must_recreate, c.kind);
+      }
+    }
+    tx.replace_components(w.id, kept);
+    record.deleted_at.reset();
+    record.purge_at.reset();
+    record.deleted_seq = 0;
+    record.retained_kinds.clear();
+    record.tenant_key.reset();
+    record.group_key = group_name_key(subscription_id, resource_group, name);
+    tx.update_workspace(record);
+    Impl::audit_ok(tx, "recover", w, principal, now);
+    result.workspace = impl_->with_components(tx, w);
+    return result;
+  });
+}
+
+DeleteResult Engine::purge(const std::string& subscription_id, const std::string& resource_group,
+                           const std::string& name, const MaybePrincipal& principal) {
+  RB_OPEN_GUARD
+  AuditTarget target{"purge", subscription_id, resource_group, name, ""};
+  return impl_->write(target, principal, [&](StoreTransaction& tx, Timestamp now) {
+    WorkspaceRecord record = impl_->find_in_bin(tx, subscription_id, resource_group, name, now);
+    target.set(record.workspace);
+    const Rules& r = impl_->rules(subscription_id);
+    Impl::check_permission(tx, r, Action::purge, principal, record.workspace.id, describe(record.workspace));
+    if (!r.permanent_delete.allowed && !expired(record, now)) {
+      throw Error(ErrorCode::operation_not_allowed,
+                  "policy '" + r.name + "' does not allow purging " + describe(record.workspace) +
+                      " before its retention ends; it is purged at " + format_iso8601(*record.purge_at));
+    }
+    return impl_->hard_delete(tx, record, false, "purge", principal, now);
+  });
+}
+
+PurgeReport Engine::purge_expired(const MaybePrincipal& principal) {
+  RB_OPEN_GUARD
+  PurgeReport report;
+  if (principal) {
+    AuditTarget target{"", "", "", "", ""};
+    impl_->write(target, principal, [&](StoreTransaction& tx, Timestamp) {
+      Impl::check_permission(tx, policy_.base(), Action::purge, principal, "", "expired workspaces");
+      return 0;
+    });
+  }
+  auto record_purge = [&](StoreTransaction& tx, const WorkspaceRecord& row, Timestamp now) {
+    DeleteResult result = impl_->hard_delete(tx, row, false, "expire", principal, now);
+    report.purged.push_back({row.workspace.subscription_id, row.workspace.resource_group, row.workspace.name});
+    for (auto& task : result.cleanup) report.cleanup.push_back(std::move(task));
+  };
+
+  // Expired soft-deleted workspaces, in chunks so other writers get their turn.
+  std::optional<ExpiryCursor> cursor;
+  for (bool more = true; more;) {
+    AuditTarget target{"", "", "", "", ""};
+    more = impl_->write(target, principal, [&](StoreTransaction& tx, Timestamp now) {
+      auto rows = tx.expired(now, cursor, kPurgeChunk);
+      for (const auto& row : rows) {
+        cursor = ExpiryCursor{*row.purge_at, row.workspace.id};
+        if (impl_->rules(row.workspace.subscription_id).retention.on_expiry == OnExpiry::hold) continue;
+        record_purge(tx, row, now);
+      }
+      return rows.size() == kPurgeChunk;
+    });
+  }
+
+  // Orphans, where some policy purges them after a number of days.
+  std::optional<int> shortest;
+  auto consider = [&](const Rules& r) {
+    if (r.orphans.purge_after_days) shortest = std::min(shortest.value_or(*r.orphans.purge_after_days), *r.orphans.purge_after_days);
+  };
+  consider(policy_.base());
+  for (const auto& tenant : policy_.tenants()) consider(policy_.rules_for(tenant));
+  if (shortest) {
+    AuditTarget target{"", "", "", "", ""};
+    impl_->write(target, principal, [&](StoreTransaction& tx, Timestamp now) {
+      const Timestamp before = add_days(now, -*shortest);
+      for (const auto& row : tx.orphaned(std::nullopt, before, std::numeric_limits<std::int32_t>::max())) {
+        const auto days = impl_->rules(row.workspace.subscription_id).orphans.purge_after_days;
+        if (days && now >= add_days(*row.orphaned_at, *days)) record_purge(tx, row, now);
+      }
+      return 0;
+    });
+  }
+  return report;
+}
+
+std::vector<DeletableWorkspace> Engine::list_deletable(const std::string& subscription_id) {
+  RB_OPEN_GUARD
+  check_identifier(subscription_id, "subscription_id");
+  const Rules& r = impl_->rules(subscription_id);
+  const Timestamp now = clock_->now();
+  auto tx = store_->begin(TransactionMode::read);
+  std::vector<DeletableWorkspace> out;
+  std::vector<std::string> seen;
+  if (r.retention.on_expiry == OnExpiry::hold) {
+    for (const auto& row : tx->expired_in(subscription_id, now)) {
+      out.push_back({DeletableKind::deletion_planned, row.workspace.id, *row.purge_at});
+      seen.push_back(row.workspace.id);
+    }
+  }
+  for (const auto& row : tx->orphaned(subscription_id, now, std::numeric_limits<std::int32_t>::max())) {
+    if (gone(row, r, now) || std::find(seen.begin(), seen.end(), row.workspace.id) != seen.end()) continue;
+    out.push_back({DeletableKind::orphaned, row.workspace.id, *row.orphaned_at});
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const DeletableWorkspace& a, const DeletableWorkspace& b) { return a.since < b.since; });
+  return out;
+}
+
+DeleteResult Engine::purge_by_id(const std::string& workspace_id, const MaybePrincipal& principal) {
+  RB_OPEN_GUARD
+  check_identifier(workspace_id, "workspace id");
+  AuditTarget target{"purge", "", "", "", workspace_id};
+  return impl_->write(target, principal, [&](StoreTransaction& tx, Timestamp now) {
+    auto record = tx.find_by_id(workspace_id);
+    if (record) target.set(record->workspace);
+    const Rules* r = record ? &impl_->rules(record->workspace.subscription_id) : nullptr;
+    const bool planned = record && expired(*record, now) && r->retention.on_expiry == OnExpiry::hold;
+    const bool orphaned = record && record->orphaned_at && !gone(*record, *r, now);
+    if (!planned && !orphaned) {
+      throw Error(ErrorCode::operation_not_allowed,
+                  "workspace id '" + workspace_id +
+                      "' is not deletable: purge_by_id takes only what list_deletable lists (a "
+                      "workspace past its deletion date under on_expiry: hold, or an orphaned one)");
+    }
+    Impl::check_permission(tx, *r, Action::purge, principal, workspace_id, describe(record->workspace));
+    return impl_->hard_delete(tx, *record, false, "purge", principal, now);
+  });
+}
+
+std::vector<CleanupTask> Engine::cleanup_tasks() {
+  RB_OPEN_GUARD
+  auto tx = store_->begin(TransactionMode::read);
+  return tx->pending_cleanup();
+}
+
+void Engine::complete_cleanup(std::int64_t task_id) {
+  RB_OPEN_GUARD
+  auto tx = store_->begin(TransactionMode::write);
+  const auto done = tx->complete_cleanup(task_id, clock_->now());
+  if (!done) {
+    throw Error(ErrorCode::not_found, "no cleanup task with id " + std::to_string(task_id));
+  }
+  tx->commit();
+}
+
+std::vector<AuditRecord> Engine::audit_log(const std::optional<std::string>& subscription_id) {
+  RB_OPEN_GUARD
+  auto tx = store_->begin(TransactionMode::read);
+  return tx->audit_log(subscription_id);
+}
+
+}  // namespace recyclebin

@@ -1,0 +1,711 @@
+// The embedded SQLite store. One connection per concurrent transaction (a small pool),
+// WAL so readers never wait for the writer, BEGIN IMMEDIATE for writers, a busy timeout so
+// several processes can share one file, and prepared statements cached per connection.
+
+#include <sqlite3.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <string_view>
+#include <unordered_map>
+
+#include "recyclebin/error.hpp"
+#include "recyclebin/policy.hpp"
+#include "recyclebin/store.hpp"
+
+namespace recyclebin {
+namespace {
+
+constexpr int kBusyTimeoutMs = 10'000;
+constexpr std::size_t kMaxFileConnections = 8;
+
+[[noreturn]] void throw_sqlite(sqlite3* db, int rc, std::string_view what) {
+  const int extended = db ? sqlite3_extended_errcode(db) : rc;
+  if (extended == SQLITE_CONSTRAINT_UNIQUE || extended == SQLITE_CONSTRAINT_PRIMARYKEY) {
+    throw Error(ErrorCode::workspace_exists,
+                "the name is already held by another workspace (unique index): " +
+                    std::string(db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
+  }
+  throw Error(ErrorCode::storage_error, std::string(what) + ": " +
+                                            (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
+}
+
+/// A cached prepared statement; bind by name, step, read columns. Reset on each use.
+class Statement {
+ public:
+  Statement(sqlite3* db, std::string_view sql) : db_(db) {
+    const int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
+                                      SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr);
+    if (rc != SQLITE_OK) throw_sqlite(db, rc, "prepare");
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  void reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+
+  Statement& bind(const char* name, std::int64_t value) {
+    check(sqlite3_bind_int64(stmt_, index(name), value));
+    return *this;
+  }
+  Statement& bind(const char* name, int value) { return bind(name, static_cast<std::int64_t>(value)); }
+  Statement& bind(const char* name, bool value) { return bind(name, static_cast<std::int64_t>(value)); }
+  Statement& bind(const char* name, const std::string& value) {
+    check(sqlite3_bind_text(stmt_, index(name), value.data(), static_cast<int>(value.size()),
+                            SQLITE_TRANSIENT));
+    return *this;
+  }
+  template <class T>
+  Statement& bind(const char* name, const std::optional<T>& value) {
+    if (value) return bind(name, *value);
+    check(sqlite3_bind_null(stmt_, index(name)));
+    return *this;
+  }
+
+  /// True while there is a row.
+  bool step() {
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    throw_sqlite(db_, rc, "step");
+  }
+  void run() {
+    while (step()) {
+    }
+  }
+
+  std::int64_t int64(int column) const { return sqlite3_column_int64(stmt_, column); }
+  bool is_null(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+  std::optional<std::int64_t> opt_int64(int column) const {
+    if (is_null(column)) return std::nullopt;
+    return int64(column);
+  }
+  std::string text(int column) const {
+    const auto* data = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, column));
+    return data ? std::string(data, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column)))
+                : std::string();
+  }
+  std::optional<std::string> opt_text(int column) const {
+    if (is_null(column)) return std::nullopt;
+    return text(column);
+  }
+
+ private:
+  int index(const char* name) const {
+    const int i = sqlite3_bind_parameter_index(stmt_, name);
+    if (i == 0) throw Error(ErrorCode::storage_error, std::string("no SQL parameter ") + name);
+    return i;
+  }
+  void check(int rc) const {
+    if (rc != SQLITE_OK) throw_sqlite(db_, rc, "bind");
+  }
+
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+/// One SQLite connection and its statement cache. Used by one transaction at a time.
+class Connection {
+ public:
+  explicit Connection(const std::string& path, bool memory) {
+    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+                      (memory ? SQLITE_OPEN_MEMORY : 0);
+    const int rc = sqlite3_open_v2(memory ? ":memory:" : path.c_str(), &db_, flags, nullptr);
+    if (rc != SQLITE_OK) {
+      const std::string message = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+      sqlite3_close_v2(db_);
+      throw Error(ErrorCode::storage_error, "cannot open database '" + path + "': " + message);
+    }
+    sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+    exec("PRAGMA foreign_keys = ON");
+    if (!memory) {
+      exec("PRAGMA journal_mode = WAL");
+      exec("PRAGMA synchronous = NORMAL");
+    }
+  }
+  ~Connection() {
+    cache_.clear();
+    sqlite3_close_v2(db_);
+  }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  void exec(const char* sql) {
+    char* message = nullptr;
+    const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &message);
+    if (rc != SQLITE_OK) {
+      const std::string text = message ? message : sqlite3_errstr(rc);
+      sqlite3_free(message);
+      if (sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_UNIQUE) throw_sqlite(db_, rc, sql);
+      throw Error(ErrorCode::storage_error, std::string(sql).substr(0, 60) + ": " + text);
+    }
+  }
+
+  /// The cached statement for `sql` (a string literal), reset and unbound.
+  Statement& prepare(std::string_view sql) {
+    auto it = cache_.find(sql.data());
+    if (it == cache_.end()) {
+      it = cache_.emplace(sql.data(), std::make_unique<Statement>(db_, sql)).first;
+    } else {
+      it->second->reset();
+    }
+    return *it->second;
+  }
+
+  sqlite3* handle() const { return db_; }
+
+ private:
+  sqlite3* db_ = nullptr;
+  std::unordered_map<const char*, std::unique_ptr<Statement>> cache_;
+};
+
+// Schema migrations, applied in order; PRAGMA user_version records how many ran.
+const char* const kMigrations[] = {
+    R"sql(
+CREATE TABLE workspaces (
+  id              TEXT PRIMARY KEY,
+  subscription_id TEXT NOT NULL,
+  resource_group  TEXT NOT NULL,
+  name            TEXT NOT NULL,
+  state           INTEGER NOT NULL,          -- WorkspaceState
+  retention_days  INTEGER NOT NULL,
+  cmk_encrypted   INTEGER NOT NULL,
+  created_at      INTEGER NOT NULL,          -- microseconds since the epoch, UTC
+  deleted_at      INTEGER,
+  purge_at        INTEGER,
+  deleted_seq     INTEGER NOT NULL DEFAULT 0,
+  orphaned_at     INTEGER,
+  had_members     INTEGER NOT NULL DEFAULT 0,
+  group_key       TEXT,                      -- name held in the group (live or reserved)
+  tenant_key      TEXT,                      -- name held tenant-wide (reserved)
+  retained_kinds  TEXT NOT NULL DEFAULT ''   -- newline-separated, set by a soft delete
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX workspaces_group_key ON workspaces(group_key) WHERE group_key IS NOT NULL;
+CREATE UNIQUE INDEX workspaces_tenant_key ON workspaces(tenant_key) WHERE tenant_key IS NOT NULL;
+CREATE INDEX workspaces_live ON workspaces(subscription_id, resource_group, name);
+CREATE INDEX workspaces_deleted ON workspaces(subscription_id, deleted_at DESC, deleted_seq DESC)
+  WHERE deleted_at IS NOT NULL;
+CREATE INDEX workspaces_deleted_group
+  ON workspaces(subscription_id, resource_group, deleted_at DESC, deleted_seq DESC)
+  WHERE deleted_at IS NOT NULL;
+CREATE INDEX workspaces_purge_at ON workspaces(purge_at, id) WHERE purge_at IS NOT NULL;
+CREATE INDEX workspaces_orphaned ON workspaces(orphaned_at) WHERE orphaned_at IS NOT NULL;
+
+CREATE TABLE components (
+  workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+  position     INTEGER NOT NULL,
+  kind         TEXT NOT NULL,
+  ref          TEXT NOT NULL,
+  standalone   INTEGER NOT NULL,
+  destroyed    INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (workspace_id, position)
+) WITHOUT ROWID;
+
+CREATE TABLE members (
+  workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+  principal_id TEXT NOT NULL,
+  role         TEXT NOT NULL,
+  PRIMARY KEY (workspace_id, principal_id)
+) WITHOUT ROWID;
+
+CREATE TABLE audit_log (
+  seq             INTEGER PRIMARY KEY,
+  at              INTEGER NOT NULL,
+  action          TEXT NOT NULL,
+  subscription_id TEXT NOT NULL,
+  resource_group  TEXT NOT NULL,
+  name            TEXT NOT NULL,
+  outcome         TEXT NOT NULL,
+  workspace_id    TEXT NOT NULL,
+  principal_id    TEXT NOT NULL
+);
+CREATE INDEX audit_log_subscription ON audit_log(subscription_id, seq);
+
+CREATE TABLE cleanup_tasks (
+  id           INTEGER PRIMARY KEY,
+  kind         TEXT NOT NULL,
+  ref          TEXT NOT NULL,
+  workspace_id TEXT NOT NULL,              -- no foreign key: the workspace is gone by design
+  created_at   INTEGER NOT NULL,
+  completed_at INTEGER
+);
+CREATE INDEX cleanup_tasks_pending ON cleanup_tasks(id) WHERE completed_at IS NULL;
+)sql",
+};
+
+#define RB_SELECT_WORKSPACES                                                                      \
+  "SELECT id, subscription_id, resource_group, name, state, retention_days, cmk_encrypted, "     \
+  "created_at, deleted_at, purge_at, deleted_seq, orphaned_at, had_members, group_key, tenant_key, " \
+  "retained_kinds " \
+  "FROM workspaces "
+
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    const std::size_t end = std::min(text.find('\n', start), text.size());
+    out.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+std::string join_lines(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : "\n") + item;
+  return out;
+}
+
+WorkspaceRecord read_workspace(const Statement& s) {
+  WorkspaceRecord r;
+  r.workspace.id = s.text(0);
+  r.workspace.subscription_id = s.text(1);
+  r.workspace.resource_group = s.text(2);
+  r.workspace.name = s.text(3);
+  r.workspace.state = static_cast<WorkspaceState>(s.int64(4));
+  r.workspace.retention_days = static_cast<int>(s.int64(5));
+  r.workspace.cmk_encrypted = s.int64(6) != 0;
+  r.workspace.created_at = s.int64(7);
+  r.deleted_at = s.opt_int64(8);
+  r.purge_at = s.opt_int64(9);
+  r.deleted_seq = s.int64(10);
+  r.orphaned_at = s.opt_int64(11);
+  r.had_members = s.int64(12) != 0;
+  r.group_key = s.opt_text(13);
+  r.tenant_key = s.opt_text(14);
+  r.retained_kinds = split_lines(s.text(15));
+  return r;
+}
+
+std::vector<WorkspaceRecord> read_workspaces(Statement& s) {
+  std::vector<WorkspaceRecord> rows;
+  while (s.step()) rows.push_back(read_workspace(s));
+  return rows;
+}
+
+std::optional<WorkspaceRecord> read_one(Statement& s) {
+  if (!s.step()) return std::nullopt;
+  return read_workspace(s);
+}
+
+Statement& bind_workspace(Statement& s, const WorkspaceRecord& r) {
+  const Workspace& w = r.workspace;
+  return s.bind(":id", w.id)
+      .bind(":subscription_id", w.subscription_id)
+      .bind(":resource_group", w.resource_group)
+      .bind(":name", w.name)
+      .bind(":state", static_cast<std::int64_t>(w.state))
+      .bind(":retention_days", w.retention_days)
+      .bind(":cmk_encrypted", w.cmk_encrypted)
+      .bind(":created_at", w.created_at)
+      .bind(":deleted_at", r.deleted_at)
+      .bind(":purge_at", r.purge_at)
+      .bind(":deleted_seq", r.deleted_seq)
+      .bind(":orphaned_at", r.orphaned_at)
+      .bind(":had_members", r.had_members)
+      .bind(":group_key", r.group_key)
+      .bind(":tenant_key", r.tenant_key)
+      .bind(":retained_kinds", join_lines(r.retained_kinds));
+}
+
+class SqliteStore;
+
+class SqliteTransaction final : public StoreTransaction {
+ public:
+  SqliteTransaction(SqliteStore& store, std::unique_ptr<Connection> connection, TransactionMode mode);
+  ~SqliteTransaction() override;
+
+  void commit() override {
+    conn_->exec("COMMIT");
+    open_ = false;
+  }
+
+  std::optional<WorkspaceRecord> find_by_id(const std::string& id) override {
+    return read_one(conn_->prepare(RB_SELECT_WORKSPACES "WHERE id = :id").bind(":id", id));
+  }
+
+  std::optional<WorkspaceRecord> find_live(const std::string& subscription_id,
+                                           const std::string& resource_group,
+                                           const std::string& name) override {
+    return read_one(conn_->prepare(RB_SELECT_WORKSPACES
+                                   "WHERE group_key = :key AND deleted_at IS NULL")
+                        .bind(":key", group_name_key(subscription_id, resource_group, name)));
+  }
+
+  std::vector<WorkspaceRecord> find_deleted(const std::string& subscription_id,
+                                            const std::string& resource_group,
+                                            const std::string& name) override {
+    return read_workspaces(
+        conn_->prepare(RB_SELECT_WORKSPACES
+                       "WHERE subscription_id = :s AND resource_group = :g AND name = :n "
+                       "AND deleted_at IS NOT NULL ORDER BY deleted_at DESC, deleted_seq DESC")
+            .bind(":s", subscription_id)
+            .bind(":g", resource_group)
+            .bind(":n", name));
+  }
+
+  std::vector<WorkspaceRecord> find_name_holders(const std::string& group_key,
+                                                 const std::string& tenant_key) override {
+    return read_workspaces(conn_->prepare(RB_SELECT_WORKSPACES
+                                          "WHERE group_key = :g UNION " RB_SELECT_WORKSPACES
+                                          "WHERE tenant_key = :t")
+                               .bind(":g", group_key)
+                               .bind(":t", tenant_key));
+  }
+
+  void insert_workspace(const WorkspaceRecord& record) override {
+    bind_workspace(conn_->prepare(
+                       "INSERT INTO workspaces (id, subscription_id, resource_group, name, state, "
+                       "retention_days, cmk_encrypted, created_at, deleted_at, purge_at, deleted_seq, "
+                       "orphaned_at, had_members, group_key, tenant_key, retained_kinds) VALUES (:id, "
+                       ":subscription_id, :resource_group, :name, :state, :retention_days, "
+                       ":cmk_encrypted, :created_at, :deleted_at, :purge_at, :deleted_seq, "
+                       ":orphaned_at, :had_members, :group_key, :tenant_key, :retained_kinds)"),
+                   record)
+        .run();
+  }
+
+  void update_workspace(const WorkspaceRecord& record) override {
+    Statement& s = conn_->prepare(
+        "UPDATE workspaces SET subscription_id = :subscription_id, resource_group = "
+        ":resource_group, name = :name, state = :state, retention_days = :retention_days, "
+        "cmk_encrypted = :cmk_encrypted, created_at = :created_at, deleted_at = :deleted_at, "
+        "purge_at = :purge_at, deleted_seq = :deleted_seq, orphaned_at = :orphaned_at, "
+        "had_members = :had_members, group_key = :group_key, tenant_key = :tenant_key, "
+        "retained_kinds = :retained_kinds WHERE id = :id");
+    bind_workspace(s, record).run();
+    if (sqlite3_changes(conn_->handle()) != 1) {
+      throw Error(ErrorCode::storage_error, "workspace " + record.workspace.id + " vanished");
+    }
+  }
+
+  void remove_workspace(const std::string& id) override {
+    conn_->prepare("DELETE FROM workspaces WHERE id = :id").bind(":id", id).run();
+  }
+
+  std::vector<StoredComponent> components(const std::string& workspace_id) override {
+    Statement& s = conn_->prepare(
+        "SELECT kind, ref, standalone, destroyed FROM components WHERE workspace_id = :id "
+        "ORDER BY position");
+    s.bind(":id", workspace_id);
+    std::vector<StoredComponent> out;
+    while (s.step()) {
+      out.push_back({Component{s.text(0), s.text(1), s.int64(2) != 0}, s.int64(3) != 0});
+    }
+    return out;
+  }
+
+  void replace_components(const std::string& workspace_id,
+                          const std::vector<StoredComponent>& components) override {
+    conn_->prepare("DELETE FROM components WHERE workspace_id = :id").bind(":id", workspace_id).run();
+    std::int64_t position = 0;
+    for (const StoredComponent& c : components) {
+      conn_->prepare(
+              "INSERT INTO components (workspace_id, position, kind, ref, standalone, destroyed) "
+              "VALUES (:id, :position, :kind, :ref, :standalone, :destroyed)")
+          .bind(":id", workspace_id)
+          .bind(":position", position++)
+          .bind(":kind", c.component.kind)
+          .bind(":ref", c.component.ref)
+          .bind(":standalone", c.component.standalone)
+          .bind(":destroyed", c.destroyed)
+          .run();
+    }
+  }
+
+  std::optional<std::string> member_role(const std::string& workspace_id,
+                                         const std::string& principal_id) override {
+    Statement& s = conn_->prepare(
+        "SELECT role FROM members WHERE workspace_id = :w AND principal_id = :p");
+    s.bind(":w", workspace_id).bind(":p", principal_id);
+    if (!s.step()) return std::nullopt;
+    return s.text(0);
+  }
+
+  void put_member(const std::string& workspace_id, const std::string& principal_id,
+                  const std::string& role) override {
+    conn_->prepare(
+            "INSERT INTO members (workspace_id, principal_id, role) VALUES (:w, :p, :r) "
+            "ON CONFLICT (workspace_id, principal_id) DO UPDATE SET role = excluded.role")
+        .bind(":w", workspace_id)
+        .bind(":p", principal_id)
+        .bind(":r", role)
+        .run();
+  }
+
+  bool remove_member(const std::string& workspace_id, const std::string& principal_id) override {
+    conn_->prepare("DELETE FROM members WHERE workspace_id = :w AND principal_id = :p")
+        .bind(":w", workspace_id)
+        .bind(":p", principal_id)
+        .run();
+    return sqlite3_changes(conn_->handle()) > 0;
+  }
+
+  std::int64_t count_members(const std::string& workspace_id) override {
+    Statement& s = conn_->prepare("SELECT count(*) FROM members WHERE workspace_id = :w");
+    s.bind(":w", workspace_id).step();
+    return s.int64(0);
+  }
+
+  std::int64_t append_audit(const AuditRecord& r) override {
+    conn_->prepare(
+            "INSERT INTO audit_log (at, action, subscription_id, resource_group, name, outcome, "
+            "workspace_id, principal_id) VALUES (:at, :action, :s, :g, :n, :outcome, :w, :p)")
+        .bind(":at", r.at)
+        .bind(":action", r.action)
+        .bind(":s", r.subscription_id)
+        .bind(":g", r.resource_group)
+        .bind(":n", r.name)
+        .bind(":outcome", r.outcome)
+        .bind(":w", r.workspace_id)
+        .bind(":p", r.principal_id)
+        .run();
+    return sqlite3_last_insert_rowid(conn_->handle());
+  }
+
+  std::vector<AuditRecord> audit_log(const std::optional<std::string>& subscription_id) override {
+    Statement& s =
+        subscription_id
+            ? conn_->prepare("SELECT seq, at, action, subscription_id, resource_group, name, outcome, "
+                             "workspace_id, principal_id FROM audit_log WHERE subscription_id = :s "
+                             "ORDER BY seq")
+            : conn_->prepare("SELECT seq, at, action, subscription_id, resource_group, name, outcome, "
+                             "workspace_id, principal_id FROM audit_log ORDER BY seq");
+    if (subscription_id) s.bind(":s", *subscription_id);
+    std::vector<AuditRecord> out;
+    while (s.step()) {
+      out.push_back({s.int64(0), s.int64(1), s.text(2), s.text(3), s.text(4), s.text(5), s.text(6),
+                     s.text(7), s.text(8)});
+    }
+    return out;
+  }
+
+  CleanupTask add_cleanup(const CleanupTask& task) override {
+    conn_->prepare(
+            "INSERT INTO cleanup_tasks (kind, ref, workspace_id, created_at) "
+            "VALUES (:kind, :ref, :w, :at)")
+        .bind(":kind", task.kind)
+        .bind(":ref", task.ref)
+        .bind(":w", task.workspace_id)
+        .bind(":at", task.created_at)
+        .run();
+    CleanupTask stored = task;
+    stored.id = sqlite3_last_insert_rowid(conn_->handle());
+    return stored;
+  }
+
+  std::vector<CleanupTask> pending_cleanup() override {
+    Statement& s = conn_->prepare(
+        "SELECT id, kind, ref, workspace_id, created_at FROM cleanup_tasks "
+        "WHERE completed_at IS NULL ORDER BY id");
+    std::vector<CleanupTask> out;
+    while (s.step()) out.push_back({s.int64(0), s.text(1), s.text(2), s.text(3), s.int64(4)});
+    return out;
+  }
+
+  std::optional<bool> complete_cleanup(std::int64_t task_id, Timestamp at) override {
+    Statement& s = conn_->prepare("SELECT completed_at IS NULL FROM cleanup_tasks WHERE id = :id");
+    s.bind(":id", task_id);
+    if (!s.step()) return std::nullopt;
+    if (s.int64(0) == 0) return false;
+    conn_->prepare("UPDATE cleanup_tasks SET completed_at = :at WHERE id = :id")
+        .bind(":at", at)
+        .bind(":id", task_id)
+        .run();
+    return true;
+  }
+
+  std::vector<WorkspaceRecord> list_deleted(const DeletedQuery& q) override {
+    // Keyset pagination: each page seeks in the index, so a page costs the same at any depth.
+    const std::int64_t after_at = q.after ? q.after->deleted_at : std::numeric_limits<std::int64_t>::max();
+    const std::int64_t after_seq = q.after ? q.after->deleted_seq : std::numeric_limits<std::int64_t>::max();
+    const std::int64_t purge_after = q.purge_after.value_or(std::numeric_limits<std::int64_t>::min());
+    Statement& s =
+        q.resource_group
+            ? conn_->prepare(RB_SELECT_WORKSPACES
+                             "WHERE subscription_id = :s AND resource_group = :g AND deleted_at IS NOT NULL "
+                             "AND (deleted_at, deleted_seq) < (:at, :seq) AND purge_at > :purge_after "
+                             "ORDER BY deleted_at DESC, deleted_seq DESC LIMIT :limit")
+            : conn_->prepare(RB_SELECT_WORKSPACES
+                             "WHERE subscription_id = :s AND deleted_at IS NOT NULL "
+                             "AND (deleted_at, deleted_seq) < (:at, :seq) AND purge_at > :purge_after "
+                             "ORDER BY deleted_at DESC, deleted_seq DESC LIMIT :limit");
+    s.bind(":s", q.subscription_id)
+        .bind(":at", after_at)
+        .bind(":seq", after_seq)
+        .bind(":purge_after", purge_after)
+        .bind(":limit", static_cast<std::int64_t>(q.limit));
+    if (q.resource_group) s.bind(":g", *q.resource_group);
+    return read_workspaces(s);
+  }
+
+  std::vector<WorkspaceRecord> expired(Timestamp now, const std::optional<ExpiryCursor>& after,
+                                       std::size_t limit) override {
+    Statement& s = conn_->prepare(RB_SELECT_WORKSPACES
+                                  "WHERE purge_at IS NOT NULL AND purge_at <= :now "
+                                  "AND (purge_at, id) > (:after_at, :after_id) "
+                                  "ORDER BY purge_at, id LIMIT :limit");
+    s.bind(":now", now)
+        .bind(":after_at", after ? after->purge_at : std::numeric_limits<std::int64_t>::min())
+        .bind(":after_id", after ? after->id : std::string())
+        .bind(":limit", static_cast<std::int64_t>(limit));
+    return read_workspaces(s);
+  }
+
+  std::vector<WorkspaceRecord> orphaned(const std::optional<std::string>& subscription_id,
+                                        Timestamp orphaned_before, std::size_t limit) override {
+    Statement& s = subscription_id
+                       ? conn_->prepare(RB_SELECT_WORKSPACES
+                                        "WHERE orphaned_at IS NOT NULL AND orphaned_at <= :before "
+                                        "AND subscription_id = :s ORDER BY orphaned_at LIMIT :limit")
+                       : conn_->prepare(RB_SELECT_WORKSPACES
+                                        "WHERE orphaned_at IS NOT NULL AND orphaned_at <= :before "
+                                        "ORDER BY orphaned_at LIMIT :limit");
+    s.bind(":before", orphaned_before).bind(":limit", static_cast<std::int64_t>(limit));
+    if (subscription_id) s.bind(":s", *subscription_id);
+    return read_workspaces(s);
+  }
+
+  std::vector<WorkspaceRecord> expired_in(const std::string& subscription_id, Timestamp now) override {
+    return read_workspaces(conn_->prepare(RB_SELECT_WORKSPACES
+                                          "WHERE subscription_id = :s AND deleted_at IS NOT NULL "
+                                          "AND purge_at <= :now ORDER BY purge_at")
+                               .bind(":s", subscription_id)
+                               .bind(":now", now));
+  }
+
+ private:
+  SqliteStore& store_;
+  std::unique_ptr<Connection> conn_;
+  bool open_ = true;
+};
+
+class SqliteStore final : public Store {
+ public:
+  SqliteStore(std::string path, bool memory)
+      : path_(std::move(path)), memory_(memory), max_connections_(memory ? 1 : kMaxFileConnections) {
+    auto connection = std::make_unique<Connection>(path_, memory_);
+    migrate(*connection);
+    idle_.push_back(std::move(connection));
+    created_ = 1;
+  }
+
+  std::unique_ptr<StoreTransaction> begin(TransactionMode mode) override {
+    return std::make_unique<SqliteTransaction>(*this, acquire(), mode);
+  }
+
+  void release(std::unique_ptr<Connection> connection) {
+    {
+      std::lock_guard lock(mutex_);
+      idle_.push_back(std::move(connection));
+    }
+    available_.notify_one();
+  }
+
+ private:
+  std::unique_ptr<Connection> acquire() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      if (!idle_.empty()) {
+        auto connection = std::move(idle_.back());
+        idle_.pop_back();
+        return connection;
+      }
+      if (created_ < max_connections_) {
+        ++created_;
+        lock.unlock();
+        try {
+          return std::make_unique<Connection>(path_, memory_);
+        } catch (...) {
+          lock.lock();
+          --created_;
+          throw;
+        }
+      }
+      available_.wait(lock);
+    }
+  }
+
+  static void migrate(Connection& connection) {
+    connection.exec("BEGIN IMMEDIATE");
+    try {
+      Statement version(connection.handle(), "PRAGMA user_version");
+      version.step();
+      const auto current = static_cast<std::size_t>(version.int64(0));
+      const std::size_t target = std::size(kMigrations);
+      if (current > target) {
+        throw Error(ErrorCode::storage_error,
+                    "the database has schema version " + std::to_string(current) +
+                        ", newer than this recyclebin understands (" + std::to_string(target) +
+                        "); upgrade recyclebin");
+      }
+      for (std::size_t i = current; i < target; ++i) connection.exec(kMigrations[i]);
+      if (current != target) {
+        connection.exec(("PRAGMA user_version = " + std::to_string(target)).c_str());
+      }
+      connection.exec("COMMIT");
+    } catch (...) {
+      sqlite3_exec(connection.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
+
+  std::string path_;
+  bool memory_;
+  std::size_t max_connections_;
+  std::mutex mutex_;
+  std::condition_variable available_;
+  std::vector<std::unique_ptr<Connection>> idle_;
+  std::size_t created_ = 0;
+};
+
+SqliteTransaction::SqliteTransaction(SqliteStore& store, std::unique_ptr<Connection> connection,
+                                     TransactionMode mode)
+    : store_(store), conn_(std::move(connection)) {
+  try {
+    conn_->exec(mode == TransactionMode::write ? "BEGIN IMMEDIATE" : "BEGIN");
+  } catch (...) {
+    store_.release(std::move(conn_));
+    throw;
+  }
+}
+
+SqliteTransaction::~SqliteTransaction() {
+  if (open_) sqlite3_exec(conn_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+  store_.release(std::move(conn_));
+}
+
+}  // namespace
+
+std::string group_name_key(const std::string& subscription_id, const std::string& resource_group,
+                           const std::string& name) {
+  // \x1f (unit separator) cannot be confused with characters of real names.
+  return subscription_id + '\x1f' + resource_group + '\x1f' + name;
+}
+
+std::string tenant_name_key(const std::string& subscription_id, const std::string& name) {
+  return subscription_id + '\x1f' + name;
+}
+
+int sqlite_schema_version() { return static_cast<int>(std::size(kMigrations)); }
+
+std::unique_ptr<Store> open_sqlite_store(const std::string& location) {
+  std::string path = location;
+  if (path.rfind("sqlite://", 0) == 0) {
+    path = path.substr(std::string_view("sqlite://").size());  // "/rel.db" or "//abs.db" or ""
+    if (!path.empty() && path.front() == '/') path.erase(0, 1);
+    if (path.empty()) path = ":memory:";
+  }
+  if (path.empty()) {
+    throw Error(ErrorCode::invalid_argument,
+                "empty database location; give a file path, sqlite:///relative.db, "
+                "sqlite:////abs/path.db or :memory:");
+  }
+  const bool memory = path == ":memory:";
+  return std::make_unique<SqliteStore>(path, memory);
+}
+
+}  // namespace recyclebin

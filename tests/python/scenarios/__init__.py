@@ -1,0 +1,1 @@
+"""Scenario tests: one per source system, each walking its document through the public API."""
