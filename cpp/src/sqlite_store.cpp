@@ -140,7 +140,7 @@ class Connection {
       const std::string text = message ? message : sqlite3_errstr(rc);
       sqlite3_free(message);
       if (sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_UNIQUE) throw_sqlite(db_, rc, sql);
-      throw Error(ErrorCode::storage_error, std::string(sql).substr(0, 60) + ": " + text);
+      throw Error(ErrorCode::storage_error, std::string(sql).substr(0, 60) + ": " + text + " (" + std::to_string(sqlite3_extended_errcode(db_)) + ")");
     }
   }
 
@@ -156,6 +156,11 @@ class Connection {
   }
 
   sqlite3* handle() const { return db_; }
+
+  /// Resets every cached statement, so none keeps a read snapshot past its transaction.
+  void reset_statements() {
+    for (auto& [sql, statement] : cache_) statement->reset();
+  }
 
  private:
   sqlite3* db_ = nullptr;
@@ -319,6 +324,7 @@ class SqliteTransaction final : public StoreTransaction {
   ~SqliteTransaction() override;
 
   void commit() override {
+    conn_->reset_statements();
     conn_->exec("COMMIT");
     open_ = false;
   }
@@ -674,6 +680,7 @@ SqliteTransaction::SqliteTransaction(SqliteStore& store, std::unique_ptr<Connect
 }
 
 SqliteTransaction::~SqliteTransaction() {
+  conn_->reset_statements();
   if (open_) sqlite3_exec(conn_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
   store_.release(std::move(conn_));
 }

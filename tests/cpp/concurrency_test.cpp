@@ -1,1 +1,93 @@
+// Many threads, and several engines on one file (as separate processes would be).
 #include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "fixtures.hpp"
+
+namespace recyclebin {
+namespace {
+
+using testing::kJan1;
+using testing::TempDb;
+
+TEST(Concurrency, TwoEnginesRacingToCreateOneNameOnlyOneWins) {
+  TempDb db;
+  auto clock = std::make_shared<ManualClock>(kJan1);
+  for (int round = 0; round < 20; ++round) {
+    auto first = Engine::open(db.path(), Policy::builtin("default"), clock);
+    auto second = Engine::open(db.path(), Policy::builtin("default"), clock);
+    std::atomic<int> wins{0}, exists{0};
+    std::atomic<bool> go{false};
+    auto racer = [&](Engine& engine) {
+      while (!go.load()) std::this_thread::yield();
+      try {
+        engine.create({"sub", "rg", "race" + std::to_string(round), std::nullopt, false, {}}, std::nullopt);
+        ++wins;
+      } catch (const Error& e) {
+        EXPECT_EQ(e.code(), ErrorCode::workspace_exists) << e.what();
+        ++exists;
+      }
+    };
+    std::thread a(racer, std::ref(*first)), b(racer, std::ref(*second));
+    go = true;
+    a.join();
+    b.join();
+    EXPECT_EQ(wins.load(), 1);
+    EXPECT_EQ(exists.load(), 1);
+  }
+}
+
+TEST(Concurrency, ManyThreadsDeleteAndRecoverThroughOneEngine) {
+  TempDb db;
+  auto engine = Engine::open(db.path(), Policy::builtin("default"), std::make_shared<ManualClock>(kJan1));
+  constexpr int kThreads = 8, kEach = 25;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      try {
+        for (int i = 0; i < kEach; ++i) {
+          const std::string name = "t" + std::to_string(t) + "-" + std::to_string(i);
+          const Workspace w = engine->create({"sub", "rg", name, std::nullopt, false, {}}, std::nullopt);
+          engine->remove(w.id, {}, std::nullopt);
+          if (i % 2 == 0) engine->recover("sub", "rg", name, std::nullopt);
+        }
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << e.what();
+        ++failures;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+  const auto deleted = engine->list_deleted("sub", std::nullopt, std::nullopt, std::nullopt, std::nullopt);
+  EXPECT_EQ(deleted.items.size(), static_cast<std::size_t>(kThreads * (kEach / 2)));
+  EXPECT_EQ(engine->audit_log(std::nullopt).size(), static_cast<std::size_t>(kThreads * (kEach * 2 + (kEach + 1) / 2)));
+}
+
+TEST(Concurrency, CloseWaitsForCallsInFlight) {
+  auto engine = Engine::open(":memory:", Policy::builtin("default"), std::make_shared<ManualClock>(kJan1));
+  std::atomic<bool> stop{false};
+  std::atomic<int> closed_seen{0};
+  std::thread worker([&] {
+    for (int i = 0; !stop; ++i) {
+      try {
+        engine->create({"sub", "rg", "w" + std::to_string(i), std::nullopt, false, {}}, std::nullopt);
+      } catch (const Error& e) {
+        EXPECT_EQ(e.code(), ErrorCode::engine_closed);
+        ++closed_seen;
+        return;
+      }
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  engine->close();
+  worker.join();
+  stop = true;
+  EXPECT_EQ(closed_seen.load(), 1);
+}
+
+}  // namespace
+}  // namespace recyclebin

@@ -1,1 +1,178 @@
+// Expiry is a fact of time: exact to the microsecond, across day and month ends.
 #include <gtest/gtest.h>
+
+#include "fixtures.hpp"
+
+namespace recyclebin {
+namespace {
+
+using testing::EngineFixture;
+using testing::expect_error;
+using testing::kJan1;
+
+using ExpiryTest = EngineFixture;
+
+TEST_F(ExpiryTest, OneMicrosecondBeforeAndAtPurgeAt) {
+  const Workspace w = make("ws", {{"models", "m1", false}}, 3);
+  const Timestamp purge_at = *soft_delete(w).purge_at;
+  EXPECT_EQ(purge_at, kJan1 + 3 * kMicrosPerDay);
+
+  clock->set(purge_at - 1);
+  EXPECT_EQ(engine->get_deleted("sub", "rg", "ws", std::nullopt).id, w.id);
+  EXPECT_EQ(engine->list_deleted("sub", std::nullopt, std::nullopt, std::nullopt, std::nullopt).items.size(), 1u);
+  expect_error(ErrorCode::name_reserved, [&] { make("ws"); });
+  EXPECT_TRUE(engine->purge_expired(std::nullopt).purged.empty());
+
+  clock->set(purge_at);  // expired from this instant, whether or not purge_expired ran
+  expect_error(ErrorCode::workspace_not_found, [&] { engine->get_deleted("sub", "rg", "ws", std::nullopt); });
+  expect_error(ErrorCode::workspace_not_found, [&] { engine->recover("sub", "rg", "ws", std::nullopt); });
+  expect_error(ErrorCode::workspace_not_found, [&] { engine->purge("sub", "rg", "ws", std::nullopt); });
+  EXPECT_TRUE(engine->list_deleted("sub", std::nullopt, std::nullopt, std::nullopt, std::nullopt).items.empty());
+}
+
+TEST_F(ExpiryTest, CreateMeetingAnExpiredRowPurgesItInTheSameTransaction) {
+  const Workspace w = make("ws", {{"models", "m1", false}}, 1);
+  const Timestamp purge_at = *soft_delete(w).purge_at;
+  clock->set(purge_at);
+  const Workspace fresh = make("ws");
+  EXPECT_NE(fresh.id, w.id);
+  const auto tasks = engine->cleanup_tasks();
+  ASSERT_EQ(tasks.size(), 1u);
+  EXPECT_EQ(tasks[0].ref, "m1");
+  EXPECT_EQ(tasks[0].workspace_id, w.id);
+  const auto log = engine->audit_log(std::nullopt);
+  ASSERT_GE(log.size(), 2u);
+  EXPECT_EQ(log[log.size() - 2].action, "expire");
+  EXPECT_EQ(log[log.size() - 2].workspace_id, w.id);
+  EXPECT_EQ(log.back().action, "create");
+  EXPECT_TRUE(engine->purge_expired(std::nullopt).purged.empty());  // nothing left to do
+}
+
+TEST_F(ExpiryTest, PurgeExpiredRemovesAndHandsOverRetainedComponents) {
+  open(Policy::from_yaml("version: 1\nname: p\ncomponents:\n  vm: {on_delete: destroy}\n  disk: {on_delete: preserve}\n"));
+  const Workspace a = make("a", {{"models", "m-a", false}, {"vm", "vm-a", false}, {"disk", "d-a", false}, {"models", "m-s", true}}, 1);
+  const Workspace b = make("b", {{"models", "m-b", false}}, 2);
+  soft_delete(a);
+  soft_delete(b);
+  EXPECT_EQ(engine->cleanup_tasks().size(), 1u);  // vm-a at delete time
+  clock->advance(kMicrosPerDay);
+  const PurgeReport report = engine->purge_expired(std::nullopt);
+  ASSERT_EQ(report.purged.size(), 1u);
+  EXPECT_EQ(report.purged[0].name, "a");
+  ASSERT_EQ(report.cleanup.size(), 1u);
+  EXPECT_EQ(report.cleanup[0].ref, "m-a");  // not the preserved disk, not the standalone model
+  EXPECT_EQ(engine->audit_log(std::nullopt).back().action, "expire");
+  clock->advance(kMicrosPerDay);
+  EXPECT_EQ(engine->purge_expired(std::nullopt).purged.size(), 1u);
+  EXPECT_TRUE(engine->purge_expired(std::nullopt).purged.empty());
+}
+
+TEST_F(ExpiryTest, RetentionAcrossMonthEndAndLeapDay) {
+  clock->set(parse_iso8601("2028-02-28T23:59:59.999999Z"));
+  const DeleteResult r = soft_delete(make("ws", {}, 2));
+  EXPECT_EQ(format_iso8601(*r.purge_at), "2028-03-01T23:59:59.999999Z");  // through Feb 29
+  clock->set(parse_iso8601("2026-12-31T23:59:59.999999Z"));
+  const DeleteResult y = soft_delete(make("year", {}, 1));
+  EXPECT_EQ(format_iso8601(*y.purge_at), "2027-01-01T23:59:59.999999Z");
+  clock->set(*y.purge_at - 1);
+  engine->get_deleted("sub", "rg", "year", std::nullopt);
+  clock->set(*y.purge_at);
+  expect_error(ErrorCode::workspace_not_found, [&] { engine->get_deleted("sub", "rg", "year", std::nullopt); });
+}
+
+TEST_F(ExpiryTest, TenantOverrideRetentionApplies) {
+  open_yaml("version: 1\nname: p\ntenants:\n  contoso:\n    retention: {default_days: 7}\n");
+  EXPECT_EQ(make("ws", {}, std::nullopt, "rg", "contoso").retention_days, 7);
+  EXPECT_EQ(make("ws", {}, std::nullopt, "rg", "fabrikam").retention_days, 14);
+}
+
+const char* kHoldPolicy = R"(version: 1
+name: realm
+retention: {default_days: 30, per_workspace: false, on_expiry: hold}
+components:
+  block: {on_delete: retain}
+)";
+
+TEST_F(ExpiryTest, HoldKeepsTheWorkspaceUntilAnAdminPurgesIt) {
+  open_yaml(kHoldPolicy);
+  const Workspace w = make("realm", {{"block", "blocks/1", false}, {"block", "blocks/2", false}});
+  const Timestamp purge_at = *soft_delete(w).purge_at;
+  clock->set(purge_at - 1);
+  EXPECT_TRUE(engine->list_deletable("sub").empty());  // the delay has not elapsed
+  expect_error(ErrorCode::operation_not_allowed, [&] { engine->purge_by_id(w.id, std::nullopt); });
+  clock->set(purge_at);
+  const auto deletable = engine->list_deletable("sub");
+  ASSERT_EQ(deletable.size(), 1u);
+  EXPECT_EQ(deletable[0].kind, DeletableKind::deletion_planned);
+  EXPECT_EQ(deletable[0].workspace_id, w.id);
+  EXPECT_EQ(deletable[0].since, purge_at);
+  clock->advance(10 * kMicrosPerDay);
+  EXPECT_TRUE(engine->purge_expired(std::nullopt).purged.empty());   // held
+  EXPECT_EQ(engine->get_deleted("sub", "rg", "realm", std::nullopt).id, w.id);
+  expect_error(ErrorCode::name_reserved, [&] { make("realm"); });
+  const DeleteResult r = engine->purge_by_id(w.id, std::nullopt);
+  ASSERT_EQ(r.cleanup.size(), 2u);
+  EXPECT_EQ(r.cleanup[0].ref, "blocks/1");
+  EXPECT_EQ(r.cleanup[1].ref, "blocks/2");
+  EXPECT_TRUE(engine->list_deletable("sub").empty());
+  expect_error(ErrorCode::operation_not_allowed, [&] { engine->purge_by_id(w.id, std::nullopt); });
+  make("realm");
+}
+
+TEST_F(ExpiryTest, HeldWorkspaceStaysRecoverablePastItsDate) {
+  open_yaml(kHoldPolicy);
+  const Workspace w = make("realm");
+  clock->set(*soft_delete(w).purge_at + kMicrosPerDay);
+  EXPECT_EQ(engine->recover("sub", "rg", "realm", std::nullopt).workspace.id, w.id);
+  EXPECT_TRUE(engine->list_deletable("sub").empty());
+}
+
+TEST_F(ExpiryTest, OrphanedFromTheRevokeOfTheLastMember) {
+  open_yaml(kHoldPolicy);
+  const Workspace never = make("never-had-members");
+  const Workspace w = engine->create({"sub", "rg", "shared", std::nullopt, false, {}}, Principal{"alice", {}});
+  engine->grant(w.id, "bob", "reader", std::nullopt);
+  engine->revoke(w.id, "alice", std::nullopt);
+  EXPECT_TRUE(engine->list_deletable("sub").empty());
+  clock->advance(42);
+  engine->revoke(w.id, "bob", std::nullopt);
+  const auto deletable = engine->list_deletable("sub");
+  ASSERT_EQ(deletable.size(), 1u);
+  EXPECT_EQ(deletable[0].kind, DeletableKind::orphaned);
+  EXPECT_EQ(deletable[0].workspace_id, w.id);
+  EXPECT_EQ(deletable[0].since, kJan1 + 42);
+  clock->advance(365 * kMicrosPerDay);
+  EXPECT_TRUE(engine->purge_expired(std::nullopt).purged.empty());  // purge_after_days: null
+  engine->grant(w.id, "carol", "owner", std::nullopt);                  // adopted again
+  EXPECT_TRUE(engine->list_deletable("sub").empty());
+  engine->revoke(w.id, "carol", std::nullopt);
+  EXPECT_EQ(engine->purge_by_id(w.id, std::nullopt).permanent, true);
+  expect_error(ErrorCode::operation_not_allowed, [&] { engine->purge_by_id(never.id, std::nullopt); });
+  expect_error(ErrorCode::operation_not_allowed, [&] { engine->purge_by_id("unknown", std::nullopt); });
+}
+
+TEST_F(ExpiryTest, OrphansPurgedAfterTheirDays) {
+  open_yaml("version: 1\nname: p\norphans: {purge_after_days: 3}\n");
+  const Workspace w = engine->create({"sub", "rg", "ws", std::nullopt, false, {{"models", "m", false}}}, Principal{"alice", {}});
+  engine->revoke(w.id, "alice", std::nullopt);
+  clock->advance(3 * kMicrosPerDay - 1);
+  EXPECT_TRUE(engine->purge_expired(std::nullopt).purged.empty());
+  clock->advance(1);
+  const PurgeReport report = engine->purge_expired(std::nullopt);
+  ASSERT_EQ(report.purged.size(), 1u);
+  EXPECT_EQ(report.purged[0].name, "ws");
+  ASSERT_EQ(report.cleanup.size(), 1u);
+  EXPECT_EQ(report.cleanup[0].ref, "m");
+}
+
+TEST_F(ExpiryTest, PurgeExpiredSweepsManyInChunks) {
+  for (int i = 0; i < 4500; ++i) soft_delete(make("ws" + std::to_string(i), {{"models", "m" + std::to_string(i), false}}, 1));
+  clock->advance(kMicrosPerDay);
+  const PurgeReport report = engine->purge_expired(std::nullopt);
+  EXPECT_EQ(report.purged.size(), 4500u);
+  EXPECT_EQ(report.cleanup.size(), 4500u);
+  EXPECT_TRUE(engine->list_deleted("sub", std::nullopt, std::nullopt, std::nullopt, std::nullopt).items.empty());
+}
+
+}  // namespace
+}  // namespace recyclebin
