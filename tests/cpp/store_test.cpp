@@ -51,8 +51,7 @@ TEST(Store, ReopenAfterCloseSeesEverything) {
     engine->remove(gone.id, {}, std::nullopt);
     engine->close();
   }
-  auto engine = Engine::open("sqlite:///" + db.path().substr(1) /* relative form not used */ .insert(0, "/"),
-                             Policy::builtin("default"), clock);
+  auto engine = Engine::open("sqlite:///" + db.path(), Policy::builtin("default"), clock);  // sqlite:////abs
   EXPECT_EQ(engine->get("sub", "rg", "keep", std::nullopt).id, id);
   EXPECT_EQ(engine->get("sub", "rg", "keep", std::nullopt).components.size(), 1u);
   const auto deleted = engine->get_deleted("sub", "rg", "gone", std::nullopt);
