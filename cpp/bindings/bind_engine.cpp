@@ -7,8 +7,6 @@
 
 #include <pybind11/stl.h>
 
-#include <boost/describe/enum_to_string.hpp>
-
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -24,11 +22,6 @@ namespace recyclebin::bindings {
 namespace {
 
 using OptionalString = std::optional<std::string>;
-
-template <class E>
-std::string enum_name(E value) {
-  return boost::describe::enum_to_string(value, "?");
-}
 
 // Frees a Python object from any thread: the engine may drop its copy of the facts
 // provider on a thread that does not hold the GIL.
@@ -118,7 +111,7 @@ void bind_values(py::module_& m) {
       .def_readonly("name", &Workspace::name)
       .def_readonly("retention_days", &Workspace::retention_days)
       .def_readonly("cmk_encrypted", &Workspace::cmk_encrypted)
-      .def_property_readonly("state", [](const Workspace& w) { return enum_name(w.state); })
+      .def_property_readonly("state", [](const Workspace& w) { return enum_to_string(w.state); })
       .def_property_readonly("created_at", [](const Workspace& w) { return to_datetime(w.created_at); })
       .def_readonly("components", &Workspace::components);
 
@@ -169,7 +162,7 @@ void bind_values(py::module_& m) {
       .def_readonly("cleanup", &PurgeReport::cleanup);
 
   py::class_<DeletableWorkspace>(m, "DeletableWorkspace")
-      .def_property_readonly("kind", [](const DeletableWorkspace& d) { return enum_name(d.kind); })
+      .def_property_readonly("kind", [](const DeletableWorkspace& d) { return enum_to_string(d.kind); })
       .def_readonly("workspace_id", &DeletableWorkspace::workspace_id)
       .def_property_readonly("since", [](const DeletableWorkspace& d) { return to_datetime(d.since); });
 

@@ -4,7 +4,6 @@
 
 #include <boost/describe/class.hpp>
 #include <boost/describe/enum.hpp>
-#include <boost/describe/enum_to_string.hpp>
 #include <boost/describe/members.hpp>
 #include <boost/mp11/algorithm.hpp>
 #include <pybind11/stl.h>
@@ -30,22 +29,13 @@ py::object rules_container(const std::vector<T>& values);
 template <class K, class V, class C>
 py::object rules_container(const std::map<K, V, C>& values);
 
-// Enum values as policies spell them: the trailing underscore of C++ keywords dropped
-// (Action::delete_ is "delete").
-template <class E>
-std::string enum_name(E value) {
-  std::string text = boost::describe::enum_to_string(value, "?");
-  if (!text.empty() && text.back() == '_') text.pop_back();
-  return text;
-}
-
 template <class T>
 py::object rules_value(const T& value) {
   if constexpr (std::is_same_v<T, bool> || std::is_arithmetic_v<T> ||
                 std::is_same_v<T, std::string>) {
     return py::cast(value);
   } else if constexpr (boost::describe::has_describe_enumerators<T>::value) {
-    return py::str(enum_name(value));
+    return py::str(enum_to_string(value));  // as policies spell it: "delete", not "delete_"
   } else if constexpr (boost::describe::has_describe_members<T>::value) {
     py::dict out;
     boost::mp11::mp_for_each<boost::describe::describe_members<T, boost::describe::mod_public>>(

@@ -6,6 +6,9 @@
 
 #include <algorithm>
 #include <charconv>
+#include <condition_variable>
+#include <deque>
+#include <exception>
 #include <limits>
 #include <mutex>
 
@@ -131,22 +134,101 @@ struct Engine::Impl {
     return engine.policy_.rules_for(subscription_id);
   }
 
-  // ---- the one shape of every write: body in a transaction; a refusal is audited ----
+  // ---- the one shape of every write ----
+  // Each write is a body run in a store transaction; a refusal rolls the body back and is
+  // audited. Concurrent writers share commits (group commit): the first waiting thread
+  // becomes the leader, runs every queued body in one transaction, each under its own
+  // savepoint, commits once and wakes the others. A call returns only after the commit
+  // that holds its changes, so durability is the same as one commit per call.
+  struct PendingWrite {
+    std::function<void(StoreTransaction&, Timestamp)> body;
+    const AuditTarget* target = nullptr;
+    const MaybePrincipal* principal = nullptr;
+    std::exception_ptr error;
+    bool done = false;
+  };
+
+  static constexpr std::size_t kMaxBatch = 64;
+  std::mutex queue_mutex;
+  std::condition_variable queue_done;
+  std::deque<PendingWrite*> queue;
+  bool leader_active = false;
+
   template <class Body>
   auto write(AuditTarget& target, const MaybePrincipal& principal, Body&& body) {
-    const Timestamp now = engine.clock_->now();
+    using Result = std::invoke_result_t<Body&, StoreTransaction&, Timestamp>;
+    std::optional<Result> result;
+    PendingWrite pending;
+    pending.body = [&](StoreTransaction& tx, Timestamp now) { result.emplace(body(tx, now)); };
+    pending.target = &target;
+    pending.principal = &principal;
+    submit(pending);
+    return std::move(*result);
+  }
+
+  void submit(PendingWrite& pending) {
+    std::unique_lock lock(queue_mutex);
+    queue.push_back(&pending);
+    while (!pending.done) {
+      if (leader_active) {
+        queue_done.wait(lock);
+        continue;
+      }
+      leader_active = true;
+      std::vector<PendingWrite*> batch;
+      while (!queue.empty() && batch.size() < kMaxBatch) {
+        batch.push_back(queue.front());
+        queue.pop_front();
+      }
+      lock.unlock();
+      run_batch(batch);
+      lock.lock();
+      for (PendingWrite* write : batch) write->done = true;
+      leader_active = false;
+      queue_done.notify_all();
+    }
+    if (pending.error) std::rethrow_exception(pending.error);
+  }
+
+  void run_batch(const std::vector<PendingWrite*>& batch) noexcept {
+    const bool shared = batch.size() > 1;
     try {
       auto tx = engine.store_->begin(TransactionMode::write);
-      auto result = body(*tx, now);
-      tx->commit();
-      return result;
-    } catch (const Error& error) {
-      if (is_refusal(error.code()) && !target.action.empty()) {
-        auto tx = engine.store_->begin(TransactionMode::write);
-        audit(*tx, target, principal, now, "refused:" + code_name(error.code()));
-        tx->commit();
+      for (PendingWrite* write : batch) {
+        const Timestamp now = engine.clock_->now();
+        if (shared) tx->savepoint();
+        try {
+          write->body(*tx, now);
+          if (shared) tx->release_savepoint();
+        } catch (...) {
+          write->error = std::current_exception();
+          if (shared) {
+            tx->rollback_to_savepoint();
+            tx->release_savepoint();
+          } else {
+            tx.reset();  // roll back, then audit the refusal in a transaction of its own
+            tx = engine.store_->begin(TransactionMode::write);
+          }
+          audit_refusal(*tx, *write, now);
+        }
       }
-      throw;
+      tx->commit();
+    } catch (...) {
+      // Nothing of this batch is durable: every call that had not failed fails now.
+      for (PendingWrite* write : batch) {
+        if (!write->error) write->error = std::current_exception();
+      }
+    }
+  }
+
+  static void audit_refusal(StoreTransaction& tx, const PendingWrite& write, Timestamp now) {
+    try {
+      std::rethrow_exception(write.error);
+    } catch (const Error& error) {
+      if (is_refusal(error.code()) && !write.target->action.empty()) {
+        audit(tx, *write.target, *write.principal, now, "refused:" + code_name(error.code()));
+      }
+    } catch (...) {
     }
   }
 

@@ -329,6 +329,10 @@ class SqliteTransaction final : public StoreTransaction {
     open_ = false;
   }
 
+  void savepoint() override { conn_->prepare("SAVEPOINT operation").run(); }
+  void rollback_to_savepoint() override { conn_->prepare("ROLLBACK TO operation").run(); }
+  void release_savepoint() override { conn_->prepare("RELEASE operation").run(); }
+
   std::optional<WorkspaceRecord> find_by_id(const std::string& id) override {
     return read_one(conn_->prepare(RB_SELECT_WORKSPACES "WHERE id = :id").bind(":id", id));
   }

@@ -67,6 +67,43 @@ TEST(Concurrency, ManyThreadsDeleteAndRecoverThroughOneEngine) {
   EXPECT_EQ(engine->audit_log(std::nullopt).size(), static_cast<std::size_t>(kThreads * (kEach * 2 + (kEach + 1) / 2)));
 }
 
+TEST(Concurrency, SharedCommitsKeepRefusalsApart) {
+  // Threads race for the same names: commits are shared, but each refused create must leave
+  // nothing behind except its audit record, and each name must be won exactly once.
+  TempDb db;
+  auto engine = Engine::open(db.path(), Policy::builtin("default"), std::make_shared<ManualClock>(kJan1));
+  constexpr int kThreads = 8, kNames = 40;
+  std::atomic<int> wins{0}, refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kNames; ++i) {
+        try {
+          engine->create({"sub", "rg", "n" + std::to_string(i), std::nullopt, false, {{"models", "m", false}}},
+                         std::nullopt);
+          ++wins;
+        } catch (const Error& e) {
+          EXPECT_EQ(e.code(), ErrorCode::workspace_exists) << e.what();
+          ++refused;
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(wins.load(), kNames);
+  EXPECT_EQ(refused.load(), kNames * (kThreads - 1));
+  std::size_t ok = 0, refusals = 0;
+  for (const auto& record : engine->audit_log(std::nullopt)) {
+    (record.outcome == "ok" ? ok : refusals) += 1;
+    if (record.outcome != "ok") EXPECT_EQ(record.outcome, "refused:workspace_exists");
+  }
+  EXPECT_EQ(ok, static_cast<std::size_t>(kNames));
+  EXPECT_EQ(refusals, static_cast<std::size_t>(kNames * (kThreads - 1)));
+  for (int i = 0; i < kNames; ++i) {
+    EXPECT_EQ(engine->get("sub", "rg", "n" + std::to_string(i), std::nullopt).components.size(), 1u);
+  }
+}
+
 TEST(Concurrency, CloseWaitsForCallsInFlight) {
   auto engine = Engine::open(":memory:", Policy::builtin("default"), std::make_shared<ManualClock>(kJan1));
   std::atomic<bool> stop{false};

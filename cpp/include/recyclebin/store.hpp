@@ -76,6 +76,13 @@ class StoreTransaction {
   virtual ~StoreTransaction() = default;
   virtual void commit() = 0;
 
+  /// An undo point inside the transaction (one level): rollback_to_savepoint() undoes every
+  /// change since, release_savepoint() keeps them. Lets several operations share a commit
+  /// while a refused one leaves no trace.
+  virtual void savepoint() = 0;
+  virtual void rollback_to_savepoint() = 0;
+  virtual void release_savepoint() = 0;
+
   virtual std::optional<WorkspaceRecord> find_by_id(const std::string& id) = 0;
   /// The live (running or stopped) workspace with this name in its group.
   virtual std::optional<WorkspaceRecord> find_live(const std::string& subscription_id,
