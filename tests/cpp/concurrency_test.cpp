@@ -95,7 +95,9 @@ TEST(Concurrency, SharedCommitsKeepRefusalsApart) {
   std::size_t ok = 0, refusals = 0;
   for (const auto& record : engine->audit_log(std::nullopt)) {
     (record.outcome == "ok" ? ok : refusals) += 1;
-    if (record.outcome != "ok") EXPECT_EQ(record.outcome, "refused:workspace_exists");
+    if (record.outcome != "ok") {
+      EXPECT_EQ(record.outcome, "refused:workspace_exists");
+    }
   }
   EXPECT_EQ(ok, static_cast<std::size_t>(kNames));
   EXPECT_EQ(refusals, static_cast<std::size_t>(kNames * (kThreads - 1)));
