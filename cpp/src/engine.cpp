@@ -945,8 +945,12 @@ DeleteResult Engine::purge_by_id(const std::string& workspace_id, const MaybePri
   AuditTarget target{"purge", "", "", "", workspace_id};
   return impl_->write(target, principal, [&](StoreTransaction& tx, Timestamp now) {
     auto record = tx.find_by_id(workspace_id);
-    if (record) target.set(record->workspace);
-    const Rules* r = record ? &impl_->rules(record->workspace.subscription_id) : nullptr;
+    const Rules* r = nullptr;
+    if (record) {
+      target.set(record->workspace);
+      r = &impl_->rules(record->workspace.subscription_id);
+      Impl::check_permission(tx, *r, Action::purge, principal, workspace_id, describe(record->workspace));
+    }
     const bool planned = record && expired(*record, now) && r->retention.on_expiry == OnExpiry::hold;
     const bool orphaned = record && record->orphaned_at && !gone(*record, *r, now);
     if (!planned && !orphaned) {
@@ -955,7 +959,6 @@ DeleteResult Engine::purge_by_id(const std::string& workspace_id, const MaybePri
                       "' is not deletable: purge_by_id takes only what list_deletable lists (a "
                       "workspace past its deletion date under on_expiry: hold, or an orphaned one)");
     }
-    Impl::check_permission(tx, *r, Action::purge, principal, workspace_id, describe(record->workspace));
     return impl_->hard_delete(tx, *record, false, "purge", principal, now);
   });
 }

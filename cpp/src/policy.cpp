@@ -92,7 +92,16 @@ class Decoder {
       out.clear();
       for (auto it = node.begin(); it != node.end(); ++it) {
         typename T::key_type map_key{};
-        decode(it->first, key + " key", map_key);
+        if constexpr (std::is_enum_v<typename T::key_type>) {
+          const auto value = enum_from_string<typename T::key_type>(it->first.Scalar());
+          if (!value) {
+            fail(it->first.Mark(), "unknown key '" + it->first.Scalar() + "' in '" + key +
+                                       "'; allowed: " + enum_names<typename T::key_type>());
+          }
+          map_key = *value;
+        } else {
+          decode(it->first, key + " key", map_key);
+        }
         const std::string child = key + "." + it->first.Scalar();
         decode(it->second, child, out[map_key]);
       }
@@ -168,15 +177,19 @@ YAML::Mark mark_at(const YAML::Node& root, std::initializer_list<const char*> pa
   return mark;
 }
 
-void validate(const Decoder& decoder, const Rules& rules, const YAML::Node& root, bool base) {
+void validate(const Decoder& decoder, const Rules& rules, const YAML::Node& root, bool base,
+              const std::string& tenant = {}) {
+  // Errors about a tenant's merged rules say which tenant they are about.
+  const std::string where = tenant.empty() ? std::string() : " (tenant '" + tenant + "', merged over the base)";
+  auto fail = [&](const YAML::Mark& mark, const std::string& message) { decoder.fail(mark, message + where); };
   if (base && rules.version != 1) {
-    decoder.fail(mark_at(root, {"version"}),
+    fail(mark_at(root, {"version"}),
                  "'version' is " + std::to_string(rules.version) + "; the only supported version is 1");
   }
   const RetentionRules& r = rules.retention;
   auto check_days = [&](int value, const char* key) {
     if (value < 1 || value > kMaxDays) {
-      decoder.fail(mark_at(root, {"retention", key}),
+      fail(mark_at(root, {"retention", key}),
                    std::string("'retention.") + key + "' is " + std::to_string(value) +
                        "; allowed: 1.." + std::to_string(kMaxDays) + " days");
     }
@@ -185,25 +198,25 @@ void validate(const Decoder& decoder, const Rules& rules, const YAML::Node& root
   check_days(r.max_days, "max_days");
   check_days(r.default_days, "default_days");
   if (r.min_days > r.max_days) {
-    decoder.fail(mark_at(root, {"retention", "min_days"}),
+    fail(mark_at(root, {"retention", "min_days"}),
                  "'retention.min_days' (" + std::to_string(r.min_days) +
                      ") is greater than 'retention.max_days' (" + std::to_string(r.max_days) + ")");
   }
   if (r.per_workspace && (r.default_days < r.min_days || r.default_days > r.max_days)) {
-    decoder.fail(mark_at(root, {"retention", "default_days"}),
+    fail(mark_at(root, {"retention", "default_days"}),
                  "'retention.default_days' is " + std::to_string(r.default_days) +
                      "; allowed: min_days..max_days (" + std::to_string(r.min_days) + ".." +
                      std::to_string(r.max_days) + ")");
   }
   if (rules.orphans.purge_after_days &&
       (*rules.orphans.purge_after_days < 0 || *rules.orphans.purge_after_days > kMaxDays)) {
-    decoder.fail(mark_at(root, {"orphans", "purge_after_days"}),
+    fail(mark_at(root, {"orphans", "purge_after_days"}),
                  "'orphans.purge_after_days' is " + std::to_string(*rules.orphans.purge_after_days) +
                      "; allowed: null (never) or 0.." + std::to_string(kMaxDays));
   }
   for (const auto& [kind, rule] : rules.components) {
     if (rule.on_recover == OnRecover::reattach && rule.on_delete != OnDelete::destroy) {
-      decoder.fail(mark_at(root, {"components", kind.c_str(), "on_recover"}),
+      fail(mark_at(root, {"components", kind.c_str(), "on_recover"}),
                    "'components." + kind + ".on_recover' is reattach, but only destroy kinds can be "
                    "reattached (on_delete is " + enum_to_string(rule.on_delete) + ")");
     }
@@ -211,7 +224,7 @@ void validate(const Decoder& decoder, const Rules& rules, const YAML::Node& root
   for (const auto& [action, roles] : rules.permissions) {
     const std::string name = enum_to_string(action);
     if (roles.empty()) {
-      decoder.fail(mark_at(root, {"permissions", name.c_str()}),
+      fail(mark_at(root, {"permissions", name.c_str()}),
                    "'permissions." + name + "' lists no role; list at least one, or remove the "
                    "action to leave it open to every principal");
     }
@@ -333,7 +346,7 @@ Policy Policy::from_yaml(std::string_view text, std::string_view source) {
       const YAML::Node merged = merge(base_node, override_node);
       Rules rules;
       decoder.decode(merged, "", rules);
-      validate(decoder, rules, merged, false);
+      validate(decoder, rules, merged, false, tenant);
       tenants.emplace(tenant, std::move(rules));
     }
   }

@@ -151,6 +151,19 @@ TEST_F(ExpiryTest, OrphanedFromTheRevokeOfTheLastMember) {
   expect_error(ErrorCode::operation_not_allowed, [&] { engine->purge_by_id("unknown", std::nullopt); });
 }
 
+TEST_F(ExpiryTest, PurgeByIdChecksPermissionFirst) {
+  open_yaml(std::string(kHoldPolicy) + "permissions: {purge: [admin]}\n");
+  const Workspace w = engine->create({"sub", "rg", "realm", std::nullopt, false, {}}, Principal{"alice", {}});
+  expect_error(ErrorCode::permission_denied, [&] { engine->purge_by_id(w.id, Principal{"mallory", {}}); });
+  expect_error(ErrorCode::operation_not_allowed, [&] { engine->purge_by_id(w.id, Principal{"ops", {"admin"}}); });
+  engine->revoke(w.id, "alice", std::nullopt);
+  expect_error(ErrorCode::permission_denied, [&] { engine->purge_by_id(w.id, Principal{"mallory", {}}); });
+  EXPECT_TRUE(engine->purge_by_id(w.id, Principal{"ops", {"admin"}}).permanent);
+  const auto log = engine->audit_log(std::nullopt);
+  EXPECT_EQ(log.back().action, "purge");
+  EXPECT_EQ(log.back().principal_id, "ops");
+}
+
 TEST_F(ExpiryTest, OrphansPurgedAfterTheirDays) {
   open_yaml("version: 1\nname: p\norphans: {purge_after_days: 3}\n");
   const Workspace w = engine->create({"sub", "rg", "ws", std::nullopt, false, {{"models", "m", false}}}, Principal{"alice", {}});
