@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import recyclebin as rb
 
-from .support import START
-
-OpenEngine = Callable[[str], rb.Engine]
+from .support import START, OpenEngine
 
 
 @pytest.fixture

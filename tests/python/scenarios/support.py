@@ -8,6 +8,9 @@ from pathlib import Path
 
 import recyclebin as rb
 
+# The open_engine fixture: a built-in policy name -> an engine on a fresh SQLite file.
+OpenEngine = Callable[[str], rb.Engine]
+
 # Every scenario starts here; time only moves when a test moves the clock.
 START = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
 ONE_MICROSECOND = timedelta(microseconds=1)

@@ -11,8 +11,7 @@ import pytest
 
 import recyclebin as rb
 
-from .conftest import OpenEngine
-from .support import ONE_MICROSECOND, START, cleanup_refs, iso_seconds, kinds
+from .support import OpenEngine, ONE_MICROSECOND, START, cleanup_refs, iso_seconds, kinds
 
 SUB = "sub-ml-0001"
 RG = "rg-research"

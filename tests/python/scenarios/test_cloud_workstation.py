@@ -10,8 +10,7 @@ import pytest
 
 import recyclebin as rb
 
-from .conftest import OpenEngine
-from .support import START, cleanup_refs
+from .support import OpenEngine, START, cleanup_refs
 
 SUB = "acct-42"
 RG = "workstations"

@@ -11,8 +11,7 @@ import pytest
 
 import recyclebin as rb
 
-from .conftest import OpenEngine
-from .support import ONE_MICROSECOND, START, cleanup_refs, facts, failing_provider, kinds
+from .support import OpenEngine, ONE_MICROSECOND, START, cleanup_refs, facts, failing_provider, kinds
 
 ACCOUNT = "aliyun-1234"  # the subscription: one Alibaba Cloud account
 RG = "rg-default"

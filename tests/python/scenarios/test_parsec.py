@@ -12,8 +12,7 @@ import pytest
 
 import recyclebin as rb
 
-from .conftest import OpenEngine
-from .support import ONE_MICROSECOND, START, cleanup_refs
+from .support import OpenEngine, ONE_MICROSECOND, START, cleanup_refs
 
 ORG = "CoolOrg"
 LONG_ARCHIVE_ORG = "longarchive-org"  # the example tenant override: 90 days
@@ -200,7 +199,8 @@ def test_orphaned_realm_is_listed_at_once_and_never_purged_automatically(
 
     result = engine.purge_by_id(realm.id, principal=OPERATOR)
     assert result.permanent is True
-    assert cleanup_refs(result.cleanup) == {("block", "abandoned/blocks/0000"), ("block", "abandoned/blocks/0001")}
+    assert cleanup_refs(result.cleanup) == {
+        ("block", "abandoned/blocks/0000"), ("block", "abandoned/blocks/0001")}
     assert engine.list_deletable(ORG) == []
     with pytest.raises(rb.WorkspaceNotFound):
         rb.Workspace.get("abandoned", ORG, RG, engine=engine)
