@@ -209,7 +209,16 @@ void bind_engine(py::module_& m) {
               }
               provider = PythonFactsProvider(function);
             }
-            without_gil([&] { e.set_facts_provider(std::move(provider)); });
+            without_gil([&] {
+              // The core accepts a provider after close(); API.md says every later call
+              // raises EngineClosed, so the binding checks (the race with a concurrent
+              // close() is harmless: the provider is then simply never asked).
+              if (e.closed()) {
+                throw Error(ErrorCode::engine_closed,
+                            "the engine is closed; open a new one with Engine.open");
+              }
+              e.set_facts_provider(std::move(provider));
+            });
           },
           py::arg("provider"))
       .def(

@@ -531,6 +531,8 @@ bool Engine::closed() const {
 }
 
 void Engine::set_facts_provider(FactsProvider provider) {
+  std::shared_lock lifecycle_lock(lifecycle_);
+  if (closed_) throw Error(ErrorCode::engine_closed, "the engine is closed; open a new one with Engine.open");
   auto shared = std::make_shared<const FactsProvider>(std::move(provider));
   std::lock_guard lock(impl_->facts_mutex);
   impl_->facts_provider = std::move(shared);
@@ -781,12 +783,13 @@ DeletedPage Engine::list_deleted(const std::string& subscription_id,
   if (r.retention.on_expiry == OnExpiry::purge) query.purge_after = now;
   if (cursor) query.after = decode_cursor(*cursor);
   // One more than asked tells whether another page exists.
-  query.limit = limit ? *limit + 1 : std::numeric_limits<std::int64_t>::max();
+  constexpr std::size_t kUnlimited = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+  query.limit = limit ? std::min(*limit, kUnlimited - 1) + 1 : kUnlimited;
   auto tx = store_->begin(TransactionMode::read);
   auto rows = tx->list_deleted(query);
   DeletedPage page;
   if (limit && rows.size() > *limit) {
-    rows.resize(*limit);
+    rows.resize(*limit);  // the extra row only said that another page exists
     page.next_cursor = encode_cursor(rows.back());
   }
   page.items.reserve(rows.size());

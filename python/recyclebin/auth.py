@@ -28,12 +28,12 @@ import hashlib
 import importlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from fastapi import Request
+from starlette.requests import Request
 
 import recyclebin as rb
 
@@ -220,6 +220,7 @@ class RefuseAll:
             f"or ${TOKENS_ENV_VAR}")
 
 
-def grants_from_mapping(table: Mapping[str, Any], source: str = "<tokens>") -> dict[str, TokenGrant]:
+def grants_from_mapping(table: Mapping[str, Any],
+                        source: str = "<tokens>") -> dict[str, TokenGrant]:
     """Validate an in-memory token table (the same shape as the file)."""
     return parse_tokens(json.dumps(dict(table)), source)

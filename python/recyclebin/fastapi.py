@@ -24,11 +24,22 @@ Engine calls run in the threadpool (every endpoint is a plain ``def``).
 # at definition time, and they refer to names local to create_router.
 
 import enum
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, NoReturn
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response, Security, status
+from fastapi import (
+    APIRouter,
+    Body,
+    Depends,
+    Header,
+    Path,
+    Query,
+    Request,
+    Response,
+    Security,
+    status,
+)
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -46,6 +57,8 @@ __all__ = [
     "format_datetime",
     "validation_error_response",
     "ErrorResponse",
+    "RecycleBinRoute",
+    "require_platform",
 ]
 
 
@@ -183,6 +196,8 @@ class AuditRecordModel(_Model):
     resource_group: str
     name: str
     outcome: str = Field(description='`"ok"` or `"refused:<code>"`.')
+    workspace_id: str = Field(description="Empty when the target did not exist.")
+    principal_id: str = Field(description="Empty for the trusted platform.")
 
 
 class GrantBody(_Model):
@@ -273,8 +288,10 @@ def validation_error_response(exc: RequestValidationError) -> JSONResponse:
 
 def _engine_error_response(exc: rb.RecycleBinError) -> JSONResponse:
     reserved_until = getattr(exc, "reserved_until", None)
-    extra = {"reserved_until": reserved_until} if isinstance(reserved_until, datetime) else {}
-    return error_response(int(exc.http_status), str(exc.code), str(exc), **extra)
+    if isinstance(reserved_until, datetime):
+        return error_response(int(exc.http_status), str(exc.code), str(exc),
+                              reserved_until=reserved_until)
+    return error_response(int(exc.http_status), str(exc.code), str(exc))
 
 
 async def _map_errors(call: Callable[[], Awaitable[Response]]) -> Response:
@@ -297,7 +314,7 @@ async def _map_errors(call: Callable[[], Awaitable[Response]]) -> Response:
 class RecycleBinRoute(APIRoute):
     """Turns every error of this router into the error body, wherever it is mounted."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def handle(request: Request) -> Response:
@@ -334,7 +351,7 @@ def _responses(*docs: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[s
     return merged
 
 
-def _require_platform(caller: "rb.Principal | None", what: str) -> None:
+def require_platform(caller: "rb.Principal | None", what: str) -> None:
     if caller is not None:
         raise Forbidden(f"{what} is for the platform only (a token with platform: true)")
 
@@ -348,12 +365,6 @@ def _pick(name: str, query_value: Any, body_value: Any, default: Any) -> Any:
     if body_value is not None:
         return body_value
     return default
-
-
-def _find_by_id(engine: rb.Engine, workspace_id: str,
-                caller: "rb.Principal | None") -> rb.Workspace:
-    """A live workspace by its id (soft-deleted or unknown: WorkspaceNotFound)."""
-    return rb.Workspace.get_by_id(workspace_id, principal=caller, engine=engine)
 
 
 # ------------------------------------------------------------------------------ router
@@ -404,10 +415,12 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
                 in_bin = False
             if not in_bin:
                 raise
+        in_bin_path = deleted_path.format(subscription_id=subscription_id,
+                                          resource_group=resource_group, name=name)
         raise ApiError(
             409, "operation_not_allowed",
-            f"workspace {name!r} is soft-deleted: only recover (POST {deleted_path}/recover) "
-            f"and purge (DELETE {deleted_path}) work on it")
+            f"workspace {name!r} is soft-deleted: only recover (POST {in_bin_path}/recover) "
+            f"and purge (DELETE {in_bin_path}) work on it")
 
     # ---------------------------------------------------------------- live workspaces
 
@@ -592,7 +605,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
                        caller: Caller) -> list[DeletableWorkspaceModel]:
         """`deletion_planned` (past their date under `on_expiry: hold`) and `orphaned`
         workspaces: kind, id and date, never names."""
-        _require_platform(caller, "listing deletable workspaces")
+        require_platform(caller, "listing deletable workspaces")
         return [DeletableWorkspaceModel(kind=_text(d.kind), workspace_id=d.workspace_id,
                                         since=d.since)
                 for d in engine.list_deletable(subscription_id)]
@@ -606,7 +619,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
                         caller: Caller) -> DeleteResultModel:
         """Only a workspace that `deletableWorkspaces` lists for this subscription; the
         result's `cleanup` lists every reference to remove from storage."""
-        _require_platform(caller, "purging by id")
+        require_platform(caller, "purging by id")
         if not any(d.workspace_id == workspace_id for d in engine.list_deletable(subscription_id)):
             raise ApiError(404, "workspace_not_found",
                            f"no deletable workspace {workspace_id!r} in subscription "
@@ -618,7 +631,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
                  responses=_responses(_E403))
     def purge_expired(caller: Caller) -> PurgeReportModel:
         """What the server's reaper does periodically."""
-        _require_platform(caller, "purging expired workspaces")
+        require_platform(caller, "purging expired workspaces")
         report = engine.purge_expired(principal=caller)
         return PurgeReportModel(
             purged=[PurgedWorkspaceModel(subscription_id=s, resource_group=g, name=n)
@@ -633,7 +646,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
             min_length=1, description="Only this workspace's tasks.")] = None
                            ) -> list[CleanupTaskModel]:
         """External resources the platform must destroy; complete each when done."""
-        _require_platform(caller, "the cleanup outbox")
+        require_platform(caller, "the cleanup outbox")
         return [_cleanup_task(t) for t in engine.cleanup_tasks()
                 if workspace_id is None or t.workspace_id == workspace_id]
 
@@ -642,7 +655,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
                  responses=_responses(_E403, _doc(404, "`cleanup_task_not_found`.")))
     def complete_cleanup_task(task_id: Annotated[int, Path(ge=1)], caller: Caller) -> None:
         """Completing a completed task is a no-op."""
-        _require_platform(caller, "the cleanup outbox")
+        require_platform(caller, "the cleanup outbox")
         try:
             engine.complete_cleanup(task_id)
         except KeyError:
@@ -656,11 +669,12 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
             min_length=1, description="Only this subscription.")] = None
                   ) -> list[AuditRecordModel]:
         """Every operation, refused ones included (`outcome: refused:<code>`)."""
-        _require_platform(caller, "the audit log")
+        require_platform(caller, "the audit log")
         return [AuditRecordModel(seq=r.seq, at=r.at, action=r.action,
                                  subscription_id=r.subscription_id,
                                  resource_group=r.resource_group, name=r.name,
-                                 outcome=r.outcome)
+                                 outcome=r.outcome, workspace_id=r.workspace_id,
+                                 principal_id=r.principal_id)
                 for r in engine.audit_log(subscription_id)]
 
     # -------------------------------------------------- cloud-workstation compatibility
@@ -686,7 +700,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
     ) -> Response:
         """A `GET` that deletes, as the cloud-workstation API defines it. The
         workstation must be stopped (400 otherwise); the policy decides soft or hard."""
-        ws = _find_by_id(engine, workstation_id, caller)
+        ws = rb.Workspace.get_by_id(workstation_id, principal=caller, engine=engine)
         ws.delete(principal=caller)
         if prefer is not None and "return=representation" in prefer.replace(" ", "").lower():
             return JSONResponse({"id": workstation_id, "status": "deleted"},

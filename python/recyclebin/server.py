@@ -45,18 +45,29 @@ from recyclebin.fastapi import (
     create_router,
     error_response,
     validation_error_response,
-    _require_platform,
+    require_platform,
 )
 from recyclebin.reaper import PurgeReaper
 
 __all__ = ["DEFAULT_REAPER_INTERVAL", "create_app", "create_clock_router", "is_loopback",
-           "serve"]
+           "resolve_policy", "serve"]
 
 DEFAULT_REAPER_INTERVAL = 60.0  # seconds between two purge_expired runs
 
 _log = logging.getLogger("recyclebin.server")
 
 TokensSource = str | os.PathLike[str] | Mapping[str, Any] | None
+
+
+def resolve_policy(policy: "str | os.PathLike[str] | rb.Policy") -> rb.Policy:
+    """As ``rb.Engine.open`` reads ``policy=``: a built-in name when it has no ``/`` and no
+    ``.yaml``/``.yml`` suffix, otherwise a file."""
+    if isinstance(policy, rb.Policy):
+        return policy
+    text = os.fspath(policy)
+    if isinstance(policy, os.PathLike) or "/" in text or text.endswith((".yaml", ".yml")):
+        return rb.Policy.load(text)
+    return rb.Policy.builtin(text)
 
 
 def _version() -> str:
@@ -105,19 +116,19 @@ def create_clock_router(clock: rb.ManualClock, authenticate: Authenticator) -> A
 
     @router.get("", response_model=_ClockNow, summary="The manual clock's time (tests only)")
     def read_clock(caller: Caller) -> _ClockNow:
-        _require_platform(caller, "the test clock")
+        require_platform(caller, "the test clock")
         return _ClockNow(now=clock.now())
 
     @router.post("/advance", response_model=_ClockNow,
                  summary="Move the manual clock forward (tests only)")
     def advance_clock(body: _ClockAdvance, caller: Caller) -> _ClockNow:
-        _require_platform(caller, "the test clock")
+        require_platform(caller, "the test clock")
         clock.advance(timedelta(seconds=body.seconds))
         return _ClockNow(now=clock.now())
 
     @router.put("", response_model=_ClockNow, summary="Set the manual clock (tests only)")
     def set_clock(body: _ClockNow, caller: Caller) -> _ClockNow:
-        _require_platform(caller, "the test clock")
+        require_platform(caller, "the test clock")
         clock.set(body.now)
         return _ClockNow(now=clock.now())
 
@@ -147,11 +158,12 @@ def create_app(
     - ``clock``: a ``rb.ManualClock`` also adds the ``/_testing/clock`` routes.
     - ``prefix``: where the routes are mounted, e.g. ``"/v1"``.
     """
-    auth = _authenticator(tokens, authenticate)
     if reaper_interval is not None and reaper_interval < 0:
         raise ValueError(f"reaper_interval must be >= 0 seconds (0: off), got {reaper_interval}")
-    engine_policy = os.fspath(policy) if isinstance(policy, os.PathLike) else policy
-    engine = rb.Engine.open(os.fspath(db), policy=engine_policy, clock=clock)
+    # Policy, then tokens, then the store: a configuration error creates no database file.
+    resolved_policy = resolve_policy(policy)
+    auth = _authenticator(tokens, authenticate)
+    engine = rb.Engine.open(db, policy=resolved_policy, clock=clock)
     reaper = PurgeReaper(engine, reaper_interval) if reaper_interval else None
 
     @asynccontextmanager
@@ -185,6 +197,11 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return validation_error_response(exc)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette logs the traceback; the caller gets the error body without details.
+        return error_response(500, "internal_error", "internal server error; see the server log")
 
     @app.get("/healthz", tags=["operations"], summary="Liveness (no token needed)")
     def healthz() -> dict[str, str]:

@@ -379,6 +379,7 @@ TEST_F(EngineTest, ListDeletedIsNewestFirstAndKeysetPaginated) {
   ASSERT_EQ(odd.items.size(), 3u);
   EXPECT_EQ(odd.items[0].name, "ws5");
   EXPECT_TRUE(engine->list_deleted("other", std::nullopt, std::nullopt, std::nullopt, std::nullopt).items.empty());
+  EXPECT_EQ(engine->list_deleted("sub", std::nullopt, SIZE_MAX, std::nullopt, std::nullopt).items.size(), 7u);
   const auto exact = engine->list_deleted("sub", std::nullopt, 7, std::nullopt, std::nullopt);
   EXPECT_FALSE(exact.next_cursor.has_value());  // no empty trailing page
   expect_error(ErrorCode::invalid_argument, [&] { engine->list_deleted("sub", std::nullopt, 3, std::string("garbage"), std::nullopt); });
@@ -427,6 +428,7 @@ TEST_F(EngineTest, ClosedEngineRefusesEveryCall) {
   expect_error(ErrorCode::engine_closed, [&] { make("other"); });
   expect_error(ErrorCode::engine_closed, [&] { engine->purge_expired(std::nullopt); });
   expect_error(ErrorCode::engine_closed, [&] { engine->cleanup_tasks(); });
+  expect_error(ErrorCode::engine_closed, [&] { engine->set_facts_provider([](const Workspace&) { return Facts{}; }); });
 }
 
 TEST_F(EngineTest, HttpStatusPerCode) {

@@ -1,0 +1,756 @@
+"""The ``recyclebin`` command line (also ``python -m recyclebin``).
+
+    recyclebin serve --db recyclebin.db --policy azureml --tokens tokens.yaml
+    recyclebin workspace create -s SUB -g RG -n NAME
+    recyclebin workspace delete -s SUB -g RG -n NAME --confirm NAME
+    recyclebin workspace list-deleted -s SUB --output json
+    recyclebin admin list-deletable --organization ORG --db URL
+    recyclebin admin delete-realm --organization ORG --db URL --realm ID --dump-blocks FILE --yes
+    recyclebin purge-expired --db URL --yes
+    recyclebin policy check policies/azureml.yaml
+
+The CLI opens the database itself and acts as the trusted platform (``principal=None``):
+whoever can run it against the database file is an operator. Errors print one line on
+stderr and exit with a code per error class (see ``EXIT_CODES``); destructive commands
+need ``--yes`` (or ``--confirm NAME``).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+import recyclebin as rb
+from recyclebin.auth import TokenConfigError
+from recyclebin.results import format_countdown
+
+__all__ = ["EXIT_CODES", "app", "main"]
+
+#: Exit status per error class (the engine's ``code``); documented in ``--help``.
+EXIT_CODES: dict[str, int] = {
+    "workspace_not_found": 3,
+    "workspace_exists": 4,
+    "name_reserved": 5,
+    "invalid_retention": 6,
+    "operation_not_allowed": 7,
+    "workspace_not_stopped": 8,
+    "precondition_failed": 9,
+    "permission_denied": 10,
+    "policy_error": 11,
+    "engine_closed": 12,
+    "storage_error": 12,
+    "invalid_argument": 2,
+    "not_found": 3,
+}
+EXIT_UNEXPECTED = 1     # anything else (a bug, or an environment problem not listed)
+EXIT_USAGE = 2          # bad command line: unknown option, bad value, missing consent
+EXIT_STORAGE = 12       # the database cannot be opened or written (OSError, engine closed)
+EXIT_INTERRUPTED = 130  # Ctrl-C
+
+_EXIT_HELP = (
+    "Exit codes: 0 ok; 1 unexpected error; 2 bad command line, invalid_argument or missing "
+    "--yes/--confirm; "
+    "3 workspace_not_found; 4 workspace_exists; 5 name_reserved; 6 invalid_retention; "
+    "7 operation_not_allowed; 8 workspace_not_stopped; 9 precondition_failed; "
+    "10 permission_denied; 11 policy_error; 12 storage_error, engine_closed or an unusable "
+    "database file; 130 interrupted."
+)
+
+
+def _console(stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    # Not a terminal (a pipe, a test): wide enough that ids and dates are never folded.
+    width = None if stream.isatty() else max(int(os.environ.get("COLUMNS", "0") or 0), 200)
+    # markup=False: names and lists like "[a, b]" are data, never rich markup.
+    return Console(file=stream, width=width, highlight=False, markup=False)
+
+
+app = typer.Typer(
+    name="recyclebin", no_args_is_help=True, add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Deletion protection for workspaces: soft delete, retention, recover and purge.\n\n"
+         + _EXIT_HELP,
+)
+workspace_app = typer.Typer(no_args_is_help=True, help="Workspaces: create, delete, recover, "
+                                                       "purge, ...\n\n" + _EXIT_HELP)
+admin_app = typer.Typer(no_args_is_help=True, help="Operator commands (realm deletion, "
+                                                   "cleanup outbox).\n\n" + _EXIT_HELP)
+policy_app = typer.Typer(no_args_is_help=True, help="Validate and show policies.")
+app.add_typer(workspace_app, name="workspace")
+app.add_typer(admin_app, name="admin")
+app.add_typer(policy_app, name="policy")
+
+
+class OutputFormat(str, enum.Enum):
+    table = "table"
+    json = "json"
+
+
+# ------------------------------------------------------------------ shared options
+
+DbOption = Annotated[str, typer.Option(
+    "--db", envvar="RECYCLEBIN_DB", show_envvar=True,
+    help="Database: a file path, sqlite:///relative.db, sqlite:////abs/path.db or :memory:.")]
+PolicyOption = Annotated[str, typer.Option(
+    "--policy", envvar="RECYCLEBIN_POLICY", show_envvar=True,
+    help="A built-in policy name (default, azureml, dataworks, parsec, exostellar, "
+         "cloud-workstation) or a YAML file.")]
+SubscriptionOption = Annotated[str, typer.Option(
+    "--subscription", "-s", help="Subscription (tenant) id.")]
+GroupOption = Annotated[str, typer.Option("--resource-group", "-g", help="Resource group.")]
+NameOption = Annotated[str, typer.Option("--name", "-n", help="Workspace name.")]
+OutputOption = Annotated[OutputFormat, typer.Option(
+    "--output", "-o", case_sensitive=False, help="table (for people) or json (for scripts).")]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Consent to a destructive action.")]
+OrganizationOption = Annotated[str, typer.Option(
+    "--organization", help="Organization (subscription) id.")]
+
+
+# ------------------------------------------------------------------- error handling
+
+def _one_line(message: str) -> str:
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    print(f"recyclebin: error: {_one_line(message)}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Domain errors -> one line on stderr and the exit code of their class."""
+    try:
+        yield
+    except (typer.Exit, typer.Abort, BrokenPipeError):
+        raise  # click ends a closed pipe (`| head`) quietly
+    except rb.RecycleBinError as exc:
+        _fail(str(exc), EXIT_CODES.get(str(exc.code), EXIT_UNEXPECTED))
+    except TokenConfigError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    except KeyboardInterrupt:
+        _fail("interrupted", EXIT_INTERRUPTED)
+    except OSError as exc:
+        _fail(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}",
+              EXIT_STORAGE)
+    except Exception as exc:  # no traceback for people; the class name helps a bug report
+        _fail(f"unexpected {type(exc).__name__}: {exc}", EXIT_UNEXPECTED)
+
+
+@contextmanager
+def _engine(db: str, policy: str) -> Iterator[rb.Engine]:
+    with _errors():
+        engine = rb.Engine.open(db, policy=policy)
+        try:
+            yield engine
+        finally:
+            engine.close()
+
+
+def _require_consent(yes: bool, confirm: str | None, name: str, what: str) -> None:
+    if confirm is not None:
+        if confirm != name:
+            _fail(f"--confirm {confirm!r} does not match the workspace name {name!r}; "
+                  f"nothing was {what}", EXIT_CODES["precondition_failed"])
+        return
+    if not yes:
+        _fail(f"refusing: {name!r} would be {what}; pass --confirm {name} (or --yes) to go on",
+              EXIT_USAGE)
+
+
+# ------------------------------------------------------------------------ rendering
+
+def _iso(value: datetime | None) -> str:
+    if value is None:
+        return "-"
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _kinds(kinds: Sequence[str]) -> str:
+    return ", ".join(kinds) if kinds else "-"
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=False))
+
+
+def _wire() -> Any:
+    from recyclebin import fastapi as wire  # the REST JSON shapes, shared with the CLI
+    return wire
+
+
+def _details(title: str, rows: Sequence[tuple[str, str]]) -> None:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("field", style="bold", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    for key, value in rows:
+        table.add_row(key, value)
+    _console().print(table)
+
+
+def _show_workspace(ws: rb.Workspace, output: OutputFormat, title: str) -> None:
+    wire = _wire()
+    model = wire._workspace(ws)
+    if output is OutputFormat.json:
+        _print_json(model.model_dump(mode="json"))
+        return
+    components = ", ".join(f"{c.kind}={c.ref}{' (standalone)' if c.standalone else ''}"
+                           for c in model.components) or "-"
+    _details(title, [("id", model.id), ("name", model.name),
+                     ("subscription", model.subscription_id),
+                     ("resource group", model.resource_group), ("state", model.state),
+                     ("retention days", str(model.soft_delete_retention_days)),
+                     ("components", components)])
+
+
+def _show_delete_result(result: rb.DeleteResult, output: OutputFormat, title: str) -> None:
+    if output is OutputFormat.json:
+        _print_json(_wire()._delete_result(result).model_dump(mode="json"))
+        return
+    rows = [("permanent", "yes" if result.permanent else "no"),
+            ("deleted at", _iso(result.deleted_at))]
+    if result.purge_at is not None:
+        countdown = format_countdown(result.purge_at - result.deleted_at)
+        rows.append(("purge at", f"{_iso(result.purge_at)} (in {countdown})"))
+    rows += [("retained", _kinds(result.retained)), ("destroyed", _kinds(result.destroyed)),
+             ("preserved", _kinds(result.preserved)),
+             ("cleanup tasks", str(len(result.cleanup)))]
+    _details(title, rows)
+    for warning in result.warnings:
+        print(f"recyclebin: warning: {warning}", file=sys.stderr)
+
+
+def _components(specs: Sequence[str], standalone: bool) -> list[rb.Component]:
+    components = []
+    for spec in specs:
+        kind, sep, ref = spec.partition("=")
+        if not sep or not kind:
+            option = "--standalone-component" if standalone else "--component"
+            _fail(f"{option} {spec!r}: expected KIND=REF, e.g. compute_instance=ci-1",
+                  EXIT_USAGE)
+        components.append(rb.Component(kind, ref, standalone=standalone))
+    return components
+
+
+# ------------------------------------------------------------------------- workspace
+
+@workspace_app.command("create")
+def workspace_create(
+    subscription: SubscriptionOption, resource_group: GroupOption, name: NameOption,
+    retention_days: Annotated[int | None, typer.Option(
+        "--retention-days", help="Days in the recycle bin (default: the policy's).")] = None,
+    cmk: Annotated[bool, typer.Option(
+        "--cmk", help="Customer-managed keys: always hard-deleted.")] = False,
+    component: Annotated[list[str] | None, typer.Option(
+        "--component", help="KIND=REF, repeatable.")] = None,
+    standalone_component: Annotated[list[str] | None, typer.Option(
+        "--standalone-component", help="KIND=REF created on its own (always preserved), "
+                                       "repeatable.")] = None,
+    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """Create a workspace."""
+    components = (_components(component or [], False)
+                  + _components(standalone_component or [], True))
+    with _engine(db, policy) as engine:
+        ws = rb.Workspace.create(subscription, resource_group, name,
+                                 soft_delete_retention_days=retention_days, cmk_encrypted=cmk,
+                                 components=components, engine=engine)
+        _show_workspace(ws, output, f"Created workspace {name}")
+
+
+@workspace_app.command("show")
+def workspace_show(
+    subscription: SubscriptionOption, resource_group: GroupOption, name: NameOption,
+    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """Show a live workspace (a soft-deleted one is not found: see show-deleted)."""
+    with _engine(db, policy) as engine:
+        ws = rb.Workspace.get(name, subscription, resource_group, engine=engine)
+        _show_workspace(ws, output, f"Workspace {name}")
+
+
+@workspace_app.command("stop")
+def workspace_stop(
+    subscription: SubscriptionOption, resource_group: GroupOption, name: NameOption,
+    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """Stop a workspace (idempotent)."""
+    with _engine(db, policy) as engine:
+        ws = rb.Workspace.get(name, subscription, resource_group, engine=engine)
+        ws.stop()
+        _show_workspace(ws, output, f"Stopped workspace {name}")
+
+
+@workspace_app.command("start")
+def workspace_start(
+    subscription: SubscriptionOption, resource_group: GroupOption, name: NameOption,
+    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """Start a workspace (idempotent)."""
+    with _engine(db, policy) as engine:
+        ws = rb.Workspace.get(name, subscription, resource_group, engine=engine)
+        ws.start()
+        _show_workspace(ws, output, f"Started workspace {name}")
+
+
+@workspace_app.command("delete")
+def workspace_delete(
+    subscription: SubscriptionOption, resource_group: GroupOption, name: NameOption,
+    permanently_delete: Annotated[bool, typer.Option(
+        "--permanently-delete", help="Skip the recycle bin.")] = False,
+    delete_dependent_resources: Annotated[bool, typer.Option(
+        "--delete-dependent-resources",
+        help="With --permanently-delete: also destroy preserved resources.")] = False,
+    confirm: Annotated[str | None, typer.Option(
+        "--confirm", metavar="NAME", help="Type the workspace name to consent (and to "
+                                          "satisfy a policy that asks for it).")] = None,
+    yes: YesOption = False,
+    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """Delete a workspace: into the recycle bin unless --permanently-delete."""
+    _require_consent(yes, confirm, name, "permanently deleted" if permanently_delete
+                     else "deleted")
+    with _engine(db, policy) as engine:
+        ws = rb.Workspace.get(name, subscription, resource_group, engine=engine)
+        result = ws.delete(delete_dependent_resources=delete_dependent_resources,
+                           permanently_delete=permanently_delete, confirm_name=confirm)
+        verb = "Permanently deleted" if result.permanent else "Soft-deleted"
+        _show_delete_result(result, output, f"{verb} workspace {name}")
+
+
+@workspace_app.command("list-deleted")
+def workspace_list_deleted(
+    subscription: SubscriptionOption,
+    resource_group: Annotated[str | None, typer.Option(
+        "--resource-group", "-g", help="Only this resource group.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Page size.")] = None,
+    cursor: Annotated[str | None, typer.Option(
+        "--cursor", help="The next-page cursor printed by the previous page.")] = None,
+    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """List soft-deleted workspaces, newest deletion first."""
+    with _engine(db, policy) as engine:
+        page = rb.Workspace.list_deleted(subscription, resource_group, limit=limit,
+                                         cursor=cursor, engine=engine)
+        wire = _wire()
+        if output is OutputFormat.json:
+            _print_json({"value": [wire._deleted_workspace(d).model_dump(mode="json")
+                                   for d in page],
+                         "next_cursor": page.next_cursor})
+            return
+        table = Table(title=f"Deleted workspaces in {subscription}"
+                            + (f"/{resource_group}" if resource_group else ""),
+                      title_justify="left")
+        for column in ("name", "resource group", "deleted at", "purge at", "purge in", "id"):
+            table.add_column(column, no_wrap=column != "id", overflow="fold")
+        for item in page:
+            table.add_row(item.name, item.resource_group, _iso(item.deleted_at),
+                          _iso(item.purge_at), format_countdown(item.time_to_purge), item.id)
+        console = _console()
+        console.print(table)
+        if not page:
+            console.print("(the recycle bin is empty)")
+        if page.next_cursor is not None:
+            console.print(f"more: --cursor {page.next_cursor}")
+
+
+@workspace_app.command("show-deleted")
+def workspace_show_deleted(
+    subscription: SubscriptionOption, resource_group: GroupOption, name: NameOption,
+    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """Show a soft-deleted workspace, with its purge date."""
+    with _engine(db, policy) as engine:
+        item = rb.Workspace.get_deleted(name, subscription, resource_group, engine=engine)
+        if output is OutputFormat.json:
+            _print_json(_wire()._deleted_workspace(item).model_dump(mode="json"))
+            return
+        _details(f"Deleted workspace {name}", [
+            ("id", item.id), ("name", item.name), ("subscription", item.subscription_id),
+            ("resource group", item.resource_group), ("deleted at", _iso(item.deleted_at)),
+            ("purge at", f"{_iso(item.purge_at)} (in {format_countdown(item.time_to_purge)})"),
+            ("retention days", str(item.retention_days)), ("retained", _kinds(item.retained))])
+
+
+@workspace_app.command("recover")
+def workspace_recover(
+    subscription: SubscriptionOption, resource_group: GroupOption, name: NameOption,
+    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """Recover a soft-deleted workspace."""
+    with _engine(db, policy) as engine:
+        result = rb.Workspace.recover(subscription, resource_group, name, engine=engine)
+        if output is OutputFormat.json:
+            wire = _wire()
+            _print_json(wire.RecoverResultModel(
+                workspace=wire._workspace(result.workspace), restored=list(result.restored),
+                reattached=list(result.reattached),
+                must_recreate=list(result.must_recreate)).model_dump(mode="json"))
+            return
+        _details(f"Recovered workspace {name}", [
+            ("id", result.workspace.id), ("restored", _kinds(result.restored)),
+            ("reattached", _kinds(result.reattached)),
+            ("must recreate", _kinds(result.must_recreate))])
+
+
+@workspace_app.command("purge")
+def workspace_purge(
+    subscription: SubscriptionOption, resource_group: GroupOption, name: NameOption,
+    confirm: Annotated[str | None, typer.Option(
+        "--confirm", metavar="NAME", help="Type the workspace name to consent.")] = None,
+    yes: YesOption = False,
+    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """Purge a soft-deleted workspace now (it can no longer be recovered)."""
+    _require_consent(yes, confirm, name, "purged")
+    with _engine(db, policy) as engine:
+        result = rb.Workspace.purge(subscription, resource_group, name, engine=engine)
+        _show_delete_result(result, output, f"Purged workspace {name}")
+
+
+@workspace_app.command("grant")
+def workspace_grant(
+    subscription: SubscriptionOption, resource_group: GroupOption, name: NameOption,
+    member: Annotated[str, typer.Option("--member", help="The principal id to grant to.")],
+    role: Annotated[str, typer.Option("--role", help="The role, e.g. owner.")],
+    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+) -> None:
+    """Give a member a role on a workspace (replaces their role)."""
+    with _engine(db, policy) as engine:
+        rb.Workspace.get(name, subscription, resource_group, engine=engine).grant(member, role)
+        _console().print(f"Granted {role} on {name} to {member}")
+
+
+@workspace_app.command("revoke")
+def workspace_revoke(
+    subscription: SubscriptionOption, resource_group: GroupOption, name: NameOption,
+    member: Annotated[str, typer.Option("--member", help="The principal id to revoke.")],
+    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+) -> None:
+    """Remove a member from a workspace (the last one leaves it orphaned)."""
+    with _engine(db, policy) as engine:
+        rb.Workspace.get(name, subscription, resource_group, engine=engine).revoke(member)
+        _console().print(f"Revoked {member} on {name}")
+
+
+# ----------------------------------------------------------------------------- admin
+
+@admin_app.command("list-deletable")
+def admin_list_deletable(
+    organization: OrganizationOption, db: DbOption = "recyclebin.db",
+    policy: PolicyOption = "default", output: OutputOption = OutputFormat.table,
+) -> None:
+    """List the realms (workspaces) an operator may delete: kind and date, never names."""
+    with _engine(db, policy) as engine:
+        candidates = engine.list_deletable(organization)
+        wire = _wire()
+        if output is OutputFormat.json:
+            _print_json([{"kind": wire._text(c.kind), "workspace_id": c.workspace_id,
+                          "since": _iso(c.since)} for c in candidates])
+            return
+        print(f"Found {len(candidates)} deletion candidate(s):")
+        for c in candidates:
+            kind = wire._text(c.kind)
+            date_key = "orphaned_since" if kind == "orphaned" else "deletion_date"
+            print(f"Realm {c.workspace_id}  kind={kind:<16}  {date_key}={_iso(c.since)}")
+
+
+@admin_app.command("delete-realm")
+def admin_delete_realm(
+    organization: OrganizationOption,
+    realm: Annotated[str, typer.Option("--realm", help="The realm (workspace) id, from "
+                                                       "list-deletable.")],
+    dump_blocks: Annotated[Path, typer.Option(
+        "--dump-blocks", "--dump-realm-blocks", dir_okay=False,
+        help="New file to write every storage reference to remove, one per line.")],
+    yes: YesOption = False,
+    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+) -> None:
+    """Delete one deletable realm's metadata and export the blocks to remove from storage."""
+    if not yes:
+        _fail(f"refusing: realm {realm} would be deleted for good; pass --yes to go on",
+              EXIT_USAGE)
+    err = _console(stderr=True)
+    with _engine(db, policy) as engine:
+        if not any(c.workspace_id == realm for c in engine.list_deletable(organization)):
+            _fail(f"realm {realm} is not deletable in organization {organization!r}; "
+                  "see `recyclebin admin list-deletable`", EXIT_CODES["workspace_not_found"])
+        # Exclusive create: never overwrite an earlier dump that may list blocks still to remove.
+        try:
+            dump = open(dump_blocks, "x", encoding="utf-8")
+        except FileExistsError:
+            _fail(f"{dump_blocks} exists (it may list blocks still to remove); choose a new "
+                  "file for --dump-blocks", EXIT_USAGE)
+        with dump:
+            try:
+                result = engine.purge_by_id(realm)
+            except BaseException:
+                dump.close()
+                dump_blocks.unlink(missing_ok=True)
+                raise
+            print(f"Deleting metadata for realm {realm}... ✔")
+            tasks = {t.id: t for t in result.cleanup}
+            tasks.update({t.id: t for t in engine.cleanup_tasks() if t.workspace_id == realm})
+            refs = [tasks[task_id].ref for task_id in sorted(tasks)]
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          console=err) as progress:
+                bar = progress.add_task("Exporting a list of all the realm's block that can "
+                                        "be removed", total=len(refs))
+                for ref in refs:
+                    dump.write(ref + "\n")
+                    progress.advance(bar)
+        print(f"Exported {len(refs)} block slug(s) to {dump_blocks}")
+        print("⚠️ The realm has been deleted, however its blocks are still present in the "
+              "object storage")
+        print(f"⚠️ You should now manually clean the object storage by removing all the path "
+              f"listed in {dump_blocks}")
+
+
+@admin_app.command("cleanup-tasks")
+def admin_cleanup_tasks(
+    workspace_id: Annotated[str | None, typer.Option(
+        "--workspace-id", help="Only this workspace's tasks.")] = None,
+    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """Pending cleanup tasks (external resources to destroy), oldest first."""
+    with _engine(db, policy) as engine:
+        tasks = [t for t in engine.cleanup_tasks()
+                 if workspace_id is None or t.workspace_id == workspace_id]
+        if output is OutputFormat.json:
+            wire = _wire()
+            _print_json([wire._cleanup_task(t).model_dump(mode="json") for t in tasks])
+            return
+        table = Table(title=f"{len(tasks)} pending cleanup task(s)", title_justify="left")
+        for column in ("id", "kind", "ref", "workspace id", "created at"):
+            table.add_column(column, overflow="fold")
+        for t in tasks:
+            table.add_row(str(t.id), t.kind, t.ref, t.workspace_id, _iso(t.created_at))
+        _console().print(table)
+
+
+@admin_app.command("complete-cleanup")
+def admin_complete_cleanup(
+    task_id: Annotated[int, typer.Argument(min=1, help="The task id.")],
+    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+) -> None:
+    """Mark a cleanup task done (a completed one stays done)."""
+    with _engine(db, policy) as engine:
+        try:
+            engine.complete_cleanup(task_id)
+        except KeyError:
+            _fail(f"no cleanup task {task_id}; see `recyclebin admin cleanup-tasks`",
+                  EXIT_CODES["workspace_not_found"])
+        _console().print(f"Completed cleanup task {task_id}")
+
+
+# ------------------------------------------------------------------- purge-expired
+
+@app.command("purge-expired")
+def purge_expired(
+    yes: YesOption = False,
+    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """Purge every workspace whose retention has ended (and due orphans)."""
+    if not yes:
+        _fail("refusing: expired workspaces would be purged for good; pass --yes to go on",
+              EXIT_USAGE)
+    with _engine(db, policy) as engine:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      console=_console(stderr=True), transient=output is OutputFormat.json
+                      ) as progress:
+            bar = progress.add_task("Purging expired workspaces", total=None)
+            report = engine.purge_expired()
+            progress.update(bar, total=len(report.purged), completed=len(report.purged))
+        if output is OutputFormat.json:
+            wire = _wire()
+            _print_json({"purged": [{"subscription_id": s, "resource_group": g, "name": n}
+                                    for s, g, n in report.purged],
+                         "cleanup": [wire._cleanup_task(t).model_dump(mode="json")
+                                     for t in report.cleanup]})
+            return
+        console = _console()
+        if not report.purged:
+            console.print("Purged 0 workspace(s): nothing has expired")
+            return
+        table = Table(title=f"Purged {len(report.purged)} workspace(s)", title_justify="left")
+        for column in ("subscription", "resource group", "name"):
+            table.add_column(column, overflow="fold")
+        for s, g, n in report.purged:
+            table.add_row(s, g, n)
+        console.print(table)
+        console.print(f"{len(report.cleanup)} cleanup task(s) queued")
+
+
+# --------------------------------------------------------------------------- policy
+
+class PolicyOutput(str, enum.Enum):
+    table = "table"
+    json = "json"
+    yaml = "yaml"
+
+
+PolicyOutputOption = Annotated[PolicyOutput, typer.Option(
+    "--output", "-o", case_sensitive=False,
+    help="table (a column per tenant), json, or yaml (the effective rules, defaults "
+         "spelled out).")]
+
+
+def _load_policy(source: str) -> rb.Policy:
+    # API.md: a name without "/" and without a .yaml/.yml suffix is a built-in.
+    if "/" in source or source.endswith((".yaml", ".yml")):
+        return rb.Policy.load(source)
+    return rb.Policy.builtin(source)
+
+
+@policy_app.command("check")
+def policy_check(
+    file: Annotated[Path, typer.Argument(help="The policy YAML file.", dir_okay=False)],
+    output: PolicyOutputOption = PolicyOutput.table,
+) -> None:
+    """Validate a policy file and print the effective policy of each tenant.
+
+    An invalid file prints its errors as FILE:LINE:COLUMN: message and exits 11."""
+    with _errors():
+        if not file.is_file():
+            _fail(f"{file}: no such file", EXIT_USAGE)
+        try:
+            policy = rb.Policy.load(str(file))
+        except rb.PolicyError as exc:
+            for line in str(exc).splitlines():
+                print(f"recyclebin: error: {line}", file=sys.stderr)
+            raise typer.Exit(EXIT_CODES["policy_error"]) from None
+        _show_policy(policy, output, f"{file}: valid")
+
+
+@policy_app.command("show")
+def policy_show(
+    name: Annotated[str, typer.Argument(help="A built-in policy name (default, azureml, "
+                                             "dataworks, parsec, exostellar, "
+                                             "cloud-workstation) or a YAML file.")],
+    output: PolicyOutputOption = PolicyOutput.table,
+) -> None:
+    """Print a policy's effective settings, for the base and each tenant."""
+    with _errors():
+        _show_policy(_load_policy(name), output, f"policy {name}")
+
+
+def _flat(settings: Any, prefix: str = "") -> dict[str, str]:
+    """{"retention": {"default_days": 14}} -> {"retention.default_days": "14"}."""
+    if isinstance(settings, dict):
+        flat: dict[str, str] = {}
+        for key, value in settings.items():
+            flat.update(_flat(value, f"{prefix}{key}."))
+        return flat
+    if settings is None:
+        text = "null"
+    elif isinstance(settings, bool):
+        text = "true" if settings else "false"
+    elif isinstance(settings, list):
+        text = "[" + ", ".join(map(str, settings)) + "]"
+    else:
+        text = str(settings)
+    return {prefix.rstrip("."): text}
+
+
+def _show_policy(policy: rb.Policy, output: PolicyOutput, title: str) -> None:
+    tenants = list(policy.tenants)
+    if output is PolicyOutput.json:
+        _print_json({"name": policy.name, "base": policy.rules(),
+                     "tenants": {t: policy.rules(t) for t in tenants}})
+        return
+    if output is PolicyOutput.yaml:
+        print(f"# {title}: effective rules of the base policy")
+        print(policy.to_yaml().rstrip("\n"))
+        for tenant in tenants:
+            print(f"---\n# effective rules of tenant {tenant}")
+            print(policy.to_yaml(tenant).rstrip("\n"))
+        return
+    columns = [_flat(policy.rules()), *(_flat(policy.rules(t)) for t in tenants)]
+    table = Table(title=f"{title} (name: {policy.name}, {len(tenants)} tenant override(s))",
+                  title_justify="left")
+    table.add_column("setting", no_wrap=True)
+    table.add_column("base", overflow="fold")
+    for tenant in tenants:
+        table.add_column(f"tenant {tenant}", overflow="fold")
+    for key in dict.fromkeys(key for column in columns for key in column):
+        if key in {"version", "name"}:
+            continue
+        table.add_row(key, *(column.get(key, "-") for column in columns))
+    _console().print(table)
+
+
+# ---------------------------------------------------------------------------- serve
+
+def _parse_instant(value: str) -> datetime:
+    try:
+        instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an ISO 8601 time, e.g. "
+                                 "2026-01-01T00:00:00Z") from None
+    if instant.tzinfo is None:
+        raise typer.BadParameter(f"{value!r} has no timezone; add Z for UTC")
+    return instant.astimezone(timezone.utc)
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 8000,
+    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+    tokens: Annotated[Path | None, typer.Option(
+        "--tokens", dir_okay=False, help="Bearer tokens, YAML or JSON: token -> "
+        "{principal, roles} or {principal, platform: true}. Default: $RECYCLEBIN_TOKENS.")
+    ] = None,
+    reaper_interval: Annotated[float, typer.Option(
+        "--reaper-interval", min=0, help="Seconds between purge_expired runs; 0 = off.")
+    ] = 60.0,
+    manual_clock: Annotated[str | None, typer.Option(
+        "--manual-clock", metavar="ISO8601",
+        help="TESTS ONLY: run on a clock standing still at this time, moved through "
+             "/_testing/clock (platform token). Loopback hosts only.")] = None,
+    log_level: Annotated[str, typer.Option(
+        "--log-level", help="critical, error, warning, info, debug.")] = "info",
+) -> None:
+    """Run the REST server (uvicorn) with the purge reaper."""
+    from recyclebin.server import is_loopback
+    from recyclebin.server import serve as run_server
+
+    clock_start = _parse_instant(manual_clock) if manual_clock is not None else None
+    if clock_start is not None and not is_loopback(host):
+        _fail(f"--manual-clock is for tests and needs a loopback --host, not {host!r}",
+              EXIT_USAGE)
+    if log_level.lower() not in {"critical", "error", "warning", "info", "debug"}:
+        _fail(f"--log-level {log_level!r}: use critical, error, warning, info or debug",
+              EXIT_USAGE)
+    with _errors():
+        run_server(db, policy, host=host, port=port, tokens=tokens,
+                   reaper_interval=reaper_interval or None, manual_clock=clock_start,
+                   log_level=log_level.lower())
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="recyclebin")

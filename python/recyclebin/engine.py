@@ -1,0 +1,263 @@
+"""The engine: the only door to the recycle bin, and the default engine of the facade."""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from . import _core
+from .clock import ManualClock
+from .models import Principal, _core_principal, _require_str
+from .policy import Policy
+from .results import (
+    AuditRecord,
+    CleanupTask,
+    DeletableWorkspace,
+    DeleteResult,
+    PurgeReport,
+    _audit_record,
+    _cleanup_task,
+    _deletable,
+    _delete_result,
+    _purge_report,
+)
+
+if TYPE_CHECKING:
+    from .workspace import Workspace
+
+__all__ = ["Engine", "FactsProvider", "get_default_engine", "set_default_engine"]
+
+FactsProvider = Callable[["Workspace"], Mapping[str, int]]
+"""``fn(workspace) -> {"running_jobs": 0, "active_sessions": 1}``: what the platform knows."""
+
+_POLICY_SUFFIXES = (".yaml", ".yml")
+
+
+def _resolve_policy(policy: str | os.PathLike[str] | Policy) -> Policy:
+    if isinstance(policy, Policy):
+        return policy
+    if isinstance(policy, os.PathLike):
+        return Policy.load(policy)
+    if isinstance(policy, str):
+        if "/" not in policy and not policy.endswith(_POLICY_SUFFIXES):
+            return Policy.builtin(policy)
+        return Policy.load(policy)
+    raise TypeError(
+        "policy must be a built-in policy name, a path to a YAML file or an rb.Policy, "
+        f"not {type(policy).__name__}"
+    )
+
+
+class Engine:
+    """Decides deletes, recovers and purges by policy and records them durably.
+
+    Open one with :meth:`open`; share it between threads freely (calls run in C++ with the
+    GIL released). Use it as a context manager, or call :meth:`close`; any call after that
+    raises :class:`~recyclebin.EngineClosed`.
+    """
+
+    def __init__(self, core: _core.Engine, location: str, policy: Policy,
+                 clock: ManualClock | None) -> None:
+        # Not for users: use Engine.open.
+        self._core = core
+        self._location = location
+        self._policy = policy
+        self._clock = clock
+        self._facts_provider: FactsProvider | None = None
+        # One facade object per workspace id, kept current by every answer that carries
+        # the workspace (stop, start, recover, delete...). Weak: the caller owns them.
+        self._workspaces: weakref.WeakValueDictionary[str, Workspace] = weakref.WeakValueDictionary()
+        self._workspaces_lock = threading.Lock()
+
+    @classmethod
+    def open(
+        cls,
+        location: str | os.PathLike[str],
+        policy: str | os.PathLike[str] | Policy = "default",
+        clock: ManualClock | None = None,
+    ) -> Engine:
+        """Opens (creating and migrating as needed) the store at ``location`` and returns an
+        engine deciding by ``policy``.
+
+        ``location``: a file path, ``"sqlite:///relative.db"``, ``"sqlite:////abs/path.db"``
+        or ``":memory:"``. ``policy``: a built-in name (a string with no ``/`` and no
+        ``.yaml``/``.yml`` suffix), a path to a YAML file, or an :class:`rb.Policy`.
+        ``clock``: ``None`` for the system's UTC clock, or an :class:`rb.ManualClock`.
+        """
+        if not isinstance(location, (str, os.PathLike)):
+            raise TypeError(f"location must be a str or a path, not {type(location).__name__}")
+        location_text = os.fspath(location)
+        resolved = _resolve_policy(policy)
+        if clock is not None and not isinstance(clock, ManualClock):
+            raise TypeError(f"clock must be an rb.ManualClock or None, not {type(clock).__name__}")
+        core = _core.Engine.open(location_text, resolved._core, None if clock is None else clock._core)
+        return cls(core, location_text, resolved, clock)
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Waits for calls in flight and closes the store. Idempotent."""
+        self._core.close()
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._core.closed
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- what it is ------------------------------------------------------------------------------
+
+    @property
+    def location(self) -> str:
+        """Where the store is, as given to :meth:`open`."""
+        return self._location
+
+    @property
+    def policy(self) -> Policy:
+        """The policy this engine decides by."""
+        return self._policy
+
+    @property
+    def clock(self) -> ManualClock | None:
+        """The ManualClock given to :meth:`open`, or ``None`` for the system clock."""
+        return self._clock
+
+    def now(self) -> datetime:
+        """The engine's current time (aware, UTC): its ManualClock's, or the system's."""
+        return self._core.now()
+
+    # --- facts -----------------------------------------------------------------------------------
+
+    def set_facts_provider(self, fn: FactsProvider | None) -> None:
+        """Sets what a delete asks for facts where the policy lists ``preconditions.blockers``
+        or ``warnings``: ``fn(workspace) -> dict[str, int]``, e.g.
+        ``{"running_jobs": 0, "active_sessions": 1}``. ``None`` removes it.
+
+        ``fn`` runs on the thread that asked for the delete. Without a provider, or when it
+        raises or answers something other than a mapping of str to int, a delete under such
+        a policy is refused (the engine cannot verify).
+        """
+        if fn is not None and not callable(fn):
+            raise TypeError(f"the facts provider must be callable or None, not {type(fn).__name__}")
+        self._facts_provider = fn
+        if fn is None:
+            self._core.set_facts_provider(None)
+            return
+        # Weak: the provider lives inside the C++ engine, where Python's GC cannot see a cycle.
+        engine_ref = weakref.ref(self)
+
+        def ask(core_workspace: _core.Workspace) -> dict[str, int]:
+            engine = engine_ref()
+            if engine is None:
+                raise RuntimeError("the engine is gone")
+            return dict(fn(engine._workspace(core_workspace)))
+
+        self._core.set_facts_provider(ask)
+
+    # --- admin -----------------------------------------------------------------------------------
+
+    def purge_expired(self, *, principal: Principal | None = None) -> PurgeReport:
+        """Removes what has expired (and orphans due for purge) from storage and writes their
+        cleanup tasks. Expired workspaces already behave as purged; this makes storage match."""
+        return _purge_report(self._core.purge_expired(_core_principal(principal)))
+
+    def list_deletable(self, subscription_id: str) -> list[DeletableWorkspace]:
+        """Workspaces an admin may purge now with :meth:`purge_by_id`: held past their date
+        (``deletion_planned``) or ``orphaned``. Names are not shown."""
+        _require_str(subscription_id, "subscription_id")
+        return [_deletable(item) for item in self._core.list_deletable(subscription_id)]
+
+    def purge_by_id(self, workspace_id: str, *, principal: Principal | None = None) -> DeleteResult:
+        """Hard-deletes one workspace that :meth:`list_deletable` lists; anything else raises
+        ``OperationNotAllowed``."""
+        _require_str(workspace_id, "workspace_id")
+        result = _delete_result(self._core.purge_by_id(workspace_id, _core_principal(principal)))
+        self._mark_deleted([workspace_id])
+        return result
+
+    def cleanup_tasks(self) -> list[CleanupTask]:
+        """Pending cleanup tasks, oldest first."""
+        return [_cleanup_task(task) for task in self._core.cleanup_tasks()]
+
+    def complete_cleanup(self, task_id: int) -> None:
+        """Marks a cleanup task done. Completing a completed task is a no-op; an unknown id
+        raises ``KeyError`` (:class:`rb.NotFound`)."""
+        if isinstance(task_id, bool) or not isinstance(task_id, int):
+            raise TypeError(f"task_id must be an int, not {type(task_id).__name__}")
+        self._core.complete_cleanup(task_id)
+
+    def audit_log(self, subscription_id: str | None = None) -> list[AuditRecord]:
+        """Every audited operation (refusals included), seq ascending; of one subscription
+        when given."""
+        if subscription_id is not None:
+            _require_str(subscription_id, "subscription_id")
+        return [_audit_record(record) for record in self._core.audit_log(subscription_id)]
+
+    # --- the facade's identity map ---------------------------------------------------------------
+
+    def _workspace(self, core: _core.Workspace) -> Workspace:
+        from .workspace import Workspace
+
+        with self._workspaces_lock:
+            workspace = self._workspaces.get(core.id)
+            if workspace is None:
+                workspace = Workspace._from_core(self, core)
+                self._workspaces[core.id] = workspace
+            else:
+                workspace._update(core)
+        return workspace
+
+    def _mark_deleted(self, workspace_ids: list[str]) -> None:
+        with self._workspaces_lock:
+            for workspace_id in workspace_ids:
+                workspace = self._workspaces.get(workspace_id)
+                if workspace is not None:
+                    workspace._set_state("deleted")
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<recyclebin.Engine {self._location!r} policy={self._policy.name!r} {state}>"
+
+
+_default_engine: Engine | None = None
+
+
+def set_default_engine(engine: Engine | None) -> None:
+    """Sets the engine the facade uses when a call has no ``engine=``; ``None`` clears it."""
+    global _default_engine
+    if engine is not None and not isinstance(engine, Engine):
+        raise TypeError(f"engine must be an rb.Engine or None, not {type(engine).__name__}")
+    _default_engine = engine
+
+
+def get_default_engine() -> Engine | None:
+    """The engine set by :func:`set_default_engine`, or ``None``."""
+    return _default_engine
+
+
+def _resolve_engine(engine: Engine | None) -> Engine:
+    if engine is not None:
+        if not isinstance(engine, Engine):
+            raise TypeError(f"engine must be an rb.Engine or None, not {type(engine).__name__}")
+        return engine
+    if _default_engine is None:
+        raise RuntimeError(
+            "no engine: pass engine=rb.Engine.open(...) to this call, or set one for all calls "
+            "with rb.set_default_engine(engine)"
+        )
+    return _default_engine

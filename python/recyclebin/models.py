@@ -1,0 +1,88 @@
+"""Values the caller hands to the engine: who is calling, and what a workspace is made of."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from . import _core
+
+__all__ = ["Component", "Principal"]
+
+
+@dataclass(frozen=True)
+class Component:
+    """A resource that belongs to a workspace: a compute instance, a volume, a block, ...
+
+    ``kind`` is the policy's component kind (e.g. ``"compute_instance"``), which decides
+    whether a delete retains, destroys or preserves it; ``ref`` is the platform's own
+    reference (a resource id, a block path), handed back in cleanup tasks. A component
+    created with ``standalone=True`` is always preserved.
+    """
+
+    kind: str
+    ref: str
+    standalone: bool = False
+
+    def __post_init__(self) -> None:
+        _require_str(self.kind, "Component.kind")
+        _require_str(self.ref, "Component.ref")
+        if not isinstance(self.standalone, bool):
+            raise TypeError(f"Component.standalone must be a bool, not {type(self.standalone).__name__}")
+
+
+@dataclass(frozen=True, init=False)
+class Principal:
+    """Who is calling: an id and its roles in the tenant (subscription).
+
+    Pass ``principal=None`` (the default of every call) for the trusted platform itself, which
+    passes every permission check. A principal's roles in the tenant plus its role on the
+    workspace (``owner`` for its creator, or what :meth:`Workspace.grant` gave) are checked
+    against the policy's ``permissions``.
+    """
+
+    id: str
+    roles: frozenset[str]
+
+    def __init__(self, id: str, roles: Iterable[str] = frozenset()) -> None:
+        _require_str(id, "Principal.id")
+        if isinstance(roles, str):
+            raise TypeError("Principal.roles must be a collection of role names, not a str")
+        frozen = frozenset(roles)
+        for role in frozen:
+            _require_str(role, "a role in Principal.roles")
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "roles", frozen)
+
+    def __repr__(self) -> str:
+        if not self.roles:
+            return f"Principal({self.id!r})"
+        roles = ", ".join(repr(role) for role in sorted(self.roles))
+        return f"Principal({self.id!r}, roles={{{roles}}})"
+
+
+def _require_str(value: object, what: str) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+
+
+def _core_principal(principal: Principal | None) -> _core.Principal | None:
+    if principal is None:
+        return None
+    if not isinstance(principal, Principal):
+        raise TypeError(
+            f"principal must be an rb.Principal or None, not {type(principal).__name__}"
+        )
+    return _core.Principal(principal.id, sorted(principal.roles))
+
+
+def _core_component(component: Component) -> _core.Component:
+    if not isinstance(component, Component):
+        raise TypeError(
+            f"components must be rb.Component values, not {type(component).__name__}"
+        )
+    return _core.Component(component.kind, component.ref, component.standalone)
+
+
+def _component(core: _core.Component) -> Component:
+    return Component(core.kind, core.ref, core.standalone)

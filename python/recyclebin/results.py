@@ -1,0 +1,343 @@
+"""What the engine answers: frozen result objects (assignment raises ``AttributeError``).
+
+Datetimes are timezone-aware UTC. ``repr()`` shows them in ISO 8601 with ``Z``; in a
+notebook, :class:`DeletedPage` and the result objects render as HTML tables with the
+deletion time and a countdown to the purge.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from . import _core
+
+if TYPE_CHECKING:
+    from .workspace import Workspace
+
+__all__ = [
+    "AuditRecord",
+    "CleanupTask",
+    "DeletableWorkspace",
+    "DeleteResult",
+    "DeletedPage",
+    "DeletedWorkspace",
+    "PurgeReport",
+    "RecoverResult",
+    "format_countdown",
+    "isoformat_z",
+]
+
+
+def isoformat_z(when: datetime) -> str:
+    """ISO 8601 in UTC with ``Z``, microseconds only when there are any:
+    ``2026-01-15T00:00:00Z``."""
+    return when.astimezone(timezone.utc).replace(tzinfo=None).isoformat() + "Z"
+
+
+def format_countdown(remaining: timedelta) -> str:
+    """A countdown as a person reads it: ``13d 23h 59m``, ``4m 10s``, or ``due`` at zero and below."""
+    seconds = int(remaining.total_seconds())
+    if remaining <= timedelta(0):
+        return "due"
+    days, seconds = divmod(seconds, 86_400)
+    hours, seconds = divmod(seconds, 3_600)
+    minutes, seconds = divmod(seconds, 60)
+    if days:
+        return f"{days}d {hours}h {minutes}m"
+    if hours:
+        return f"{hours}h {minutes}m {seconds}s"
+    if minutes:
+        return f"{minutes}m {seconds}s"
+    return f"{seconds}s" if seconds else "<1s"
+
+
+def _show(value: object) -> str:
+    if isinstance(value, datetime):
+        return isoformat_z(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(item) for item in value) + "]"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_show(item) for item in value) + ")"
+    return repr(value)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, datetime):
+        return html.escape(isoformat_z(value))
+    if isinstance(value, list):
+        return html.escape(", ".join(str(_plain(item)) for item in value)) or "&mdash;"
+    if value is None:
+        return "&mdash;"
+    return html.escape(str(_plain(value)))
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, datetime):
+        return isoformat_z(value)
+    if isinstance(value, CleanupTask):
+        return f"{value.kind}:{value.ref}"
+    if isinstance(value, tuple):
+        return "/".join(str(part) for part in value)
+    return value
+
+
+class _Result:
+    """repr() and _repr_html_() for the frozen dataclasses below."""
+
+    def __repr__(self) -> str:
+        parts = [
+            f"{f.name}={_show(getattr(self, f.name))}"
+            for f in dataclasses.fields(self)  # type: ignore[arg-type]
+            if f.repr
+        ]
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    def _html_rows(self) -> list[tuple[str, str]]:
+        return [
+            (f.name, _cell(getattr(self, f.name)))
+            for f in dataclasses.fields(self)  # type: ignore[arg-type]
+            if f.repr
+        ]
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(name)}</th><td>{cell}</td></tr>"
+            for name, cell in self._html_rows()
+        )
+        return f"<table><caption>{type(self).__name__}</caption>{rows}</table>"
+
+
+@dataclass(frozen=True, repr=False)
+class CleanupTask(_Result):
+    """Something the platform must destroy in its own storage (the cleanup outbox).
+
+    Drain with :meth:`Engine.cleanup_tasks`, destroy ``ref``, then
+    :meth:`Engine.complete_cleanup` with ``id``. At least once: make the destroy idempotent.
+    """
+
+    id: int
+    kind: str
+    ref: str
+    workspace_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, repr=False)
+class DeleteResult(_Result):
+    """What a delete or purge did.
+
+    ``retained``, ``destroyed`` and ``preserved`` list the kinds of this workspace's
+    components as the policy classifies them (on a permanent delete, retain kinds are in
+    ``destroyed``); ``cleanup`` the tasks written for the platform; ``warnings`` one line per
+    warning fact above zero, or that could not be checked.
+    """
+
+    permanent: bool
+    deleted_at: datetime
+    purge_at: datetime | None
+    retained: list[str]
+    destroyed: list[str]
+    preserved: list[str]
+    cleanup: list[CleanupTask]
+    warnings: list[str]
+
+    def _html_rows(self) -> list[tuple[str, str]]:
+        rows = super()._html_rows()
+        if self.purge_at is not None:
+            rows.insert(3, ("purge in", html.escape(format_countdown(self.purge_at - self.deleted_at))))
+        return rows
+
+
+@dataclass(frozen=True, repr=False)
+class DeletedWorkspace(_Result):
+    """A workspace in the recycle bin.
+
+    ``as_of`` is the engine's time when it was read; :attr:`time_to_purge` counts down from it.
+    """
+
+    id: str
+    name: str
+    subscription_id: str
+    resource_group: str
+    deleted_at: datetime
+    purge_at: datetime
+    retention_days: int
+    retained: list[str]
+    as_of: datetime | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def time_to_purge(self) -> timedelta:
+        """``purge_at`` minus the time it was read (or now); zero or less: due."""
+        now = self.as_of if self.as_of is not None else datetime.now(timezone.utc)
+        return self.purge_at - now
+
+    def _html_rows(self) -> list[tuple[str, str]]:
+        rows = super()._html_rows()
+        rows.insert(6, ("purge in", html.escape(format_countdown(self.time_to_purge))))
+        return rows
+
+
+_DELETED_COLUMNS = ("name", "resource_group", "deleted_at", "purge_at", "purge in", "retained")
+
+
+def _deleted_table(items: Iterable[DeletedWorkspace], caption: str) -> str:
+    head = "".join(f"<th>{html.escape(column)}</th>" for column in _DELETED_COLUMNS)
+    body = []
+    for item in items:
+        cells = [
+            _cell(item.name),
+            _cell(item.resource_group),
+            _cell(item.deleted_at),
+            _cell(item.purge_at),
+            html.escape(format_countdown(item.time_to_purge)),
+            _cell(item.retained),
+        ]
+        body.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
+    return (
+        f"<table><caption>{html.escape(caption)}</caption>"
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    )
+
+
+class DeletedPage(list[DeletedWorkspace]):
+    """One page of :meth:`Workspace.list_deleted`: a ``list[DeletedWorkspace]``, newest
+    deletion first, with ``next_cursor`` (``None`` on the last page) to pass back as
+    ``cursor=`` for the next page."""
+
+    __slots__ = ("_next_cursor",)
+
+    def __init__(self, items: Iterable[DeletedWorkspace] = (), next_cursor: str | None = None) -> None:
+        super().__init__(items)
+        self._next_cursor = next_cursor
+
+    @property
+    def next_cursor(self) -> str | None:
+        """Where the next page starts, or ``None`` when there is none."""
+        return self._next_cursor
+
+    def __repr__(self) -> str:
+        return f"DeletedPage({super().__repr__()}, next_cursor={self._next_cursor!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (DeletedPage, (list(self), self._next_cursor))
+
+    def _repr_html_(self) -> str:
+        caption = f"{len(self)} deleted workspace{'s' if len(self) != 1 else ''}"
+        if self._next_cursor is not None:
+            caption += " (more: pass next_cursor)"
+        return _deleted_table(self, caption)
+
+
+@dataclass(frozen=True, repr=False)
+class RecoverResult(_Result):
+    """What a recover did: the live ``workspace`` again, the component kinds ``restored``
+    from the bin, those ``reattached`` (best effort) and those the platform
+    ``must_recreate``."""
+
+    workspace: Workspace
+    restored: list[str]
+    reattached: list[str]
+    must_recreate: list[str]
+
+
+@dataclass(frozen=True, repr=False)
+class PurgeReport(_Result):
+    """What :meth:`Engine.purge_expired` removed: ``(subscription, group, name)`` of each
+    purged workspace, and the cleanup tasks written."""
+
+    purged: list[tuple[str, str, str]]
+    cleanup: list[CleanupTask]
+
+
+@dataclass(frozen=True, repr=False)
+class DeletableWorkspace(_Result):
+    """A workspace an admin may purge now (:meth:`Engine.list_deletable`): ``kind`` is
+    ``"deletion_planned"`` (past its date, held) or ``"orphaned"`` (no member left);
+    ``since`` the date or when it became orphaned. Names are not shown, by design."""
+
+    kind: str
+    workspace_id: str
+    since: datetime
+
+
+@dataclass(frozen=True, repr=False)
+class AuditRecord(_Result):
+    """One audited operation. ``outcome`` is ``"ok"`` or ``"refused:<code>"``."""
+
+    seq: int
+    at: datetime
+    action: str
+    subscription_id: str
+    resource_group: str
+    name: str
+    outcome: str
+    workspace_id: str = ""
+    principal_id: str = ""
+
+
+# --- from the C++ core ------------------------------------------------------------------------
+
+
+def _cleanup_task(core: _core.CleanupTask) -> CleanupTask:
+    return CleanupTask(core.id, core.kind, core.ref, core.workspace_id, core.created_at)
+
+
+def _delete_result(core: _core.DeleteResult) -> DeleteResult:
+    return DeleteResult(
+        permanent=core.permanent,
+        deleted_at=core.deleted_at,
+        purge_at=core.purge_at,
+        retained=core.retained,
+        destroyed=core.destroyed,
+        preserved=core.preserved,
+        cleanup=[_cleanup_task(task) for task in core.cleanup],
+        warnings=core.warnings,
+    )
+
+
+def _deleted_workspace(core: _core.DeletedWorkspace, as_of: datetime | None) -> DeletedWorkspace:
+    return DeletedWorkspace(
+        id=core.id,
+        name=core.name,
+        subscription_id=core.subscription_id,
+        resource_group=core.resource_group,
+        deleted_at=core.deleted_at,
+        purge_at=core.purge_at,
+        retention_days=core.retention_days,
+        retained=core.retained,
+        as_of=as_of,
+    )
+
+
+def _deleted_page(core: _core.DeletedPage, as_of: datetime | None) -> DeletedPage:
+    return DeletedPage((_deleted_workspace(item, as_of) for item in core.items), core.next_cursor)
+
+
+def _purge_report(core: _core.PurgeReport) -> PurgeReport:
+    return PurgeReport(
+        purged=[(p.subscription_id, p.resource_group, p.name) for p in core.purged],
+        cleanup=[_cleanup_task(task) for task in core.cleanup],
+    )
+
+
+def _deletable(core: _core.DeletableWorkspace) -> DeletableWorkspace:
+    return DeletableWorkspace(core.kind, core.workspace_id, core.since)
+
+
+def _audit_record(core: _core.AuditRecord) -> AuditRecord:
+    return AuditRecord(
+        seq=core.seq,
+        at=core.at,
+        action=core.action,
+        subscription_id=core.subscription_id,
+        resource_group=core.resource_group,
+        name=core.name,
+        outcome=core.outcome,
+        workspace_id=core.workspace_id,
+        principal_id=core.principal_id,
+    )

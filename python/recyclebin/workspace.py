@@ -1,0 +1,408 @@
+"""The SDK facade: workspaces as the ML-workspace SDK that platforms already use shapes them.
+
+Required arguments may be positional; every optional argument is keyword-only. Static
+calls address a workspace by ``(subscription_id, resource_group, name)`` and take
+``engine=`` (default: :func:`rb.set_default_engine`'s); a :class:`Workspace` object
+addresses its workspace by id, through the engine it came from.
+"""
+
+from __future__ import annotations
+
+import numbers
+import threading
+from collections.abc import Iterable
+from datetime import datetime
+
+from . import _core
+from .engine import Engine, _resolve_engine
+from .errors import InvalidArgument, InvalidRetention
+from .models import Component, Principal, _component, _core_component, _core_principal, _require_str
+from .results import (
+    DeletedPage,
+    DeletedWorkspace,
+    DeleteResult,
+    RecoverResult,
+    _deleted_page,
+    _deleted_workspace,
+    _delete_result,
+)
+
+__all__ = ["Workspace"]
+
+_INT32_MAX = 2**31 - 1
+_LIMIT_MAX = 2**62
+
+
+def _retention(value: object, engine: Engine, subscription_id: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"soft_delete_retention_days must be an int (days) or None, not {type(value).__name__}"
+        )
+    days = int(value)
+    if not -_INT32_MAX <= days <= _INT32_MAX:
+        retention = engine.policy.rules(subscription_id)["retention"]
+        raise InvalidRetention(
+            f"soft_delete_retention_days={days} is out of range; the policy allows "
+            f"{retention['min_days']}..{retention['max_days']} days"
+        )
+    return days
+
+
+def _flag(value: object, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{what} must be a bool, not {type(value).__name__}")
+    return value
+
+
+def _optional_str(value: object, what: str) -> str | None:
+    if value is not None:
+        _require_str(value, what)
+    return value  # type: ignore[return-value]
+
+
+class Workspace:
+    """A live workspace, as the engine last answered for it.
+
+    Get one from :meth:`create`, :meth:`get` or :attr:`RecoverResult.workspace`. One object
+    per workspace and engine: every answer about it (stop, start, delete, recover) updates
+    the same object, so ``ws.state`` and ``ws.components`` stay current.
+    """
+
+    __slots__ = ("_engine", "_snapshot", "_state", "_lock", "__weakref__")
+
+    _engine: Engine
+    _snapshot: _core.Workspace
+    _state: str
+    _lock: threading.Lock
+
+    def __init__(self) -> None:
+        raise TypeError(
+            "create workspaces with rb.Workspace.create(...), or find them with rb.Workspace.get(...)"
+        )
+
+    @classmethod
+    def _from_core(cls, engine: Engine, core: _core.Workspace) -> Workspace:
+        workspace = object.__new__(cls)
+        workspace._engine = engine
+        workspace._lock = threading.Lock()
+        workspace._update(core)
+        return workspace
+
+    def _update(self, core: _core.Workspace) -> None:
+        with self._lock:
+            self._snapshot = core
+            self._state = core.state
+
+    def _set_state(self, state: str) -> None:
+        with self._lock:
+            self._state = state
+
+    # --- what it is ------------------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """Opaque, stable workspace id."""
+        return self._snapshot.id
+
+    @property
+    def name(self) -> str:
+        return self._snapshot.name
+
+    @property
+    def subscription_id(self) -> str:
+        return self._snapshot.subscription_id
+
+    @property
+    def resource_group(self) -> str:
+        return self._snapshot.resource_group
+
+    @property
+    def soft_delete_retention_days(self) -> int:
+        """The effective retention in days (the policy's default when none was given)."""
+        return self._snapshot.retention_days
+
+    @property
+    def cmk_encrypted(self) -> bool:
+        """Encrypted with a customer-managed key (such workspaces may skip the bin)."""
+        return self._snapshot.cmk_encrypted
+
+    @property
+    def state(self) -> str:
+        """``"running"`` (at creation), ``"stopped"``, or ``"deleted"`` once this object
+        saw it deleted."""
+        return self._state
+
+    @property
+    def created_at(self) -> datetime:
+        return self._snapshot.created_at
+
+    @property
+    def components(self) -> list[Component]:
+        """The workspace's components (a copy). After a recover, without those the platform
+        must recreate."""
+        return [_component(component) for component in self._snapshot.components]
+
+    @property
+    def engine(self) -> Engine:
+        """The engine this object talks to."""
+        return self._engine
+
+    def __repr__(self) -> str:
+        return (
+            f"Workspace(name={self.name!r}, subscription_id={self.subscription_id!r}, "
+            f"resource_group={self.resource_group!r}, id={self.id!r}, state={self.state!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Workspace):
+            return NotImplemented
+        return self.id == other.id and self._engine is other._engine
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    # --- create and find -------------------------------------------------------------------------
+
+    @staticmethod
+    def create(
+        subscription_id: str,
+        resource_group: str,
+        name: str,
+        *,
+        soft_delete_retention_days: int | None = None,
+        cmk_encrypted: bool = False,
+        components: Iterable[Component] | None = None,
+        principal: Principal | None = None,
+        engine: Engine | None = None,
+    ) -> Workspace:
+        """Creates a running workspace; ``principal`` (if any) becomes its ``owner``.
+
+        Raises ``WorkspaceExists`` if a live workspace has the name, ``NameReserved`` if a
+        soft-deleted one holds it, ``InvalidRetention`` for a retention the policy does not
+        allow (``TypeError`` for a non-integer).
+        """
+        eng = _resolve_engine(engine)
+        _require_str(subscription_id, "subscription_id")
+        _require_str(resource_group, "resource_group")
+        _require_str(name, "name")
+        retention = _retention(soft_delete_retention_days, eng, subscription_id)
+        core_components = [_core_component(c) for c in (components or [])]
+        core = eng._core.create(
+            subscription_id,
+            resource_group,
+            name,
+            retention,
+            _flag(cmk_encrypted, "cmk_encrypted"),
+            core_components,
+            _core_principal(principal),
+        )
+        return eng._workspace(core)
+
+    @staticmethod
+    def get(
+        name: str,
+        subscription_id: str,
+        resource_group: str,
+        *,
+        principal: Principal | None = None,
+        engine: Engine | None = None,
+    ) -> Workspace:
+        """The live workspace with this name; a soft-deleted or unknown one raises
+        ``WorkspaceNotFound``."""
+        eng = _resolve_engine(engine)
+        _require_str(name, "name")
+        _require_str(subscription_id, "subscription_id")
+        _require_str(resource_group, "resource_group")
+        return eng._workspace(
+            eng._core.get(subscription_id, resource_group, name, _core_principal(principal))
+        )
+
+    @staticmethod
+    def get_by_id(
+        workspace_id: str, *, principal: Principal | None = None, engine: Engine | None = None
+    ) -> Workspace:
+        """The live workspace with this id; a soft-deleted or unknown one raises
+        ``WorkspaceNotFound``."""
+        eng = _resolve_engine(engine)
+        _require_str(workspace_id, "workspace_id")
+        return eng._workspace(eng._core.get_by_id(workspace_id, _core_principal(principal)))
+
+    # --- the recycle bin -------------------------------------------------------------------------
+
+    @staticmethod
+    def list_deleted(
+        subscription_id: str,
+        resource_group: str | None = None,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        principal: Principal | None = None,
+        engine: Engine | None = None,
+    ) -> DeletedPage:
+        """Soft-deleted workspaces of a subscription (or of one group), newest deletion
+        first; also those whose group is gone. ``limit=None`` lists everything; otherwise
+        pass the page's ``next_cursor`` back as ``cursor=`` for the next page."""
+        eng = _resolve_engine(engine)
+        _require_str(subscription_id, "subscription_id")
+        _optional_str(resource_group, "resource_group")
+        _optional_str(cursor, "cursor")
+        if limit is not None:
+            if isinstance(limit, bool) or not isinstance(limit, int):
+                raise TypeError(f"limit must be an int or None, not {type(limit).__name__}")
+            if limit < 1:
+                raise InvalidArgument(f"limit must be at least 1 (or None for everything), not {limit}")
+            limit = min(limit, _LIMIT_MAX)  # beyond any count; keeps the core's limit + 1 in range
+        as_of = eng.now()
+        core = eng._core.list_deleted(
+            subscription_id, resource_group, limit, cursor, _core_principal(principal)
+        )
+        return _deleted_page(core, as_of)
+
+    @staticmethod
+    def get_deleted(
+        name: str,
+        subscription_id: str,
+        resource_group: str,
+        *,
+        principal: Principal | None = None,
+        engine: Engine | None = None,
+    ) -> DeletedWorkspace:
+        """The workspace with this name in the recycle bin (by its original subscription and
+        group); one that is not there (or has expired) raises ``WorkspaceNotFound``."""
+        eng = _resolve_engine(engine)
+        _require_str(name, "name")
+        _require_str(subscription_id, "subscription_id")
+        _require_str(resource_group, "resource_group")
+        as_of = eng.now()
+        core = eng._core.get_deleted(subscription_id, resource_group, name, _core_principal(principal))
+        return _deleted_workspace(core, as_of)
+
+    @staticmethod
+    def recover(
+        subscription_id: str,
+        resource_group: str,
+        name: str,
+        *,
+        principal: Principal | None = None,
+        engine: Engine | None = None,
+    ) -> RecoverResult:
+        """Brings a soft-deleted workspace back, restoring what the bin kept and re-attaching
+        what it can. ``WorkspaceNotFound`` if it is not in the bin, ``WorkspaceExists`` if a
+        live workspace now holds the name."""
+        eng = _resolve_engine(engine)
+        _require_str(subscription_id, "subscription_id")
+        _require_str(resource_group, "resource_group")
+        _require_str(name, "name")
+        core = eng._core.recover(subscription_id, resource_group, name, _core_principal(principal))
+        return RecoverResult(
+            workspace=eng._workspace(core.workspace),
+            restored=core.restored,
+            reattached=core.reattached,
+            must_recreate=core.must_recreate,
+        )
+
+    @staticmethod
+    def purge(
+        subscription_id: str,
+        resource_group: str,
+        name: str,
+        *,
+        principal: Principal | None = None,
+        engine: Engine | None = None,
+    ) -> DeleteResult:
+        """Hard-deletes a workspace from the recycle bin now (where the policy allows
+        permanent delete). ``WorkspaceNotFound`` if it is not in the bin."""
+        eng = _resolve_engine(engine)
+        _require_str(subscription_id, "subscription_id")
+        _require_str(resource_group, "resource_group")
+        _require_str(name, "name")
+        return _delete_result(
+            eng._core.purge(subscription_id, resource_group, name, _core_principal(principal))
+        )
+
+    @staticmethod
+    def delete_many(
+        workspaces: Iterable[Workspace],
+        *,
+        permanently_delete: bool = False,
+        principal: Principal | None = None,
+        engine: Engine | None = None,
+    ) -> list[DeleteResult]:
+        """Deletes several workspaces, all or nothing: if any is refused, none is deleted and
+        the first refused one's error is raised. A permanent batch of more than one needs
+        ``permanent_delete.batch: true``. Without ``engine=``, uses the workspaces' engine."""
+        members = list(workspaces)
+        for member in members:
+            if not isinstance(member, Workspace):
+                raise TypeError(
+                    f"delete_many takes rb.Workspace objects, not {type(member).__name__}"
+                )
+        if engine is None and members:
+            engines = {id(member._engine): member._engine for member in members}
+            if len(engines) > 1:
+                raise ValueError(
+                    "these workspaces come from different engines; pass engine= to choose one"
+                )
+            engine = members[0]._engine
+        eng = _resolve_engine(engine)
+        ids = [member.id for member in members]
+        results = eng._core.remove_many(
+            ids, False, _flag(permanently_delete, "permanently_delete"), None,
+            _core_principal(principal),
+        )
+        eng._mark_deleted(ids)
+        return [_delete_result(result) for result in results]
+
+    # --- operations on this workspace ------------------------------------------------------------
+
+    def stop(self, *, principal: Principal | None = None) -> None:
+        """Stops the workspace (idempotent)."""
+        self._engine._workspace(self._engine._core.stop(self.id, _core_principal(principal)))
+
+    def start(self, *, principal: Principal | None = None) -> None:
+        """Starts the workspace (idempotent)."""
+        self._engine._workspace(self._engine._core.start(self.id, _core_principal(principal)))
+
+    def grant(self, principal_id: str, role: str, *, principal: Principal | None = None) -> None:
+        """Gives ``principal_id`` a role on this workspace, replacing any role it had."""
+        _require_str(principal_id, "principal_id")
+        _require_str(role, "role")
+        self._engine._core.grant(self.id, principal_id, role, _core_principal(principal))
+
+    def revoke(self, principal_id: str, *, principal: Principal | None = None) -> None:
+        """Takes ``principal_id``'s role away. Revoking the last member orphans the workspace."""
+        _require_str(principal_id, "principal_id")
+        self._engine._core.revoke(self.id, principal_id, _core_principal(principal))
+
+    def delete(
+        self,
+        *,
+        delete_dependent_resources: bool = False,
+        permanently_delete: bool = False,
+        no_wait: bool = False,
+        confirm_name: str | None = None,
+        principal: Principal | None = None,
+    ) -> DeleteResult:
+        """Deletes the workspace: into the recycle bin by default, for good with
+        ``permanently_delete=True`` (or where the policy says so, e.g. CMK workspaces).
+
+        ``delete_dependent_resources`` (permanent only) also destroys components the policy
+        preserves, never standalone ones. ``no_wait`` has no effect in-process. Where the
+        policy asks, ``confirm_name`` must equal the workspace's name.
+        """
+        _flag(no_wait, "no_wait")  # the engine is synchronous; accepted for SDK compatibility
+        core = self._engine._core.remove(
+            self.id,
+            _flag(delete_dependent_resources, "delete_dependent_resources"),
+            _flag(permanently_delete, "permanently_delete"),
+            _optional_str(confirm_name, "confirm_name"),
+            _core_principal(principal),
+        )
+        self._set_state("deleted")
+        return _delete_result(core)
+
+    def refresh(self, *, principal: Principal | None = None) -> None:
+        """Re-reads the workspace from the engine (``WorkspaceNotFound`` once it is deleted)."""
+        self._engine._workspace(self._engine._core.get_by_id(self.id, _core_principal(principal)))

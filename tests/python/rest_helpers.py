@@ -1,0 +1,68 @@
+"""Shared pieces of the REST, CLI and server-process tests (no fixtures: plain helpers)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+SUB = "sub-1"
+RG = "rg-1"
+
+# token -> grant, as in a token file.
+TOKENS = {
+    "tok-platform": {"principal": "platform-service", "platform": True},
+    "tok-alice": {"principal": "alice"},
+    "tok-bob": {"principal": "bob"},
+    "tok-admin": {"principal": "root", "roles": ["admin"]},
+}
+PLATFORM = {"Authorization": "Bearer tok-platform"}
+ALICE = {"Authorization": "Bearer tok-alice"}
+BOB = {"Authorization": "Bearer tok-bob"}
+ADMIN = {"Authorization": "Bearer tok-admin"}
+
+
+def ws_path(name: str, sub: str = SUB, rg: str = RG, prefix: str = "") -> str:
+    return f"{prefix}/subscriptions/{sub}/resourceGroups/{rg}/workspaces/{name}"
+
+
+def deleted_path(name: str, sub: str = SUB, rg: str = RG, prefix: str = "") -> str:
+    return f"{prefix}/subscriptions/{sub}/resourceGroups/{rg}/deletedWorkspaces/{name}"
+
+
+def iso_z(value: datetime) -> str:
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def free_loopback_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the server binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cli_command() -> list[str]:
+    """The installed console script next to this interpreter, else ``python -m recyclebin``."""
+    script = Path(sys.executable).parent / "recyclebin"
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    return [sys.executable, "-m", "recyclebin"]
+
+
+def run_cli(args: Sequence[str], *, cwd: Path | None = None, timeout: float = 60,
+            env: dict[str, str] | None = None,
+            module: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run the real command line, no stdin, bounded in time."""
+    command = [sys.executable, "-m", "recyclebin"] if module else cli_command()
+    full_env = {k: v for k, v in os.environ.items()
+                if not k.startswith("RECYCLEBIN_") and k != "COLUMNS"}
+    full_env["PYTHONWARNINGS"] = "error"
+    if env:
+        full_env.update(env)
+    return subprocess.run([*command, *args], cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=timeout, check=False)
