@@ -648,35 +648,29 @@ Workspace Engine::get_by_id(const std::string& workspace_id, const MaybePrincipa
 }
 
 Workspace Engine::stop(const std::string& workspace_id, const MaybePrincipal& principal) {
-  RB_OPEN_GUARD
-  AuditTarget target{"stop", "", "", "", workspace_id};
-  return impl_->write(target, principal, [&](StoreTransaction& tx, Timestamp now) {
-    WorkspaceRecord record = impl_->load_by_id(tx, workspace_id, target, now);
-    Impl::check_permission(tx, impl_->rules(record.workspace.subscription_id), Action::stop, principal,
-                           workspace_id, describe(record.workspace));
-    Impl::check_live(record, "stop");
-    if (record.workspace.state != WorkspaceState::stopped) {
-      record.workspace.state = WorkspaceState::stopped;
-      tx.update_workspace(record);
-    }
-    Impl::audit_ok(tx, "stop", record.workspace, principal, now);
-    return impl_->with_components(tx, record.workspace);
-  });
+  return set_state(workspace_id, WorkspaceState::stopped, principal);
 }
 
 Workspace Engine::start(const std::string& workspace_id, const MaybePrincipal& principal) {
+  return set_state(workspace_id, WorkspaceState::running, principal);
+}
+
+Workspace Engine::set_state(const std::string& workspace_id, WorkspaceState state,
+                            const MaybePrincipal& principal) {
   RB_OPEN_GUARD
-  AuditTarget target{"start", "", "", "", workspace_id};
+  const bool stopping = state == WorkspaceState::stopped;
+  AuditTarget target{stopping ? "stop" : "start", "", "", "", workspace_id};
   return impl_->write(target, principal, [&](StoreTransaction& tx, Timestamp now) {
     WorkspaceRecord record = impl_->load_by_id(tx, workspace_id, target, now);
-    Impl::check_permission(tx, impl_->rules(record.workspace.subscription_id), Action::start, principal,
-                           workspace_id, describe(record.workspace));
-    Impl::check_live(record, "start");
-    if (record.workspace.state != WorkspaceState::running) {
-      record.workspace.state = WorkspaceState::running;
+    Impl::check_permission(tx, impl_->rules(record.workspace.subscription_id),
+                           stopping ? Action::stop : Action::start, principal, workspace_id,
+                           describe(record.workspace));
+    Impl::check_live(record, target.action);
+    if (record.workspace.state != state) {  // idempotent
+      record.workspace.state = state;
       tx.update_workspace(record);
     }
-    Impl::audit_ok(tx, "start", record.workspace, principal, now);
+    Impl::audit_ok(tx, target.action, record.workspace, principal, now);
     return impl_->with_components(tx, record.workspace);
   });
 }

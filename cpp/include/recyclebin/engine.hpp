@@ -84,6 +84,8 @@ class Engine {
   std::vector<AuditRecord> audit_log(const std::optional<std::string>& subscription_id);
 
  private:
+  Workspace set_state(const std::string& workspace_id, WorkspaceState state,
+                      const MaybePrincipal& principal);
   struct Impl;
   std::unique_ptr<Store> store_;
   Policy policy_;
