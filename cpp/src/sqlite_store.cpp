@@ -124,6 +124,7 @@ class Connection {
     if (!memory) {
       exec("PRAGMA journal_mode = WAL");
       exec("PRAGMA synchronous = NORMAL");
+      exec("PRAGMA cache_size = -16384");  // 16 MiB per connection: hot index pages stay in memory
     }
   }
   ~Connection() {
@@ -239,6 +240,14 @@ CREATE TABLE cleanup_tasks (
 );
 CREATE INDEX cleanup_tasks_pending ON cleanup_tasks(id) WHERE completed_at IS NULL;
 )sql",
+    // 2: find a deleted workspace by name with a seek (recover, get_deleted and purge stay flat
+    // however full the bin); live lookups already use the group_key index.
+    R"sql(
+DROP INDEX workspaces_live;
+CREATE INDEX workspaces_deleted_name
+  ON workspaces(subscription_id, resource_group, name, deleted_at DESC, deleted_seq DESC)
+  WHERE deleted_at IS NOT NULL;
+)sql",
 };
 
 #define RB_SELECT_WORKSPACES                                                                      \
@@ -325,7 +334,7 @@ class SqliteTransaction final : public StoreTransaction {
 
   void commit() override {
     conn_->reset_statements();
-    conn_->exec("COMMIT");
+    conn_->prepare("COMMIT").run();
     open_ = false;
   }
 
@@ -359,11 +368,18 @@ class SqliteTransaction final : public StoreTransaction {
 
   std::vector<WorkspaceRecord> find_name_holders(const std::string& group_key,
                                                  const std::string& tenant_key) override {
-    return read_workspaces(conn_->prepare(RB_SELECT_WORKSPACES
-                                          "WHERE group_key = :g UNION " RB_SELECT_WORKSPACES
-                                          "WHERE tenant_key = :t")
-                               .bind(":g", group_key)
-                               .bind(":t", tenant_key));
+    std::vector<WorkspaceRecord> holders;
+    if (!group_key.empty()) {
+      if (auto row = read_one(conn_->prepare(RB_SELECT_WORKSPACES "WHERE group_key = :g").bind(":g", group_key))) {
+        holders.push_back(std::move(*row));
+      }
+    }
+    if (!tenant_key.empty()) {
+      if (auto row = read_one(conn_->prepare(RB_SELECT_WORKSPACES "WHERE tenant_key = :t").bind(":t", tenant_key))) {
+        if (holders.empty() || holders.front().workspace.id != row->workspace.id) holders.push_back(std::move(*row));
+      }
+    }
+    return holders;
   }
 
   void insert_workspace(const WorkspaceRecord& record) override {
@@ -378,18 +394,38 @@ class SqliteTransaction final : public StoreTransaction {
         .run();
   }
 
-  void update_workspace(const WorkspaceRecord& record) override {
-    Statement& s = conn_->prepare(
-        "UPDATE workspaces SET subscription_id = :subscription_id, resource_group = "
-        ":resource_group, name = :name, state = :state, retention_days = :retention_days, "
-        "cmk_encrypted = :cmk_encrypted, created_at = :created_at, deleted_at = :deleted_at, "
-        "purge_at = :purge_at, deleted_seq = :deleted_seq, orphaned_at = :orphaned_at, "
-        "had_members = :had_members, group_key = :group_key, tenant_key = :tenant_key, "
-        "retained_kinds = :retained_kinds WHERE id = :id");
-    bind_workspace(s, record).run();
-    if (sqlite3_changes(conn_->handle()) != 1) {
-      throw Error(ErrorCode::storage_error, "workspace " + record.workspace.id + " vanished");
-    }
+  void set_state(const std::string& id, WorkspaceState state) override {
+    conn_->prepare("UPDATE workspaces SET state = :state WHERE id = :id")
+        .bind(":state", static_cast<std::int64_t>(state))
+        .bind(":id", id)
+        .run();
+    expect_one_change(id);
+  }
+
+  void set_membership(const std::string& id, std::optional<Timestamp> orphaned_at, bool had_members) override {
+    conn_->prepare("UPDATE workspaces SET orphaned_at = :orphaned_at, had_members = :had_members WHERE id = :id")
+        .bind(":orphaned_at", orphaned_at)
+        .bind(":had_members", had_members)
+        .bind(":id", id)
+        .run();
+    expect_one_change(id);
+  }
+
+  void set_bin(const WorkspaceRecord& r) override {
+    conn_->prepare(
+            "UPDATE workspaces SET deleted_at = :deleted_at, purge_at = :purge_at, deleted_seq = :deleted_seq, "
+            "retention_days = :retention_days, group_key = :group_key, tenant_key = :tenant_key, "
+            "retained_kinds = :retained_kinds WHERE id = :id")
+        .bind(":deleted_at", r.deleted_at)
+        .bind(":purge_at", r.purge_at)
+        .bind(":deleted_seq", r.deleted_seq)
+        .bind(":retention_days", r.workspace.retention_days)
+        .bind(":group_key", r.group_key)
+        .bind(":tenant_key", r.tenant_key)
+        .bind(":retained_kinds", join_lines(r.retained_kinds))
+        .bind(":id", r.workspace.id)
+        .run();
+    expect_one_change(r.workspace.id);
   }
 
   void remove_workspace(const std::string& id) override {
@@ -398,32 +434,44 @@ class SqliteTransaction final : public StoreTransaction {
 
   std::vector<StoredComponent> components(const std::string& workspace_id) override {
     Statement& s = conn_->prepare(
-        "SELECT kind, ref, standalone, destroyed FROM components WHERE workspace_id = :id "
+        "SELECT kind, ref, standalone, destroyed, position FROM components WHERE workspace_id = :id "
         "ORDER BY position");
     s.bind(":id", workspace_id);
     std::vector<StoredComponent> out;
     while (s.step()) {
-      out.push_back({Component{s.text(0), s.text(1), s.int64(2) != 0}, s.int64(3) != 0});
+      out.push_back({Component{s.text(0), s.text(1), s.int64(2) != 0}, s.int64(3) != 0, s.int64(4)});
     }
     return out;
   }
 
-  void replace_components(const std::string& workspace_id,
-                          const std::vector<StoredComponent>& components) override {
-    conn_->prepare("DELETE FROM components WHERE workspace_id = :id").bind(":id", workspace_id).run();
+  void insert_components(const std::string& workspace_id, const std::vector<Component>& components) override {
     std::int64_t position = 0;
-    for (const StoredComponent& c : components) {
+    for (const Component& c : components) {
       conn_->prepare(
-              "INSERT INTO components (workspace_id, position, kind, ref, standalone, destroyed) "
-              "VALUES (:id, :position, :kind, :ref, :standalone, :destroyed)")
+              "INSERT INTO components (workspace_id, position, kind, ref, standalone) "
+              "VALUES (:id, :position, :kind, :ref, :standalone)")
           .bind(":id", workspace_id)
           .bind(":position", position++)
-          .bind(":kind", c.component.kind)
-          .bind(":ref", c.component.ref)
-          .bind(":standalone", c.component.standalone)
-          .bind(":destroyed", c.destroyed)
+          .bind(":kind", c.kind)
+          .bind(":ref", c.ref)
+          .bind(":standalone", c.standalone)
           .run();
     }
+  }
+
+  void set_component_destroyed(const std::string& workspace_id, std::int64_t position, bool destroyed) override {
+    conn_->prepare("UPDATE components SET destroyed = :destroyed WHERE workspace_id = :id AND position = :position")
+        .bind(":destroyed", destroyed)
+        .bind(":id", workspace_id)
+        .bind(":position", position)
+        .run();
+  }
+
+  void remove_component(const std::string& workspace_id, std::int64_t position) override {
+    conn_->prepare("DELETE FROM components WHERE workspace_id = :id AND position = :position")
+        .bind(":id", workspace_id)
+        .bind(":position", position)
+        .run();
   }
 
   std::optional<std::string> member_role(const std::string& workspace_id,
@@ -588,6 +636,12 @@ class SqliteTransaction final : public StoreTransaction {
   }
 
  private:
+  void expect_one_change(const std::string& id) {
+    if (sqlite3_changes(conn_->handle()) != 1) {
+      throw Error(ErrorCode::storage_error, "workspace " + id + " vanished during the transaction");
+    }
+  }
+
   SqliteStore& store_;
   std::unique_ptr<Connection> conn_;
   bool open_ = true;
@@ -645,6 +699,7 @@ class SqliteStore final : public Store {
       Statement version(connection.handle(), "PRAGMA user_version");
       version.step();
       const auto current = static_cast<std::size_t>(version.int64(0));
+      version.reset();  // a pending statement would lock the schema against DROP INDEX
       const std::size_t target = std::size(kMigrations);
       if (current > target) {
         throw Error(ErrorCode::storage_error,
@@ -676,7 +731,7 @@ SqliteTransaction::SqliteTransaction(SqliteStore& store, std::unique_ptr<Connect
                                      TransactionMode mode)
     : store_(store), conn_(std::move(connection)) {
   try {
-    conn_->exec(mode == TransactionMode::write ? "BEGIN IMMEDIATE" : "BEGIN");
+    conn_->prepare(mode == TransactionMode::write ? "BEGIN IMMEDIATE" : "BEGIN").run();
   } catch (...) {
     store_.release(std::move(conn_));
     throw;
@@ -685,7 +740,13 @@ SqliteTransaction::SqliteTransaction(SqliteStore& store, std::unique_ptr<Connect
 
 SqliteTransaction::~SqliteTransaction() {
   conn_->reset_statements();
-  if (open_) sqlite3_exec(conn_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+  if (open_) {
+    try {
+      conn_->prepare("ROLLBACK").run();
+    } catch (...) {
+      // A failed rollback leaves SQLite to roll back on its own; destructors never throw.
+    }
+  }
   store_.release(std::move(conn_));
 }
 

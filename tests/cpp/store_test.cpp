@@ -82,6 +82,43 @@ TEST(Store, RefusesANewerSchema) {
   EXPECT_NE(m.find("newer than this recyclebin understands"), std::string::npos) << m;
 }
 
+TEST(Store, MigratesForwardFromVersionOne) {
+  TempDb db;
+  {
+    auto engine = Engine::open(db.path(), Policy::builtin("default"), std::make_shared<ManualClock>(kJan1));
+    engine->remove(engine->create({"sub", "rg", "old", std::nullopt, false, {}}, std::nullopt).id, {}, std::nullopt);
+  }
+  sqlite3* raw = nullptr;  // put the file back to what version 1 wrote
+  sqlite3_open(db.path().c_str(), &raw);
+  sqlite3_exec(raw,
+               "DROP INDEX workspaces_deleted_name; "
+               "CREATE INDEX workspaces_live ON workspaces(subscription_id, resource_group, name); "
+               "PRAGMA user_version = 1",
+               nullptr, nullptr, nullptr);
+  sqlite3_close(raw);
+  ASSERT_EQ(user_version(db.path()), 1);
+  auto engine = Engine::open(db.path(), Policy::builtin("default"), std::make_shared<ManualClock>(kJan1));
+  EXPECT_EQ(user_version(db.path()), sqlite_schema_version());
+  EXPECT_EQ(engine->get_deleted("sub", "rg", "old", std::nullopt).name, "old");
+  const std::string plan = query_plan(db.path(), "SELECT id FROM workspaces WHERE subscription_id = 's' AND "
+      "resource_group = 'g' AND name = 'n' AND deleted_at IS NOT NULL ORDER BY deleted_at DESC, deleted_seq DESC");
+  EXPECT_NE(plan.find("INDEX workspaces_deleted_name"), std::string::npos) << plan;
+  EXPECT_EQ(plan.find("TEMP B-TREE"), std::string::npos) << plan;
+}
+
+TEST(Store, WorkspaceIdsAreOpaqueHexInCreationOrder) {
+  auto engine = Engine::open(":memory:", Policy::builtin("default"), std::make_shared<ManualClock>(kJan1));
+  std::string previous;
+  for (int i = 0; i < 50; ++i) {
+    const std::string id = engine->create({"sub", "rg", "w" + std::to_string(i), std::nullopt, false, {}}, std::nullopt).id;
+    ASSERT_EQ(id.size(), 32u);
+    EXPECT_EQ(id.find_first_not_of("0123456789abcdef"), std::string::npos) << id;
+    EXPECT_LE(previous.substr(0, 13), id.substr(0, 13));  // time prefix: B-tree locality
+    EXPECT_NE(previous, id);
+    previous = id;
+  }
+}
+
 TEST(Store, UniqueIndexIsTheLastWordOnNames) {
   auto store = open_sqlite_store(":memory:");
   WorkspaceRecord a;

@@ -45,6 +45,7 @@ struct WorkspaceRecord {
 struct StoredComponent {
   Component component;
   bool destroyed = false;
+  std::int64_t position = 0;  // its place in the workspace's list, stable for its lifetime
 };
 
 /// A keyset position in list_deleted's order (deleted_at DESC, deleted_seq DESC).
@@ -96,14 +97,23 @@ class StoreTransaction {
   virtual std::vector<WorkspaceRecord> find_name_holders(const std::string& group_key,
                                                          const std::string& tenant_key) = 0;
   virtual void insert_workspace(const WorkspaceRecord& record) = 0;
-  /// Writes every mutable field of the record (state, times, keys, retention, flags).
-  virtual void update_workspace(const WorkspaceRecord& record) = 0;
+  // Targeted updates: each writes only its columns, so only the indexes over those change.
+  virtual void set_state(const std::string& id, WorkspaceState state) = 0;
+  virtual void set_membership(const std::string& id, std::optional<Timestamp> orphaned_at,
+                              bool had_members) = 0;
+  /// Writes the recycle-bin fields: deleted_at, purge_at, deleted_seq, retention_days,
+  /// group_key, tenant_key, retained_kinds.
+  virtual void set_bin(const WorkspaceRecord& record) = 0;
   /// Removes the row with its components and members.
   virtual void remove_workspace(const std::string& id) = 0;
 
   virtual std::vector<StoredComponent> components(const std::string& workspace_id) = 0;
-  virtual void replace_components(const std::string& workspace_id,
-                                  const std::vector<StoredComponent>& components) = 0;
+  /// Adds components to a new workspace, at positions 0..n-1.
+  virtual void insert_components(const std::string& workspace_id,
+                                 const std::vector<Component>& components) = 0;
+  virtual void set_component_destroyed(const std::string& workspace_id, std::int64_t position,
+                                       bool destroyed) = 0;
+  virtual void remove_component(const std::string& workspace_id, std::int64_t position) = 0;
 
   virtual std::optional<std::string> member_role(const std::string& workspace_id,
                                                  const std::string& principal_id) = 0;
