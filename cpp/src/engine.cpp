@@ -495,6 +495,7 @@ struct Engine::Impl {
     record.purge_at = result.purge_at;
     record.retained_kinds = result.retained;
     w.retention_days = plan.retention_days;
+    const auto keys_before = std::make_pair(record.group_key, record.tenant_key);
     switch (r.name_reservation.scope) {
       case ReservationScope::group:
         break;  // the live group key stays: the name is held in its group
@@ -511,6 +512,7 @@ struct Engine::Impl {
     }
     record.deleted_seq = audit_ok(tx, "delete", w, principal, now);
     tx.set_bin(record);
+    if (keys_before != std::make_pair(record.group_key, record.tenant_key)) tx.set_name_keys(record);
     return result;
   }
 
@@ -843,9 +845,11 @@ RecoverResult Engine::recover(const std::string& subscription_id, const std::str
     record.purge_at.reset();
     record.deleted_seq = 0;
     record.retained_kinds.clear();
+    const auto keys_before = std::make_pair(record.group_key, record.tenant_key);
     record.tenant_key.reset();
     record.group_key = group_name_key(subscription_id, resource_group, name);
     tx.set_bin(record);
+    if (keys_before != std::make_pair(record.group_key, record.tenant_key)) tx.set_name_keys(record);
     Impl::audit_ok(tx, "recover", w, principal, now);
     result.workspace = impl_->with_components(tx, w);
     return result;

@@ -414,21 +414,30 @@ class SqliteTransaction final : public StoreTransaction {
   void set_bin(const WorkspaceRecord& r) override {
     conn_->prepare(
             "UPDATE workspaces SET deleted_at = :deleted_at, purge_at = :purge_at, deleted_seq = :deleted_seq, "
-            "retention_days = :retention_days, group_key = :group_key, tenant_key = :tenant_key, "
-            "retained_kinds = :retained_kinds WHERE id = :id")
+            "retention_days = :retention_days, retained_kinds = :retained_kinds WHERE id = :id")
         .bind(":deleted_at", r.deleted_at)
         .bind(":purge_at", r.purge_at)
         .bind(":deleted_seq", r.deleted_seq)
         .bind(":retention_days", r.workspace.retention_days)
-        .bind(":group_key", r.group_key)
-        .bind(":tenant_key", r.tenant_key)
         .bind(":retained_kinds", join_lines(r.retained_kinds))
         .bind(":id", r.workspace.id)
         .run();
     expect_one_change(r.workspace.id);
   }
 
+  void set_name_keys(const WorkspaceRecord& r) override {
+    conn_->prepare("UPDATE workspaces SET group_key = :group_key, tenant_key = :tenant_key WHERE id = :id")
+        .bind(":group_key", r.group_key)
+        .bind(":tenant_key", r.tenant_key)
+        .bind(":id", r.workspace.id)
+        .run();
+    expect_one_change(r.workspace.id);
+  }
+
   void remove_workspace(const std::string& id) override {
+    // Children first, by their primary key prefix: cheaper than the cascade's per-row trigger.
+    conn_->prepare("DELETE FROM components WHERE workspace_id = :id").bind(":id", id).run();
+    conn_->prepare("DELETE FROM members WHERE workspace_id = :id").bind(":id", id).run();
     conn_->prepare("DELETE FROM workspaces WHERE id = :id").bind(":id", id).run();
   }
 

@@ -102,8 +102,10 @@ class StoreTransaction {
   virtual void set_membership(const std::string& id, std::optional<Timestamp> orphaned_at,
                               bool had_members) = 0;
   /// Writes the recycle-bin fields: deleted_at, purge_at, deleted_seq, retention_days,
-  /// group_key, tenant_key, retained_kinds.
+  /// retained_kinds.
   virtual void set_bin(const WorkspaceRecord& record) = 0;
+  /// Writes the name reservation keys (only when they change: each is a unique index).
+  virtual void set_name_keys(const WorkspaceRecord& record) = 0;
   /// Removes the row with its components and members.
   virtual void remove_workspace(const std::string& id) = 0;
 
