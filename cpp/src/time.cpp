@@ -30,12 +30,16 @@ std::string format_iso8601(Timestamp t) {
   const gd::date d = p.date();
   const pt::time_duration tod = p.time_of_day();
   char buffer[64];
-  std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ",
-                static_cast<int>(d.year()), static_cast<int>(d.month()), static_cast<int>(d.day()),
-                static_cast<int>(tod.hours()), static_cast<int>(tod.minutes()),
-                static_cast<int>(tod.seconds()),
-                static_cast<long long>(tod.fractional_seconds()));
-  return buffer;
+  std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02dT%02d:%02d:%02d", static_cast<int>(d.year()),
+                static_cast<int>(d.month()), static_cast<int>(d.day()), static_cast<int>(tod.hours()),
+                static_cast<int>(tod.minutes()), static_cast<int>(tod.seconds()));
+  std::string text = buffer;
+  // Like Python's isoformat(): the fraction only when there is one, then always six digits.
+  if (const auto micros = tod.fractional_seconds(); micros != 0) {
+    std::snprintf(buffer, sizeof buffer, ".%06lld", static_cast<long long>(micros));
+    text += buffer;
+  }
+  return text + "Z";
 }
 
 Timestamp parse_iso8601(const std::string& text) {
@@ -44,7 +48,7 @@ Timestamp parse_iso8601(const std::string& text) {
   std::smatch m;
   if (!std::regex_match(text, m, pattern)) {
     throw Error(ErrorCode::invalid_argument,
-                "'" + text + "' is not a UTC time; expected ISO 8601 like 2026-01-31T23:59:59.000000Z");
+                "'" + text + "' is not a UTC time; expected ISO 8601 like 2026-01-31T23:59:59Z or 2026-01-31T23:59:59.250000Z");
   }
   try {
     const gd::date d(static_cast<unsigned short>(std::stoi(m[1])),

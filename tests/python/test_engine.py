@@ -307,7 +307,7 @@ def test_manual_clock(start: datetime) -> None:
         clock.advance(60)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         clock.set("2026-01-01T00:00:00Z")  # type: ignore[arg-type]
-    assert repr(clock) == "ManualClock(2026-02-01T12:00:00.000000Z)"
+    assert repr(clock) == "ManualClock(2026-02-01T12:00:00Z)"
 
 
 def test_engine_reads_the_same_clock(engine: rb.Engine, clock: rb.ManualClock, start: datetime) -> None:

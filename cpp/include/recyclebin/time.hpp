@@ -17,7 +17,8 @@ inline constexpr std::int64_t kMicrosPerDay = 86'400 * kMicrosPerSecond;
 /// `t` plus `days` calendar days in UTC (Boost.Date_Time arithmetic).
 Timestamp add_days(Timestamp t, int days);
 
-/// ISO 8601 with microseconds and `Z`, e.g. "2026-01-31T23:59:59.999999Z".
+/// ISO 8601 in UTC with `Z`, microseconds when not zero (as Python's isoformat):
+/// "2026-01-31T23:59:59.999999Z", "2026-02-01T00:00:00Z".
 std::string format_iso8601(Timestamp t);
 
 /// Parses what format_iso8601 writes (fraction optional, `Z` or `+00:00` required).
