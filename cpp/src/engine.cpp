@@ -454,7 +454,8 @@ struct Engine::Impl {
     DeleteResult result;
     result.permanent = true;
     result.deleted_at = now;
-    for (const auto& stored : tx.components(w.id)) {
+    const auto components = tx.components(w.id);
+    for (const auto& stored : components) {
       const Component& c = stored.component;
       const bool preserve = c.standalone || (r.component_rule(c.kind).on_delete == OnDelete::preserve && !dependent);
       if (preserve) {
@@ -464,7 +465,7 @@ struct Engine::Impl {
       add_kind(result.destroyed, c.kind);
       if (!stored.destroyed) result.cleanup.push_back(tx.add_cleanup({0, c.kind, c.ref, w.id, now}));
     }
-    tx.remove_workspace(w.id);
+    tx.remove_workspace(w.id, !components.empty(), record.had_members);
     audit_ok(tx, action, w, principal, now);
     return result;
   }

@@ -434,10 +434,10 @@ class SqliteTransaction final : public StoreTransaction {
     expect_one_change(r.workspace.id);
   }
 
-  void remove_workspace(const std::string& id) override {
+  void remove_workspace(const std::string& id, bool has_components, bool has_members) override {
     // Children first, by their primary key prefix: cheaper than the cascade's per-row trigger.
-    conn_->prepare("DELETE FROM components WHERE workspace_id = :id").bind(":id", id).run();
-    conn_->prepare("DELETE FROM members WHERE workspace_id = :id").bind(":id", id).run();
+    if (has_components) conn_->prepare("DELETE FROM components WHERE workspace_id = :id").bind(":id", id).run();
+    if (has_members) conn_->prepare("DELETE FROM members WHERE workspace_id = :id").bind(":id", id).run();
     conn_->prepare("DELETE FROM workspaces WHERE id = :id").bind(":id", id).run();
   }
 

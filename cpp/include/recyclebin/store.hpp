@@ -106,8 +106,10 @@ class StoreTransaction {
   virtual void set_bin(const WorkspaceRecord& record) = 0;
   /// Writes the name reservation keys (only when they change: each is a unique index).
   virtual void set_name_keys(const WorkspaceRecord& record) = 0;
-  /// Removes the row with its components and members.
-  virtual void remove_workspace(const std::string& id) = 0;
+  /// Removes the row with its components and members (the flags say whether there are any:
+  /// a purge sweep skips the statements it does not need).
+  virtual void remove_workspace(const std::string& id, bool has_components = true,
+                                bool has_members = true) = 0;
 
   virtual std::vector<StoredComponent> components(const std::string& workspace_id) = 0;
   /// Adds components to a new workspace, at positions 0..n-1.
