@@ -4,12 +4,26 @@
 // GIL released (without_gil), touching no Python object, so Python threads run the engine
 // in parallel and a close() waiting for calls in flight cannot deadlock with them. The
 // one way back into Python is the facts provider, which takes the GIL itself.
+//
+// Answers: the engine's answers become the package's own frozen result classes
+// (recyclebin.results: DeleteResult, DeletedWorkspace, CleanupTask, ...), built here directly
+// (object.__new__ plus one generic attribute store per field: no Python code runs), so the
+// facade hands them on as they are. results.py registers the classes at import
+// (_register_types), which checks that their dataclass fields are the ones set here. A live
+// workspace comes back as a plain tuple (_WorkspaceSnapshot in _core.pyi) that the facade's
+// rb.Workspace keeps.
 
 #include <pybind11/stl.h>
 
+#include <boost/describe/enumerators.hpp>
+#include <boost/mp11/algorithm.hpp>
+
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -23,6 +37,314 @@ namespace {
 
 using OptionalString = std::optional<std::string>;
 
+// --- building Python values -------------------------------------------------------------------
+
+py::object steal(PyObject* object) {
+  if (object == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(object);
+}
+
+py::object py_str(const std::string& text) {
+  return steal(PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), nullptr));
+}
+
+py::object integer(std::int64_t value) { return steal(PyLong_FromLongLong(value)); }
+
+py::object boolean(bool value) {
+  return py::reinterpret_borrow<py::object>(value ? Py_True : Py_False);
+}
+
+py::object optional_datetime(const std::optional<Timestamp>& t) {
+  return t ? to_datetime(*t) : py::none();
+}
+
+py::object str_list(const std::vector<std::string>& items) {
+  py::object list = steal(PyList_New(static_cast<Py_ssize_t>(items.size())));
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    PyList_SET_ITEM(list.ptr(), static_cast<Py_ssize_t>(i), py_str(items[i]).release().ptr());
+  }
+  return list;
+}
+
+/// The strs of one answer's repeated values (the subscription and group of consecutive
+/// items, component kinds): equal text, one str object, so a page of items does not
+/// allocate (and later free) the same string a hundred times.
+class RepeatedStrs {
+ public:
+  /// `text` as a str; the same object as for the previous call with equal `text` at `slot`.
+  py::object same_as_last(std::size_t slot, const std::string& text) {
+    Last& last = last_[slot];
+    if (!last.value || last.text != text) {
+      last.value = py_str(text);
+      last.text = text;
+    }
+    return last.value;
+  }
+
+  /// `text` as a str, shared among the few distinct values seen (kinds are a handful).
+  py::object kind(const std::string& text) {
+    for (const auto& [known, value] : kinds_) {
+      if (known == text) return value;
+    }
+    py::object value = py_str(text);
+    if (kinds_.size() < kMaxKinds) kinds_.emplace_back(text, value);
+    return value;
+  }
+
+  py::object kinds(const std::vector<std::string>& items) {
+    py::object list = steal(PyList_New(static_cast<Py_ssize_t>(items.size())));
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      PyList_SET_ITEM(list.ptr(), static_cast<Py_ssize_t>(i), kind(items[i]).release().ptr());
+    }
+    return list;
+  }
+
+ private:
+  struct Last {
+    std::string text;
+    py::object value;
+  };
+  static constexpr std::size_t kMaxKinds = 16;
+  std::array<Last, 2> last_;
+  std::vector<std::pair<std::string, py::object>> kinds_;
+};
+
+template <class T, class Convert>
+py::object list_of(const std::vector<T>& items, Convert&& convert) {
+  py::object list = steal(PyList_New(static_cast<Py_ssize_t>(items.size())));
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    PyList_SET_ITEM(list.ptr(), static_cast<Py_ssize_t>(i), convert(items[i]).release().ptr());
+  }
+  return list;
+}
+
+/// The spelling of an enum value as an interned str, made once per value.
+template <class E>
+py::object enum_name(E value) {
+  constexpr std::size_t N = boost::mp11::mp_size<boost::describe::describe_enumerators<E>>::value;
+  static std::array<PyObject*, N> names{};  // leaked: they live as long as the interpreter
+  const auto index = static_cast<std::size_t>(value);
+  if (index >= N) return py_str(enum_to_string(value));
+  if (names[index] == nullptr) {
+    PyObject* name = PyUnicode_InternFromString(enum_to_string(value).c_str());
+    if (name == nullptr) throw py::error_already_set();
+    names[index] = name;
+  }
+  return py::reinterpret_borrow<py::object>(names[index]);
+}
+
+// --- the package's result classes -------------------------------------------------------------
+
+enum class Record : std::size_t {
+  cleanup_task,
+  delete_result,
+  deleted_workspace,
+  purge_report,
+  deletable_workspace,
+  audit_record,
+  count
+};
+
+struct RecordSpec {
+  const char* key;  // the _register_types keyword
+  std::vector<const char*> fields;
+};
+
+const std::array<RecordSpec, static_cast<std::size_t>(Record::count)>& record_specs() {
+  static const std::array<RecordSpec, static_cast<std::size_t>(Record::count)> specs{{
+      {"cleanup_task", {"id", "kind", "ref", "workspace_id", "created_at"}},
+      {"delete_result",
+       {"permanent", "deleted_at", "purge_at", "retained", "destroyed", "preserved", "cleanup",
+        "warnings"}},
+      {"deleted_workspace",
+       {"id", "name", "subscription_id", "resource_group", "deleted_at", "purge_at",
+        "retention_days", "retained", "as_of"}},
+      {"purge_report", {"purged", "cleanup"}},
+      {"deletable_workspace", {"kind", "workspace_id", "since"}},
+      {"audit_record",
+       {"seq", "at", "action", "subscription_id", "resource_group", "name", "outcome",
+        "workspace_id", "principal_id"}},
+  }};
+  return specs;
+}
+
+struct RecordType {
+  PyTypeObject* type = nullptr;   // a strong reference, leaked on purpose (like the error classes)
+  std::vector<PyObject*> fields;  // interned names, in the order the builders pass values
+};
+
+std::array<RecordType, static_cast<std::size_t>(Record::count)> g_records{};
+PyObject* g_empty_tuple = nullptr;
+
+/// A new instance of the registered class of `which`, with `values` stored in its fields (in
+/// the spec's order). object.__new__ and the generic attribute store: no __init__, no
+/// __post_init__, no frozen __setattr__ runs; the values come from the engine and are
+/// already what the fields hold.
+template <std::size_t N>
+py::object record(Record which, std::array<py::object, N> values) {
+  const RecordType& type = g_records[static_cast<std::size_t>(which)];
+  if (type.type == nullptr) {
+    throw std::runtime_error(
+        "recyclebin._core: the result classes are not registered; import recyclebin");
+  }
+  if (type.fields.size() != N) throw std::logic_error("recyclebin._core: record field count");
+  py::object instance = steal(PyBaseObject_Type.tp_new(type.type, g_empty_tuple, nullptr));
+  for (std::size_t i = 0; i < N; ++i) {
+    if (PyObject_GenericSetAttr(instance.ptr(), type.fields[i], values[i].ptr()) < 0) {
+      throw py::error_already_set();
+    }
+  }
+  return instance;
+}
+
+void register_types(const py::kwargs& classes) {
+  const auto& specs = record_specs();
+  std::array<RecordType, static_cast<std::size_t>(Record::count)> records{};
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    const RecordSpec& spec = specs[i];
+    if (!classes.contains(spec.key)) {
+      throw py::type_error(std::string("_register_types: missing ") + spec.key);
+    }
+    py::object cls = classes[spec.key];
+    if (!PyType_Check(cls.ptr())) {
+      throw py::type_error(std::string("_register_types: ") + spec.key + " must be a class");
+    }
+    // The dataclass's fields must be exactly the ones set here: a field added on one side
+    // only would otherwise go missing (or stay unset) silently.
+    std::set<std::string> declared;
+    for (auto item : cls.attr("__dataclass_fields__").cast<py::dict>()) {
+      declared.insert(item.first.cast<std::string>());
+    }
+    const std::set<std::string> built(spec.fields.begin(), spec.fields.end());
+    if (declared != built) {
+      throw py::type_error(std::string("_register_types: the fields of ") +
+                           py::str(cls.attr("__qualname__")).cast<std::string>() +
+                           " differ from what recyclebin._core builds for " + spec.key);
+    }
+    RecordType& record_type = records[i];
+    record_type.type = reinterpret_cast<PyTypeObject*>(cls.ptr());
+    for (const char* field : spec.fields) {
+      PyObject* name = PyUnicode_InternFromString(field);
+      if (name == nullptr) throw py::error_already_set();
+      record_type.fields.push_back(name);
+    }
+  }
+  if (g_empty_tuple == nullptr) g_empty_tuple = steal(PyTuple_New(0)).release().ptr();
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    Py_INCREF(reinterpret_cast<PyObject*>(records[i].type));
+    g_records[i] = std::move(records[i]);  // a re-registration leaks the old class: rare, harmless
+  }
+}
+
+py::object cleanup_task_value(const CleanupTask& t) {
+  return record<5>(Record::cleanup_task, {integer(t.id), py_str(t.kind), py_str(t.ref),
+                                          py_str(t.workspace_id), to_datetime(t.created_at)});
+}
+
+py::object delete_result_value(const DeleteResult& r) {
+  return record<8>(Record::delete_result,
+                   {boolean(r.permanent), to_datetime(r.deleted_at), optional_datetime(r.purge_at),
+                    str_list(r.retained), str_list(r.destroyed), str_list(r.preserved),
+                    list_of(r.cleanup, cleanup_task_value), str_list(r.warnings)});
+}
+
+py::object deleted_workspace_value(const DeletedWorkspace& d, const py::object& as_of,
+                                   RepeatedStrs& strs) {
+  return record<9>(Record::deleted_workspace,
+                   {py_str(d.id), py_str(d.name), strs.same_as_last(0, d.subscription_id),
+                    strs.same_as_last(1, d.resource_group), to_datetime(d.deleted_at),
+                    to_datetime(d.purge_at), integer(d.retention_days), strs.kinds(d.retained),
+                    as_of});
+}
+
+py::object purge_report_value(const PurgeReport& r) {
+  py::object purged = list_of(r.purged, [](const PurgedWorkspace& p) {
+    py::object names = steal(PyTuple_New(3));
+    PyTuple_SET_ITEM(names.ptr(), 0, py_str(p.subscription_id).release().ptr());
+    PyTuple_SET_ITEM(names.ptr(), 1, py_str(p.resource_group).release().ptr());
+    PyTuple_SET_ITEM(names.ptr(), 2, py_str(p.name).release().ptr());
+    return names;
+  });
+  return record<2>(Record::purge_report,
+                   {std::move(purged), list_of(r.cleanup, cleanup_task_value)});
+}
+
+py::object deletable_value(const DeletableWorkspace& d) {
+  return record<3>(Record::deletable_workspace,
+                   {enum_name(d.kind), py_str(d.workspace_id), to_datetime(d.since)});
+}
+
+py::object audit_record_value(const AuditRecord& r) {
+  return record<9>(Record::audit_record,
+                   {integer(r.seq), to_datetime(r.at), py_str(r.action),
+                    py_str(r.subscription_id), py_str(r.resource_group), py_str(r.name),
+                    py_str(r.outcome), py_str(r.workspace_id), py_str(r.principal_id)});
+}
+
+/// A tuple of `values`, untracked by the cyclic GC: it must hold only values that cannot
+/// form a cycle (str, int, bool, datetime, None, or such tuples), as CPython's own
+/// _PyTuple_MaybeUntrack would find at the first collection. Long-lived snapshots then cost
+/// the collector nothing.
+template <std::size_t N>
+py::object atomic_tuple(std::array<py::object, N> values) {
+  py::object tuple = steal(PyTuple_New(static_cast<Py_ssize_t>(N)));
+  for (std::size_t i = 0; i < N; ++i) {
+    PyTuple_SET_ITEM(tuple.ptr(), static_cast<Py_ssize_t>(i), values[i].release().ptr());
+  }
+  PyObject_GC_UnTrack(tuple.ptr());
+  return tuple;
+}
+
+/// A live workspace as the facade keeps it: (id, subscription_id, resource_group, name,
+/// retention_days, cmk_encrypted, state, created_at, components), components a tuple of
+/// (kind, ref, standalone). Keep in step with _WorkspaceSnapshot in _core.pyi and
+/// rb.Workspace.
+py::object workspace_snapshot(const Workspace& w) {
+  py::object components = steal(PyTuple_New(static_cast<Py_ssize_t>(w.components.size())));
+  for (std::size_t i = 0; i < w.components.size(); ++i) {
+    const Component& c = w.components[i];
+    py::object component = atomic_tuple<3>({py_str(c.kind), py_str(c.ref), boolean(c.standalone)});
+    PyTuple_SET_ITEM(components.ptr(), static_cast<Py_ssize_t>(i), component.release().ptr());
+  }
+  PyObject_GC_UnTrack(components.ptr());
+  return atomic_tuple<9>({py_str(w.id), py_str(w.subscription_id), py_str(w.resource_group),
+                          py_str(w.name), integer(w.retention_days), boolean(w.cmk_encrypted),
+                          enum_name(w.state), to_datetime(w.created_at), std::move(components)});
+}
+
+// --- reading Python values --------------------------------------------------------------------
+
+std::string utf8_attribute(py::handle object, PyObject* name, const char* what) {
+  py::object value = steal(PyObject_GetAttr(object.ptr(), name));
+  if (!PyUnicode_Check(value.ptr())) {
+    const auto type = py::str(py::type::handle_of(value).attr("__qualname__")).cast<std::string>();
+    throw py::type_error(std::string(what) + " must be a str, not " + type);
+  }
+  Py_ssize_t size = 0;
+  const char* data = PyUnicode_AsUTF8AndSize(value.ptr(), &size);
+  if (data == nullptr) throw py::error_already_set();
+  return {data, static_cast<std::size_t>(size)};
+}
+
+/// rb.Component values (anything with str kind and ref, bool standalone) as the engine's.
+std::vector<Component> components_from(const py::iterable& items) {
+  static PyObject* const kind = PyUnicode_InternFromString("kind");
+  static PyObject* const ref = PyUnicode_InternFromString("ref");
+  static PyObject* const standalone = PyUnicode_InternFromString("standalone");
+  if (kind == nullptr || ref == nullptr || standalone == nullptr) throw py::error_already_set();
+  std::vector<Component> components;
+  for (py::handle item : items) {
+    Component component;
+    component.kind = utf8_attribute(item, kind, "Component.kind");
+    component.ref = utf8_attribute(item, ref, "Component.ref");
+    py::object flag = steal(PyObject_GetAttr(item.ptr(), standalone));
+    if (!PyBool_Check(flag.ptr())) throw py::type_error("Component.standalone must be a bool");
+    component.standalone = flag.ptr() == Py_True;
+    components.push_back(std::move(component));
+  }
+  return components;
+}
+
 // Frees a Python object from any thread: the engine may drop its copy of the facts
 // provider on a thread that does not hold the GIL.
 struct GilDeleter {
@@ -33,10 +355,10 @@ struct GilDeleter {
   }
 };
 
-/// A Python callable as the engine's FactsProvider. Called by the engine on the thread that
-/// asked for the delete, with the GIL released; acquires it for the call. A Python exception
-/// becomes a std::runtime_error carrying no Python object, which the engine treats as
-/// "cannot verify".
+/// A Python callable as the engine's FactsProvider, called with the workspace's snapshot
+/// tuple. Called by the engine on the thread that asked for the delete, with the GIL
+/// released; acquires it for the call. A Python exception becomes a std::runtime_error
+/// carrying no Python object, which the engine treats as "cannot verify".
 class PythonFactsProvider {
  public:
   explicit PythonFactsProvider(py::object function)
@@ -45,7 +367,7 @@ class PythonFactsProvider {
   Facts operator()(const Workspace& workspace) const {
     py::gil_scoped_acquire gil;
     try {
-      return to_facts((*function_)(workspace));
+      return to_facts((*function_)(workspace_snapshot(workspace)));
     } catch (py::error_already_set& error) {
       throw std::runtime_error(std::string("facts provider raised ") + error.what());
     }
@@ -73,10 +395,6 @@ class PythonFactsProvider {
   std::shared_ptr<py::object> function_;
 };
 
-py::object optional_datetime(const std::optional<Timestamp>& t) {
-  return t ? to_datetime(*t) : py::none();
-}
-
 DeleteOptions delete_options(bool delete_dependent_resources, bool permanently_delete,
                              OptionalString confirm_name) {
   DeleteOptions options;
@@ -87,15 +405,6 @@ DeleteOptions delete_options(bool delete_dependent_resources, bool permanently_d
 }
 
 void bind_values(py::module_& m) {
-  py::class_<Component>(m, "Component")
-      .def(py::init([](std::string kind, std::string ref, bool standalone) {
-             return Component{std::move(kind), std::move(ref), standalone};
-           }),
-           py::arg("kind"), py::arg("ref"), py::arg("standalone") = false)
-      .def_readonly("kind", &Component::kind)
-      .def_readonly("ref", &Component::ref)
-      .def_readonly("standalone", &Component::standalone);
-
   py::class_<Principal>(m, "Principal")
       .def(py::init([](std::string id, std::vector<std::string> roles) {
              return Principal{std::move(id), std::move(roles)};
@@ -104,78 +413,9 @@ void bind_values(py::module_& m) {
       .def_readonly("id", &Principal::id)
       .def_readonly("roles", &Principal::roles);
 
-  py::class_<Workspace>(m, "Workspace")
-      .def_readonly("id", &Workspace::id)
-      .def_readonly("subscription_id", &Workspace::subscription_id)
-      .def_readonly("resource_group", &Workspace::resource_group)
-      .def_readonly("name", &Workspace::name)
-      .def_readonly("retention_days", &Workspace::retention_days)
-      .def_readonly("cmk_encrypted", &Workspace::cmk_encrypted)
-      .def_property_readonly("state", [](const Workspace& w) { return enum_to_string(w.state); })
-      .def_property_readonly("created_at", [](const Workspace& w) { return to_datetime(w.created_at); })
-      .def_readonly("components", &Workspace::components);
-
-  py::class_<CleanupTask>(m, "CleanupTask")
-      .def_readonly("id", &CleanupTask::id)
-      .def_readonly("kind", &CleanupTask::kind)
-      .def_readonly("ref", &CleanupTask::ref)
-      .def_readonly("workspace_id", &CleanupTask::workspace_id)
-      .def_property_readonly("created_at", [](const CleanupTask& t) { return to_datetime(t.created_at); });
-
-  py::class_<DeleteResult>(m, "DeleteResult")
-      .def_readonly("permanent", &DeleteResult::permanent)
-      .def_property_readonly("deleted_at", [](const DeleteResult& r) { return to_datetime(r.deleted_at); })
-      .def_property_readonly("purge_at", [](const DeleteResult& r) { return optional_datetime(r.purge_at); })
-      .def_readonly("retained", &DeleteResult::retained)
-      .def_readonly("destroyed", &DeleteResult::destroyed)
-      .def_readonly("preserved", &DeleteResult::preserved)
-      .def_readonly("cleanup", &DeleteResult::cleanup)
-      .def_readonly("warnings", &DeleteResult::warnings);
-
-  py::class_<DeletedWorkspace>(m, "DeletedWorkspace")
-      .def_readonly("id", &DeletedWorkspace::id)
-      .def_readonly("name", &DeletedWorkspace::name)
-      .def_readonly("subscription_id", &DeletedWorkspace::subscription_id)
-      .def_readonly("resource_group", &DeletedWorkspace::resource_group)
-      .def_property_readonly("deleted_at", [](const DeletedWorkspace& d) { return to_datetime(d.deleted_at); })
-      .def_property_readonly("purge_at", [](const DeletedWorkspace& d) { return to_datetime(d.purge_at); })
-      .def_readonly("retention_days", &DeletedWorkspace::retention_days)
-      .def_readonly("retained", &DeletedWorkspace::retained);
-
-  py::class_<DeletedPage>(m, "DeletedPage")
-      .def_readonly("items", &DeletedPage::items)
-      .def_readonly("next_cursor", &DeletedPage::next_cursor);
-
-  py::class_<RecoverResult>(m, "RecoverResult")
-      .def_readonly("workspace", &RecoverResult::workspace)
-      .def_readonly("restored", &RecoverResult::restored)
-      .def_readonly("reattached", &RecoverResult::reattached)
-      .def_readonly("must_recreate", &RecoverResult::must_recreate);
-
-  py::class_<PurgedWorkspace>(m, "PurgedWorkspace")
-      .def_readonly("subscription_id", &PurgedWorkspace::subscription_id)
-      .def_readonly("resource_group", &PurgedWorkspace::resource_group)
-      .def_readonly("name", &PurgedWorkspace::name);
-
-  py::class_<PurgeReport>(m, "PurgeReport")
-      .def_readonly("purged", &PurgeReport::purged)
-      .def_readonly("cleanup", &PurgeReport::cleanup);
-
-  py::class_<DeletableWorkspace>(m, "DeletableWorkspace")
-      .def_property_readonly("kind", [](const DeletableWorkspace& d) { return enum_to_string(d.kind); })
-      .def_readonly("workspace_id", &DeletableWorkspace::workspace_id)
-      .def_property_readonly("since", [](const DeletableWorkspace& d) { return to_datetime(d.since); });
-
-  py::class_<AuditRecord>(m, "AuditRecord")
-      .def_readonly("seq", &AuditRecord::seq)
-      .def_property_readonly("at", [](const AuditRecord& r) { return to_datetime(r.at); })
-      .def_readonly("action", &AuditRecord::action)
-      .def_readonly("subscription_id", &AuditRecord::subscription_id)
-      .def_readonly("resource_group", &AuditRecord::resource_group)
-      .def_readonly("name", &AuditRecord::name)
-      .def_readonly("outcome", &AuditRecord::outcome)
-      .def_readonly("workspace_id", &AuditRecord::workspace_id)
-      .def_readonly("principal_id", &AuditRecord::principal_id);
+  m.def("_register_types", &register_types,
+        "Registers the package's result classes (recyclebin.results), which engine answers "
+        "are built as. Called once, by recyclebin.results.");
 }
 
 }  // namespace
@@ -224,40 +464,41 @@ void bind_engine(py::module_& m) {
       .def(
           "create",
           [](Engine& e, std::string subscription_id, std::string resource_group, std::string name,
-             std::optional<int> retention_days, bool cmk_encrypted,
-             std::vector<Component> components, MaybePrincipal principal) {
+             std::optional<int> retention_days, bool cmk_encrypted, const py::iterable& components,
+             MaybePrincipal principal) {
             CreateRequest request{std::move(subscription_id), std::move(resource_group),
                                   std::move(name), retention_days, cmk_encrypted,
-                                  std::move(components)};
-            return without_gil([&] { return e.create(request, principal); });
+                                  components_from(components)};
+            return workspace_snapshot(without_gil([&] { return e.create(request, principal); }));
           },
           py::arg("subscription_id"), py::arg("resource_group"), py::arg("name"),
           py::arg("retention_days") = py::none(), py::arg("cmk_encrypted") = false,
-          py::arg("components") = std::vector<Component>{}, py::arg("principal") = py::none())
+          py::arg("components") = py::tuple(), py::arg("principal") = py::none())
       .def(
           "get",
           [](Engine& e, const std::string& subscription_id, const std::string& resource_group,
              const std::string& name, P principal) {
-            return without_gil([&] { return e.get(subscription_id, resource_group, name, principal); });
+            return workspace_snapshot(
+                without_gil([&] { return e.get(subscription_id, resource_group, name, principal); }));
           },
           py::arg("subscription_id"), py::arg("resource_group"), py::arg("name"),
           py::arg("principal") = py::none())
       .def(
           "get_by_id",
           [](Engine& e, const std::string& workspace_id, P principal) {
-            return without_gil([&] { return e.get_by_id(workspace_id, principal); });
+            return workspace_snapshot(without_gil([&] { return e.get_by_id(workspace_id, principal); }));
           },
           py::arg("workspace_id"), py::arg("principal") = py::none())
       .def(
           "stop",
           [](Engine& e, const std::string& workspace_id, P principal) {
-            return without_gil([&] { return e.stop(workspace_id, principal); });
+            return workspace_snapshot(without_gil([&] { return e.stop(workspace_id, principal); }));
           },
           py::arg("workspace_id"), py::arg("principal") = py::none())
       .def(
           "start",
           [](Engine& e, const std::string& workspace_id, P principal) {
-            return without_gil([&] { return e.start(workspace_id, principal); });
+            return workspace_snapshot(without_gil([&] { return e.start(workspace_id, principal); }));
           },
           py::arg("workspace_id"), py::arg("principal") = py::none())
       .def(
@@ -280,7 +521,8 @@ void bind_engine(py::module_& m) {
              bool permanently_delete, OptionalString confirm_name, P principal) {
             const DeleteOptions options =
                 delete_options(delete_dependent_resources, permanently_delete, std::move(confirm_name));
-            return without_gil([&] { return e.remove(workspace_id, options, principal); });
+            return delete_result_value(
+                without_gil([&] { return e.remove(workspace_id, options, principal); }));
           },
           py::arg("workspace_id"), py::arg("delete_dependent_resources") = false,
           py::arg("permanently_delete") = false, py::arg("confirm_name") = py::none(),
@@ -291,18 +533,30 @@ void bind_engine(py::module_& m) {
              bool permanently_delete, OptionalString confirm_name, P principal) {
             const DeleteOptions options =
                 delete_options(delete_dependent_resources, permanently_delete, std::move(confirm_name));
-            return without_gil([&] { return e.remove_many(workspace_ids, options, principal); });
+            return list_of(
+                without_gil([&] { return e.remove_many(workspace_ids, options, principal); }),
+                delete_result_value);
           },
           py::arg("workspace_ids"), py::arg("delete_dependent_resources") = false,
           py::arg("permanently_delete") = false, py::arg("confirm_name") = py::none(),
           py::arg("principal") = py::none())
       .def(
           "list_deleted",
+          // (items, next_cursor); each item's as_of is the engine's time just before the read.
           [](Engine& e, const std::string& subscription_id, const OptionalString& resource_group,
              std::optional<std::size_t> limit, const OptionalString& cursor, P principal) {
-            return without_gil([&] {
+            Timestamp as_of = 0;
+            DeletedPage page = without_gil([&] {
+              as_of = e.clock().now();
               return e.list_deleted(subscription_id, resource_group, limit, cursor, principal);
             });
+            const py::object when = to_datetime(as_of);
+            RepeatedStrs strs;
+            py::object items = list_of(page.items, [&](const DeletedWorkspace& item) {
+              return deleted_workspace_value(item, when, strs);
+            });
+            py::object next = page.next_cursor ? py_str(*page.next_cursor) : py::none();
+            return py::make_tuple(std::move(items), std::move(next));
           },
           py::arg("subscription_id"), py::arg("resource_group") = py::none(),
           py::arg("limit") = py::none(), py::arg("cursor") = py::none(),
@@ -311,17 +565,25 @@ void bind_engine(py::module_& m) {
           "get_deleted",
           [](Engine& e, const std::string& subscription_id, const std::string& resource_group,
              const std::string& name, P principal) {
-            return without_gil(
-                [&] { return e.get_deleted(subscription_id, resource_group, name, principal); });
+            Timestamp as_of = 0;
+            DeletedWorkspace item = without_gil([&] {
+              as_of = e.clock().now();
+              return e.get_deleted(subscription_id, resource_group, name, principal);
+            });
+            RepeatedStrs strs;
+            return deleted_workspace_value(item, to_datetime(as_of), strs);
           },
           py::arg("subscription_id"), py::arg("resource_group"), py::arg("name"),
           py::arg("principal") = py::none())
       .def(
           "recover",
+          // (workspace snapshot, restored, reattached, must_recreate)
           [](Engine& e, const std::string& subscription_id, const std::string& resource_group,
              const std::string& name, P principal) {
-            return without_gil(
+            RecoverResult result = without_gil(
                 [&] { return e.recover(subscription_id, resource_group, name, principal); });
+            return py::make_tuple(workspace_snapshot(result.workspace), str_list(result.restored),
+                                  str_list(result.reattached), str_list(result.must_recreate));
           },
           py::arg("subscription_id"), py::arg("resource_group"), py::arg("name"),
           py::arg("principal") = py::none())
@@ -329,27 +591,35 @@ void bind_engine(py::module_& m) {
           "purge",
           [](Engine& e, const std::string& subscription_id, const std::string& resource_group,
              const std::string& name, P principal) {
-            return without_gil([&] { return e.purge(subscription_id, resource_group, name, principal); });
+            return delete_result_value(
+                without_gil([&] { return e.purge(subscription_id, resource_group, name, principal); }));
           },
           py::arg("subscription_id"), py::arg("resource_group"), py::arg("name"),
           py::arg("principal") = py::none())
       .def(
           "purge_expired",
-          [](Engine& e, P principal) { return without_gil([&] { return e.purge_expired(principal); }); },
+          [](Engine& e, P principal) {
+            return purge_report_value(without_gil([&] { return e.purge_expired(principal); }));
+          },
           py::arg("principal") = py::none())
       .def(
           "list_deletable",
           [](Engine& e, const std::string& subscription_id) {
-            return without_gil([&] { return e.list_deletable(subscription_id); });
+            return list_of(without_gil([&] { return e.list_deletable(subscription_id); }),
+                           deletable_value);
           },
           py::arg("subscription_id"))
       .def(
           "purge_by_id",
           [](Engine& e, const std::string& workspace_id, P principal) {
-            return without_gil([&] { return e.purge_by_id(workspace_id, principal); });
+            return delete_result_value(
+                without_gil([&] { return e.purge_by_id(workspace_id, principal); }));
           },
           py::arg("workspace_id"), py::arg("principal") = py::none())
-      .def("cleanup_tasks", [](Engine& e) { return without_gil([&] { return e.cleanup_tasks(); }); })
+      .def("cleanup_tasks",
+           [](Engine& e) {
+             return list_of(without_gil([&] { return e.cleanup_tasks(); }), cleanup_task_value);
+           })
       .def(
           "complete_cleanup",
           [](Engine& e, std::int64_t task_id) { without_gil([&] { e.complete_cleanup(task_id); }); },
@@ -357,7 +627,8 @@ void bind_engine(py::module_& m) {
       .def(
           "audit_log",
           [](Engine& e, const OptionalString& subscription_id) {
-            return without_gil([&] { return e.audit_log(subscription_id); });
+            return list_of(without_gil([&] { return e.audit_log(subscription_id); }),
+                           audit_record_value);
           },
           py::arg("subscription_id") = py::none());
 }

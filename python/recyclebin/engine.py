@@ -14,18 +14,7 @@ from . import _core
 from .clock import ManualClock
 from .models import Principal, _core_principal, _require_str
 from .policy import Policy
-from .results import (
-    AuditRecord,
-    CleanupTask,
-    DeletableWorkspace,
-    DeleteResult,
-    PurgeReport,
-    _audit_record,
-    _cleanup_task,
-    _deletable,
-    _delete_result,
-    _purge_report,
-)
+from .results import AuditRecord, CleanupTask, DeletableWorkspace, DeleteResult, PurgeReport
 
 if TYPE_CHECKING:
     from .workspace import Workspace
@@ -36,6 +25,7 @@ FactsProvider = Callable[["Workspace"], Mapping[str, int]]
 """``fn(workspace) -> {"running_jobs": 0, "active_sessions": 1}``: what the platform knows."""
 
 _POLICY_SUFFIXES = (".yaml", ".yml")
+_SWEEP_MIN = 1024  # the identity map is not swept below this many entries
 
 
 def _resolve_policy(policy: str | os.PathLike[str] | Policy) -> Policy:
@@ -70,9 +60,11 @@ class Engine:
         self._clock = clock
         self._facts_provider: FactsProvider | None = None
         # One facade object per workspace id, kept current by every answer that carries
-        # the workspace (stop, start, recover, delete...). Weak: the caller owns them.
-        self._workspaces: weakref.WeakValueDictionary[str, Workspace] = weakref.WeakValueDictionary()
+        # the workspace (stop, start, recover, delete...). Weak: the caller owns them. See
+        # workspace._track, which also sweeps dead references once the map has doubled.
+        self._workspaces: dict[str, weakref.ref[Workspace]] = {}
         self._workspaces_lock = threading.Lock()
+        self._workspaces_sweep_at = _SWEEP_MIN
 
     @classmethod
     def open(
@@ -161,11 +153,11 @@ class Engine:
         # Weak: the provider lives inside the C++ engine, where Python's GC cannot see a cycle.
         engine_ref = weakref.ref(self)
 
-        def ask(core_workspace: _core.Workspace) -> dict[str, int]:
+        def ask(snapshot: _core._WorkspaceSnapshot) -> dict[str, int]:
             engine = engine_ref()
             if engine is None:
                 raise RuntimeError("the engine is gone")
-            return dict(fn(engine._workspace(core_workspace)))
+            return dict(fn(engine._workspace(snapshot)))
 
         self._core.set_facts_provider(ask)
 
@@ -174,25 +166,25 @@ class Engine:
     def purge_expired(self, *, principal: Principal | None = None) -> PurgeReport:
         """Removes what has expired (and orphans due for purge) from storage and writes their
         cleanup tasks. Expired workspaces already behave as purged; this makes storage match."""
-        return _purge_report(self._core.purge_expired(_core_principal(principal)))
+        return self._core.purge_expired(_core_principal(principal))
 
     def list_deletable(self, subscription_id: str) -> list[DeletableWorkspace]:
         """Workspaces an admin may purge now with :meth:`purge_by_id`: held past their date
         (``deletion_planned``) or ``orphaned``. Names are not shown."""
         _require_str(subscription_id, "subscription_id")
-        return [_deletable(item) for item in self._core.list_deletable(subscription_id)]
+        return self._core.list_deletable(subscription_id)
 
     def purge_by_id(self, workspace_id: str, *, principal: Principal | None = None) -> DeleteResult:
         """Hard-deletes one workspace that :meth:`list_deletable` lists; anything else raises
         ``OperationNotAllowed``."""
         _require_str(workspace_id, "workspace_id")
-        result = _delete_result(self._core.purge_by_id(workspace_id, _core_principal(principal)))
+        result = self._core.purge_by_id(workspace_id, _core_principal(principal))
         self._mark_deleted([workspace_id])
         return result
 
     def cleanup_tasks(self) -> list[CleanupTask]:
         """Pending cleanup tasks, oldest first."""
-        return [_cleanup_task(task) for task in self._core.cleanup_tasks()]
+        return self._core.cleanup_tasks()
 
     def complete_cleanup(self, task_id: int) -> None:
         """Marks a cleanup task done. Completing a completed task is a no-op; an unknown id
@@ -206,28 +198,31 @@ class Engine:
         when given."""
         if subscription_id is not None:
             _require_str(subscription_id, "subscription_id")
-        return [_audit_record(record) for record in self._core.audit_log(subscription_id)]
+        return self._core.audit_log(subscription_id)
 
     # --- the facade's identity map ---------------------------------------------------------------
 
-    def _workspace(self, core: _core.Workspace) -> Workspace:
-        from .workspace import Workspace
+    def _workspace(self, snapshot: _core._WorkspaceSnapshot) -> Workspace:
+        """The one Workspace object for ``snapshot``'s id, updated to it."""
+        from .workspace import _track
 
-        with self._workspaces_lock:
-            workspace = self._workspaces.get(core.id)
-            if workspace is None:
-                workspace = Workspace._from_core(self, core)
-                self._workspaces[core.id] = workspace
-            else:
-                workspace._update(core)
-        return workspace
+        return _track(self, snapshot)
 
     def _mark_deleted(self, workspace_ids: list[str]) -> None:
         with self._workspaces_lock:
             for workspace_id in workspace_ids:
-                workspace = self._workspaces.get(workspace_id)
+                ref = self._workspaces.get(workspace_id)
+                workspace = None if ref is None else ref()
                 if workspace is not None:
-                    workspace._set_state("deleted")
+                    workspace._state = "deleted"
+
+    def _sweep_workspaces(self) -> None:
+        # Called by workspace._track with _workspaces_lock held. In place: the map object
+        # itself never changes.
+        workspaces = self._workspaces
+        for key in [key for key, ref in workspaces.items() if ref() is None]:
+            del workspaces[key]
+        self._workspaces_sweep_at = max(_SWEEP_MIN, 2 * len(workspaces))
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"

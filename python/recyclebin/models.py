@@ -9,8 +9,10 @@ from . import _core
 
 __all__ = ["Component", "Principal"]
 
+_set = object.__setattr__
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class Component:
     """A resource that belongs to a workspace: a compute instance, a volume, a block, ...
 
@@ -24,11 +26,14 @@ class Component:
     ref: str
     standalone: bool = False
 
-    def __post_init__(self) -> None:
-        _require_str(self.kind, "Component.kind")
-        _require_str(self.ref, "Component.ref")
-        if not isinstance(self.standalone, bool):
-            raise TypeError(f"Component.standalone must be a bool, not {type(self.standalone).__name__}")
+    def __init__(self, kind: str, ref: str, standalone: bool = False) -> None:
+        # Hand-written (the generated one stores field by field through the frozen
+        # __setattr__, then validates in __post_init__): a Component is made per create.
+        if not (isinstance(kind, str) and isinstance(ref, str) and isinstance(standalone, bool)):
+            _require_str(kind, "Component.kind")
+            _require_str(ref, "Component.ref")
+            raise TypeError(f"Component.standalone must be a bool, not {type(standalone).__name__}")
+        _set(self, "__dict__", {"kind": kind, "ref": ref, "standalone": standalone})
 
 
 @dataclass(frozen=True, init=False)
@@ -74,15 +79,3 @@ def _core_principal(principal: Principal | None) -> _core.Principal | None:
             f"principal must be an rb.Principal or None, not {type(principal).__name__}"
         )
     return _core.Principal(principal.id, sorted(principal.roles))
-
-
-def _core_component(component: Component) -> _core.Component:
-    if not isinstance(component, Component):
-        raise TypeError(
-            f"components must be rb.Component values, not {type(component).__name__}"
-        )
-    return _core.Component(component.kind, component.ref, component.standalone)
-
-
-def _component(core: _core.Component) -> Component:
-    return Component(core.kind, core.ref, core.standalone)

@@ -281,63 +281,34 @@ class AuditRecord(_Result):
 
 
 # --- from the C++ core ------------------------------------------------------------------------
+# The binding builds CleanupTask, DeleteResult, DeletedWorkspace, PurgeReport,
+# DeletableWorkspace and AuditRecord itself, as
+# instances of the classes registered here: object.__new__ plus one store per field, with no
+# Python code running per object. It checks that each class's dataclass fields are exactly the
+# ones it sets.
+
+_core._register_types(
+    cleanup_task=CleanupTask,
+    delete_result=DeleteResult,
+    deleted_workspace=DeletedWorkspace,
+    purge_report=PurgeReport,
+    deletable_workspace=DeletableWorkspace,
+    audit_record=AuditRecord,
+)
+
+_new = object.__new__
+_set = object.__setattr__
 
 
-def _cleanup_task(core: _core.CleanupTask) -> CleanupTask:
-    return CleanupTask(core.id, core.kind, core.ref, core.workspace_id, core.created_at)
-
-
-def _delete_result(core: _core.DeleteResult) -> DeleteResult:
-    return DeleteResult(
-        permanent=core.permanent,
-        deleted_at=core.deleted_at,
-        purge_at=core.purge_at,
-        retained=core.retained,
-        destroyed=core.destroyed,
-        preserved=core.preserved,
-        cleanup=[_cleanup_task(task) for task in core.cleanup],
-        warnings=core.warnings,
-    )
-
-
-def _deleted_workspace(core: _core.DeletedWorkspace, as_of: datetime | None) -> DeletedWorkspace:
-    return DeletedWorkspace(
-        id=core.id,
-        name=core.name,
-        subscription_id=core.subscription_id,
-        resource_group=core.resource_group,
-        deleted_at=core.deleted_at,
-        purge_at=core.purge_at,
-        retention_days=core.retention_days,
-        retained=core.retained,
-        as_of=as_of,
-    )
-
-
-def _deleted_page(core: _core.DeletedPage, as_of: datetime | None) -> DeletedPage:
-    return DeletedPage((_deleted_workspace(item, as_of) for item in core.items), core.next_cursor)
-
-
-def _purge_report(core: _core.PurgeReport) -> PurgeReport:
-    return PurgeReport(
-        purged=[(p.subscription_id, p.resource_group, p.name) for p in core.purged],
-        cleanup=[_cleanup_task(task) for task in core.cleanup],
-    )
-
-
-def _deletable(core: _core.DeletableWorkspace) -> DeletableWorkspace:
-    return DeletableWorkspace(core.kind, core.workspace_id, core.since)
-
-
-def _audit_record(core: _core.AuditRecord) -> AuditRecord:
-    return AuditRecord(
-        seq=core.seq,
-        at=core.at,
-        action=core.action,
-        subscription_id=core.subscription_id,
-        resource_group=core.resource_group,
-        name=core.name,
-        outcome=core.outcome,
-        workspace_id=core.workspace_id,
-        principal_id=core.principal_id,
-    )
+def _recover_result(
+    workspace: Workspace, restored: list[str], reattached: list[str], must_recreate: list[str]
+) -> RecoverResult:
+    # As RecoverResult(...) would, without the generated __init__'s frozen stores.
+    result = _new(RecoverResult)
+    _set(result, "__dict__", {
+        "workspace": workspace,
+        "restored": restored,
+        "reattached": reattached,
+        "must_recreate": must_recreate,
+    })
+    return result

@@ -9,23 +9,15 @@ addresses its workspace by id, through the engine it came from.
 from __future__ import annotations
 
 import numbers
-import threading
+import weakref
 from collections.abc import Iterable
 from datetime import datetime
 
 from . import _core
 from .engine import Engine, _resolve_engine
 from .errors import InvalidArgument, InvalidRetention
-from .models import Component, Principal, _component, _core_component, _core_principal, _require_str
-from .results import (
-    DeletedPage,
-    DeletedWorkspace,
-    DeleteResult,
-    RecoverResult,
-    _deleted_page,
-    _deleted_workspace,
-    _delete_result,
-)
+from .models import Component, Principal, _core_principal, _require_str
+from .results import DeletedPage, DeletedWorkspace, DeleteResult, RecoverResult, _recover_result
 
 __all__ = ["Workspace"]
 
@@ -56,12 +48,6 @@ def _flag(value: object, what: str) -> bool:
     return value
 
 
-def _optional_str(value: object, what: str) -> str | None:
-    if value is not None:
-        _require_str(value, what)
-    return value  # type: ignore[return-value]
-
-
 class Workspace:
     """A live workspace, as the engine last answered for it.
 
@@ -70,63 +56,49 @@ class Workspace:
     the same object, so ``ws.state`` and ``ws.components`` stay current.
     """
 
-    __slots__ = ("_engine", "_snapshot", "_state", "_lock", "__weakref__")
+    __slots__ = ("_engine", "_snapshot", "_state", "__weakref__")
 
+    # _snapshot is the engine's last answer, a tuple (see _core._WorkspaceSnapshot): id,
+    # subscription_id, resource_group, name, retention_days, cmk_encrypted, state,
+    # created_at, components. _state is its state, or "deleted" once this object saw the
+    # workspace deleted. Both are replaced whole (one store each), never mutated.
     _engine: Engine
-    _snapshot: _core.Workspace
+    _snapshot: _core._WorkspaceSnapshot
     _state: str
-    _lock: threading.Lock
 
     def __init__(self) -> None:
         raise TypeError(
             "create workspaces with rb.Workspace.create(...), or find them with rb.Workspace.get(...)"
         )
 
-    @classmethod
-    def _from_core(cls, engine: Engine, core: _core.Workspace) -> Workspace:
-        workspace = object.__new__(cls)
-        workspace._engine = engine
-        workspace._lock = threading.Lock()
-        workspace._update(core)
-        return workspace
-
-    def _update(self, core: _core.Workspace) -> None:
-        with self._lock:
-            self._snapshot = core
-            self._state = core.state
-
-    def _set_state(self, state: str) -> None:
-        with self._lock:
-            self._state = state
-
     # --- what it is ------------------------------------------------------------------------------
 
     @property
     def id(self) -> str:
         """Opaque, stable workspace id."""
-        return self._snapshot.id
+        return self._snapshot[0]
 
     @property
     def name(self) -> str:
-        return self._snapshot.name
+        return self._snapshot[3]
 
     @property
     def subscription_id(self) -> str:
-        return self._snapshot.subscription_id
+        return self._snapshot[1]
 
     @property
     def resource_group(self) -> str:
-        return self._snapshot.resource_group
+        return self._snapshot[2]
 
     @property
     def soft_delete_retention_days(self) -> int:
         """The effective retention in days (the policy's default when none was given)."""
-        return self._snapshot.retention_days
+        return self._snapshot[4]
 
     @property
     def cmk_encrypted(self) -> bool:
         """Encrypted with a customer-managed key (such workspaces may skip the bin)."""
-        return self._snapshot.cmk_encrypted
+        return self._snapshot[5]
 
     @property
     def state(self) -> str:
@@ -136,13 +108,13 @@ class Workspace:
 
     @property
     def created_at(self) -> datetime:
-        return self._snapshot.created_at
+        return self._snapshot[7]
 
     @property
     def components(self) -> list[Component]:
         """The workspace's components (a copy). After a recover, without those the platform
         must recreate."""
-        return [_component(component) for component in self._snapshot.components]
+        return [Component(kind, ref, standalone) for kind, ref, standalone in self._snapshot[8]]
 
     @property
     def engine(self) -> Engine:
@@ -184,21 +156,32 @@ class Workspace:
         allow (``TypeError`` for a non-integer).
         """
         eng = _resolve_engine(engine)
-        _require_str(subscription_id, "subscription_id")
-        _require_str(resource_group, "resource_group")
-        _require_str(name, "name")
-        retention = _retention(soft_delete_retention_days, eng, subscription_id)
-        core_components = [_core_component(c) for c in (components or [])]
-        core = eng._core.create(
+        if not (isinstance(subscription_id, str) and isinstance(resource_group, str)
+                and isinstance(name, str)):
+            _require_str(subscription_id, "subscription_id")
+            _require_str(resource_group, "resource_group")
+            _require_str(name, "name")
+        retention = (None if soft_delete_retention_days is None
+                     else _retention(soft_delete_retention_days, eng, subscription_id))
+        # The binding reads kind, ref and standalone of each rb.Component itself.
+        members = list(components) if components else []
+        for component in members:
+            if not isinstance(component, Component):
+                raise TypeError(
+                    f"components must be rb.Component values, not {type(component).__name__}"
+                )
+        if cmk_encrypted is not False and cmk_encrypted is not True:
+            _flag(cmk_encrypted, "cmk_encrypted")
+        snapshot = eng._core.create(
             subscription_id,
             resource_group,
             name,
             retention,
-            _flag(cmk_encrypted, "cmk_encrypted"),
-            core_components,
-            _core_principal(principal),
+            cmk_encrypted,
+            members,
+            None if principal is None else _core_principal(principal),
         )
-        return eng._workspace(core)
+        return _track(eng, snapshot)
 
     @staticmethod
     def get(
@@ -215,8 +198,8 @@ class Workspace:
         _require_str(name, "name")
         _require_str(subscription_id, "subscription_id")
         _require_str(resource_group, "resource_group")
-        return eng._workspace(
-            eng._core.get(subscription_id, resource_group, name, _core_principal(principal))
+        return _track(
+            eng, eng._core.get(subscription_id, resource_group, name, _core_principal(principal))
         )
 
     @staticmethod
@@ -227,7 +210,7 @@ class Workspace:
         ``WorkspaceNotFound``."""
         eng = _resolve_engine(engine)
         _require_str(workspace_id, "workspace_id")
-        return eng._workspace(eng._core.get_by_id(workspace_id, _core_principal(principal)))
+        return _track(eng, eng._core.get_by_id(workspace_id, _core_principal(principal)))
 
     # --- the recycle bin -------------------------------------------------------------------------
 
@@ -246,19 +229,22 @@ class Workspace:
         pass the page's ``next_cursor`` back as ``cursor=`` for the next page."""
         eng = _resolve_engine(engine)
         _require_str(subscription_id, "subscription_id")
-        _optional_str(resource_group, "resource_group")
-        _optional_str(cursor, "cursor")
+        if resource_group is not None:
+            _require_str(resource_group, "resource_group")
+        if cursor is not None:
+            _require_str(cursor, "cursor")
         if limit is not None:
             if isinstance(limit, bool) or not isinstance(limit, int):
                 raise TypeError(f"limit must be an int or None, not {type(limit).__name__}")
             if limit < 1:
                 raise InvalidArgument(f"limit must be at least 1 (or None for everything), not {limit}")
             limit = min(limit, _LIMIT_MAX)  # beyond any count; keeps the core's limit + 1 in range
-        as_of = eng.now()
-        core = eng._core.list_deleted(
-            subscription_id, resource_group, limit, cursor, _core_principal(principal)
+        # Each item's as_of is the engine's time just before the read (taken by the binding).
+        items, next_cursor = eng._core.list_deleted(
+            subscription_id, resource_group, limit, cursor,
+            None if principal is None else _core_principal(principal),
         )
-        return _deleted_page(core, as_of)
+        return DeletedPage(items, next_cursor)
 
     @staticmethod
     def get_deleted(
@@ -275,9 +261,7 @@ class Workspace:
         _require_str(name, "name")
         _require_str(subscription_id, "subscription_id")
         _require_str(resource_group, "resource_group")
-        as_of = eng.now()
-        core = eng._core.get_deleted(subscription_id, resource_group, name, _core_principal(principal))
-        return _deleted_workspace(core, as_of)
+        return eng._core.get_deleted(subscription_id, resource_group, name, _core_principal(principal))
 
     @staticmethod
     def recover(
@@ -292,16 +276,16 @@ class Workspace:
         what it can. ``WorkspaceNotFound`` if it is not in the bin, ``WorkspaceExists`` if a
         live workspace now holds the name."""
         eng = _resolve_engine(engine)
-        _require_str(subscription_id, "subscription_id")
-        _require_str(resource_group, "resource_group")
-        _require_str(name, "name")
-        core = eng._core.recover(subscription_id, resource_group, name, _core_principal(principal))
-        return RecoverResult(
-            workspace=eng._workspace(core.workspace),
-            restored=core.restored,
-            reattached=core.reattached,
-            must_recreate=core.must_recreate,
+        if not (isinstance(subscription_id, str) and isinstance(resource_group, str)
+                and isinstance(name, str)):
+            _require_str(subscription_id, "subscription_id")
+            _require_str(resource_group, "resource_group")
+            _require_str(name, "name")
+        snapshot, restored, reattached, must_recreate = eng._core.recover(
+            subscription_id, resource_group, name,
+            None if principal is None else _core_principal(principal),
         )
+        return _recover_result(_track(eng, snapshot), restored, reattached, must_recreate)
 
     @staticmethod
     def purge(
@@ -318,9 +302,7 @@ class Workspace:
         _require_str(subscription_id, "subscription_id")
         _require_str(resource_group, "resource_group")
         _require_str(name, "name")
-        return _delete_result(
-            eng._core.purge(subscription_id, resource_group, name, _core_principal(principal))
-        )
+        return eng._core.purge(subscription_id, resource_group, name, _core_principal(principal))
 
     @staticmethod
     def delete_many(
@@ -340,30 +322,33 @@ class Workspace:
                     f"delete_many takes rb.Workspace objects, not {type(member).__name__}"
                 )
         if engine is None and members:
-            engines = {id(member._engine): member._engine for member in members}
-            if len(engines) > 1:
-                raise ValueError(
-                    "these workspaces come from different engines; pass engine= to choose one"
-                )
-            engine = members[0]._engine
+            first = members[0]._engine
+            for member in members:
+                if member._engine is not first:
+                    raise ValueError(
+                        "these workspaces come from different engines; pass engine= to choose one"
+                    )
+            engine = first
         eng = _resolve_engine(engine)
-        ids = [member.id for member in members]
+        ids = [member._snapshot[0] for member in members]
         results = eng._core.remove_many(
             ids, False, _flag(permanently_delete, "permanently_delete"), None,
             _core_principal(principal),
         )
         eng._mark_deleted(ids)
-        return [_delete_result(result) for result in results]
+        return results
 
     # --- operations on this workspace ------------------------------------------------------------
 
     def stop(self, *, principal: Principal | None = None) -> None:
         """Stops the workspace (idempotent)."""
-        self._engine._workspace(self._engine._core.stop(self.id, _core_principal(principal)))
+        engine = self._engine
+        _track(engine, engine._core.stop(self._snapshot[0], _core_principal(principal)))
 
     def start(self, *, principal: Principal | None = None) -> None:
         """Starts the workspace (idempotent)."""
-        self._engine._workspace(self._engine._core.start(self.id, _core_principal(principal)))
+        engine = self._engine
+        _track(engine, engine._core.start(self._snapshot[0], _core_principal(principal)))
 
     def grant(self, principal_id: str, role: str, *, principal: Principal | None = None) -> None:
         """Gives ``principal_id`` a role on this workspace, replacing any role it had."""
@@ -392,17 +377,62 @@ class Workspace:
         preserves, never standalone ones. ``no_wait`` has no effect in-process. Where the
         policy asks, ``confirm_name`` must equal the workspace's name.
         """
-        _flag(no_wait, "no_wait")  # the engine is synchronous; accepted for SDK compatibility
-        core = self._engine._core.remove(
-            self.id,
-            _flag(delete_dependent_resources, "delete_dependent_resources"),
-            _flag(permanently_delete, "permanently_delete"),
-            _optional_str(confirm_name, "confirm_name"),
-            _core_principal(principal),
+        # no_wait: the engine is synchronous; accepted (and checked) for SDK compatibility.
+        if (type(no_wait) is not bool or type(delete_dependent_resources) is not bool
+                or type(permanently_delete) is not bool):
+            _flag(no_wait, "no_wait")
+            _flag(delete_dependent_resources, "delete_dependent_resources")
+            _flag(permanently_delete, "permanently_delete")
+        if confirm_name is not None:
+            _require_str(confirm_name, "confirm_name")
+        result = self._engine._core.remove(
+            self._snapshot[0],
+            delete_dependent_resources,
+            permanently_delete,
+            confirm_name,
+            None if principal is None else _core_principal(principal),
         )
-        self._set_state("deleted")
-        return _delete_result(core)
+        self._state = "deleted"
+        return result
 
     def refresh(self, *, principal: Principal | None = None) -> None:
         """Re-reads the workspace from the engine (``WorkspaceNotFound`` once it is deleted)."""
-        self._engine._workspace(self._engine._core.get_by_id(self.id, _core_principal(principal)))
+        engine = self._engine
+        _track(engine, engine._core.get_by_id(self._snapshot[0], _core_principal(principal)))
+
+
+# --- the identity map ----------------------------------------------------------------------------
+# One rb.Workspace per workspace id and engine (Engine._workspaces: id -> weak reference), kept
+# current by every answer that carries the workspace. Weak: the caller owns the objects. Dead
+# references are not removed one by one (a callback per object costs more than the lookup);
+# the map is swept when it has doubled since the last sweep, so it stays within twice the live
+# objects.
+
+_new_workspace = object.__new__
+_weak = weakref.ref
+
+
+def _track(engine: Engine, snapshot: _core._WorkspaceSnapshot) -> Workspace:
+    """The engine's one Workspace object for ``snapshot``'s id, updated to ``snapshot``."""
+    workspace_id = snapshot[0]
+    workspaces = engine._workspaces
+    lock = engine._workspaces_lock
+    lock.acquire()  # not "with": this runs on every call that returns a workspace
+    try:
+        ref = workspaces.get(workspace_id)
+        if ref is not None:
+            workspace = ref()
+            if workspace is not None:
+                workspace._snapshot = snapshot
+                workspace._state = snapshot[6]
+                return workspace
+        workspace = _new_workspace(Workspace)
+        workspace._engine = engine
+        workspace._snapshot = snapshot
+        workspace._state = snapshot[6]
+        workspaces[workspace_id] = _weak(workspace)
+        if len(workspaces) > engine._workspaces_sweep_at:
+            engine._sweep_workspaces()
+        return workspace
+    finally:
+        lock.release()
