@@ -294,23 +294,17 @@ struct Engine::Impl {
     }
   }
 
-  /// A workspace addressed by id; soft-deleted rows are returned (callers decide).
-  static WorkspaceRecord find_by_id(StoreTransaction& tx, const std::string& workspace_id,
-                                    AuditTarget& target, const Rules* rules_hint, Timestamp now,
-                                    const Policy& policy) {
+  /// A workspace addressed by id; soft-deleted rows are returned (callers decide), expired
+  /// ones (on_expiry: purge) are gone.
+  WorkspaceRecord load_by_id(StoreTransaction& tx, const std::string& workspace_id, AuditTarget& target,
+                             Timestamp now) const {
     check_identifier(workspace_id, "workspace id");
     auto record = tx.find_by_id(workspace_id);
-    if (!record || gone(*record, rules_hint ? *rules_hint : policy.rules_for(record->workspace.subscription_id), now)) {
-      target.workspace_id = workspace_id;
+    if (!record || gone(*record, rules(record->workspace.subscription_id), now)) {
       throw Error(ErrorCode::workspace_not_found, "no workspace with id '" + workspace_id + "'");
     }
     target.set(record->workspace);
     return *record;
-  }
-
-  WorkspaceRecord load_by_id(StoreTransaction& tx, const std::string& workspace_id, AuditTarget& target,
-                             Timestamp now) const {
-    return find_by_id(tx, workspace_id, target, nullptr, now, engine.policy_);
   }
 
   Workspace with_components(StoreTransaction& tx, Workspace w) const {
