@@ -449,6 +449,17 @@ struct Engine::Impl {
     result.permanent = true;
     result.deleted_at = now;
     const auto components = tx.components(w.id);
+    dispose_components(tx, r, w.id, components, dependent, now, result);
+    tx.remove_workspace(w.id, !components.empty(), record.had_members);
+    audit_ok(tx, action, w, principal, now);
+    return result;
+  }
+
+  /// What removing a workspace for good does to its components: preserved ones stay (and
+  /// are reported), the others are destroyed, each not destroyed yet with a cleanup task.
+  static void dispose_components(StoreTransaction& tx, const Rules& r, const std::string& workspace_id,
+                                 const std::vector<StoredComponent>& components, bool dependent,
+                                 Timestamp now, DeleteResult& result) {
     for (const auto& stored : components) {
       const Component& c = stored.component;
       const bool preserve = c.standalone || (r.component_rule(c.kind).on_delete == OnDelete::preserve && !dependent);
@@ -457,11 +468,28 @@ struct Engine::Impl {
         continue;
       }
       add_kind(result.destroyed, c.kind);
-      if (!stored.destroyed) result.cleanup.push_back(tx.add_cleanup({0, c.kind, c.ref, w.id, now}));
+      if (!stored.destroyed) result.cleanup.push_back(tx.add_cleanup({0, c.kind, c.ref, workspace_id, now}));
     }
-    tx.remove_workspace(w.id, !components.empty(), record.had_members);
-    audit_ok(tx, action, w, principal, now);
-    return result;
+  }
+
+  /// hard_delete of many rows at once (the purge sweeps), audited as `expire`: a few set
+  /// statements for the lot instead of several statements per row.
+  void purge_rows(StoreTransaction& tx, const std::vector<const WorkspaceRecord*>& rows,
+                  const MaybePrincipal& principal, Timestamp now, PurgeReport& report) const {
+    if (rows.empty()) return;
+    std::vector<std::string> ids;
+    ids.reserve(rows.size());
+    for (const WorkspaceRecord* row : rows) ids.push_back(row->workspace.id);
+    const auto components = tx.components_of(ids);
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const Workspace& w = rows[i]->workspace;
+      DeleteResult result;
+      dispose_components(tx, rules(w.subscription_id), w.id, components[i], false, now, result);
+      for (auto& task : result.cleanup) report.cleanup.push_back(std::move(task));
+      report.purged.push_back({w.subscription_id, w.resource_group, w.name});
+    }
+    tx.append_audit_for(ids, {0, now, "expire", "", "", "", "ok", "", principal_id(principal)});
+    tx.remove_workspaces(ids);
   }
 
   DeleteResult soft_delete(StoreTransaction& tx, DeletePlan& plan, bool dependent,
@@ -879,23 +907,20 @@ PurgeReport Engine::purge_expired(const MaybePrincipal& principal) {
       return 0;
     });
   }
-  auto record_purge = [&](StoreTransaction& tx, const WorkspaceRecord& row, Timestamp now) {
-    DeleteResult result = impl_->hard_delete(tx, row, false, "expire", principal, now);
-    report.purged.push_back({row.workspace.subscription_id, row.workspace.resource_group, row.workspace.name});
-    for (auto& task : result.cleanup) report.cleanup.push_back(std::move(task));
-  };
-
   // Expired soft-deleted workspaces, in chunks so other writers get their turn.
   std::optional<ExpiryCursor> cursor;
   for (bool more = true; more;) {
     AuditTarget target{"", "", "", "", ""};
     more = impl_->write(target, principal, [&](StoreTransaction& tx, Timestamp now) {
-      auto rows = tx.expired(now, cursor, kPurgeChunk);
+      const auto rows = tx.expired(now, cursor, kPurgeChunk);
+      std::vector<const WorkspaceRecord*> purge;
+      purge.reserve(rows.size());
       for (const auto& row : rows) {
-        cursor = ExpiryCursor{*row.purge_at, row.workspace.id};
-        if (impl_->rules(row.workspace.subscription_id).retention.on_expiry == OnExpiry::hold) continue;
-        record_purge(tx, row, now);
+        // Held rows wait for an administrator's purge_by_id.
+        if (impl_->rules(row.workspace.subscription_id).retention.on_expiry != OnExpiry::hold) purge.push_back(&row);
       }
+      impl_->purge_rows(tx, purge, principal, now, report);
+      if (!rows.empty()) cursor = ExpiryCursor{*rows.back().purge_at, rows.back().workspace.id};
       return rows.size() == kPurgeChunk;
     });
   }
@@ -911,10 +936,13 @@ PurgeReport Engine::purge_expired(const MaybePrincipal& principal) {
     AuditTarget target{"", "", "", "", ""};
     impl_->write(target, principal, [&](StoreTransaction& tx, Timestamp now) {
       const Timestamp before = add_days(now, -*shortest);
-      for (const auto& row : tx.orphaned(std::nullopt, before, std::numeric_limits<std::int32_t>::max())) {
+      const auto rows = tx.orphaned(std::nullopt, before, std::numeric_limits<std::int32_t>::max());
+      std::vector<const WorkspaceRecord*> purge;
+      for (const auto& row : rows) {
         const auto days = impl_->rules(row.workspace.subscription_id).orphans.purge_after_days;
-        if (days && now >= add_days(*row.orphaned_at, *days)) record_purge(tx, row, now);
+        if (days && now >= add_days(*row.orphaned_at, *days)) purge.push_back(&row);
       }
+      impl_->purge_rows(tx, purge, principal, now, report);
       return 0;
     });
   }

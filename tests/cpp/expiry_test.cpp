@@ -1,6 +1,8 @@
 // Expiry is a fact of time: exact to the microsecond, across day and month ends.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "fixtures.hpp"
 
 namespace recyclebin {
@@ -185,6 +187,57 @@ TEST_F(ExpiryTest, PurgeExpiredSweepsManyInChunks) {
   EXPECT_EQ(report.purged.size(), 4500u);
   EXPECT_EQ(report.cleanup.size(), 4500u);
   EXPECT_TRUE(engine->list_deleted("sub", std::nullopt, std::nullopt, std::nullopt, std::nullopt).items.empty());
+}
+
+TEST_F(ExpiryTest, SweepSkipsHeldTenantsAndAuditsInPurgeOrder) {
+  // Chunks of 2,000 mixing a tenant that holds expired workspaces with ones that purge.
+  open_yaml("version: 1\nname: p\ncomponents:\n  disk: {on_delete: preserve}\n"
+            "tenants:\n  held:\n    retention: {on_expiry: hold}\n");
+  std::vector<Workspace> purged;
+  std::vector<Workspace> held;
+  const Principal alice{"alice", {}};
+  for (int i = 0; i < 2'600; ++i) {
+    const bool hold = i % 7 == 0;
+    const std::string name = "ws" + std::to_string(i);
+    CreateRequest request{hold ? "held" : "sub", "rg", name, 1 + i % 2, false,
+                          {{"models", "m" + std::to_string(i), false}, {"disk", "d" + std::to_string(i), false},
+                           {"models", "shared", true}}};
+    const Workspace w = engine->create(request, i % 3 == 0 ? std::optional<Principal>(alice) : std::nullopt);
+    engine->remove(w.id, {}, std::nullopt);
+    (hold ? held : purged).push_back(w);
+    if (i % 500 == 0) clock->advance(1);
+  }
+  clock->advance(2 * kMicrosPerDay);
+  const std::size_t audit_before = engine->audit_log(std::nullopt).size();
+  const PurgeReport report = engine->purge_expired(Principal{"reaper", {"admin"}});
+  ASSERT_EQ(report.purged.size(), purged.size());
+  ASSERT_EQ(report.cleanup.size(), purged.size());  // one model each; not the disk, not the standalone
+  // Workspaces go in (purge_at, id) order; each audit record follows the report's order.
+  auto order = purged;
+  std::sort(order.begin(), order.end(), [](const Workspace& a, const Workspace& b) {
+    return std::make_pair(a.created_at + a.retention_days * kMicrosPerDay, a.id) <
+           std::make_pair(b.created_at + b.retention_days * kMicrosPerDay, b.id);
+  });
+  const auto log = engine->audit_log(std::nullopt);
+  ASSERT_EQ(log.size(), audit_before + purged.size());
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    EXPECT_EQ(report.purged[i].name, order[i].name) << i;
+    const AuditRecord& a = log[audit_before + i];
+    EXPECT_EQ(a.action, "expire");
+    EXPECT_EQ(a.outcome, "ok");
+    EXPECT_EQ(a.workspace_id, order[i].id);
+    EXPECT_EQ(a.name, order[i].name);
+    EXPECT_EQ(a.principal_id, "reaper");
+    EXPECT_EQ(report.cleanup[i].ref, "m" + order[i].name.substr(2));
+    EXPECT_EQ(report.cleanup[i].workspace_id, order[i].id);
+  }
+  for (const auto& w : purged) {
+    expect_error(ErrorCode::workspace_not_found, [&] { engine->get_by_id(w.id, std::nullopt); });
+  }
+  // Held ones stay, listed for the operator, recoverable.
+  EXPECT_EQ(engine->list_deletable("held").size(), held.size());
+  EXPECT_EQ(engine->recover("held", "rg", held.front().name, std::nullopt).workspace.id, held.front().id);
+  EXPECT_TRUE(engine->purge_expired(std::nullopt).purged.empty());
 }
 
 }  // namespace

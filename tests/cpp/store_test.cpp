@@ -82,26 +82,101 @@ TEST(Store, RefusesANewerSchema) {
   EXPECT_NE(m.find("newer than this recyclebin understands"), std::string::npos) << m;
 }
 
+// What version 1 of the schema was (a fixed fact of history, so it is written out here).
+constexpr const char* kSchemaVersionOne = R"sql(
+CREATE TABLE workspaces (
+  id TEXT PRIMARY KEY, subscription_id TEXT NOT NULL, resource_group TEXT NOT NULL, name TEXT NOT NULL,
+  state INTEGER NOT NULL, retention_days INTEGER NOT NULL, cmk_encrypted INTEGER NOT NULL,
+  created_at INTEGER NOT NULL, deleted_at INTEGER, purge_at INTEGER, deleted_seq INTEGER NOT NULL DEFAULT 0,
+  orphaned_at INTEGER, had_members INTEGER NOT NULL DEFAULT 0, group_key TEXT, tenant_key TEXT,
+  retained_kinds TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX workspaces_group_key ON workspaces(group_key) WHERE group_key IS NOT NULL;
+CREATE UNIQUE INDEX workspaces_tenant_key ON workspaces(tenant_key) WHERE tenant_key IS NOT NULL;
+CREATE INDEX workspaces_live ON workspaces(subscription_id, resource_group, name);
+CREATE INDEX workspaces_deleted ON workspaces(subscription_id, deleted_at DESC, deleted_seq DESC)
+  WHERE deleted_at IS NOT NULL;
+CREATE INDEX workspaces_deleted_group
+  ON workspaces(subscription_id, resource_group, deleted_at DESC, deleted_seq DESC) WHERE deleted_at IS NOT NULL;
+CREATE INDEX workspaces_purge_at ON workspaces(purge_at, id) WHERE purge_at IS NOT NULL;
+CREATE INDEX workspaces_orphaned ON workspaces(orphaned_at) WHERE orphaned_at IS NOT NULL;
+CREATE TABLE components (
+  workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE, position INTEGER NOT NULL,
+  kind TEXT NOT NULL, ref TEXT NOT NULL, standalone INTEGER NOT NULL, destroyed INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (workspace_id, position)
+) WITHOUT ROWID;
+CREATE TABLE members (
+  workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE, principal_id TEXT NOT NULL,
+  role TEXT NOT NULL, PRIMARY KEY (workspace_id, principal_id)
+) WITHOUT ROWID;
+CREATE TABLE audit_log (
+  seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, action TEXT NOT NULL, subscription_id TEXT NOT NULL,
+  resource_group TEXT NOT NULL, name TEXT NOT NULL, outcome TEXT NOT NULL, workspace_id TEXT NOT NULL,
+  principal_id TEXT NOT NULL
+);
+CREATE INDEX audit_log_subscription ON audit_log(subscription_id, seq);
+CREATE TABLE cleanup_tasks (
+  id INTEGER PRIMARY KEY, kind TEXT NOT NULL, ref TEXT NOT NULL, workspace_id TEXT NOT NULL,
+  created_at INTEGER NOT NULL, completed_at INTEGER
+);
+CREATE INDEX cleanup_tasks_pending ON cleanup_tasks(id) WHERE completed_at IS NULL;
+PRAGMA user_version = 1;
+)sql";
+
+std::int64_t count(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  sqlite3_open(path.c_str(), &db);
+  sqlite3_stmt* stmt = nullptr;
+  std::int64_t n = -1;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW) {
+    n = sqlite3_column_int64(stmt, 0);
+  }
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return n;
+}
+
 TEST(Store, MigratesForwardFromVersionOne) {
   TempDb db;
-  {
-    auto engine = Engine::open(db.path(), Policy::builtin("default"), std::make_shared<ManualClock>(kJan1));
-    engine->remove(engine->create({"sub", "rg", "old", std::nullopt, false, {}}, std::nullopt).id, {}, std::nullopt);
-  }
-  sqlite3* raw = nullptr;  // put the file back to what version 1 wrote
+  sqlite3* raw = nullptr;
   sqlite3_open(db.path().c_str(), &raw);
-  sqlite3_exec(raw,
-               "DROP INDEX workspaces_deleted_name; "
-               "CREATE INDEX workspaces_live ON workspaces(subscription_id, resource_group, name); "
-               "PRAGMA user_version = 1",
-               nullptr, nullptr, nullptr);
+  ASSERT_EQ(sqlite3_exec(raw, kSchemaVersionOne, nullptr, nullptr, nullptr), SQLITE_OK);
+  // In the bin: "kept" still holds its name (group key), "released" gave it up (scope none).
+  const Timestamp deleted = kJan1 + kMicrosPerDay, purge = add_days(deleted, 14);
+  const std::string rows =
+      "INSERT INTO workspaces VALUES ('w1', 'sub', 'rg', 'kept', 1, 14, 0, " + std::to_string(kJan1) + ", " +
+      std::to_string(deleted) + ", " + std::to_string(purge) + ", 2, NULL, 1, 'sub\x1frg\x1fkept', NULL, 'logs');"
+      "INSERT INTO workspaces VALUES ('w2', 'sub', 'rg', 'released', 1, 14, 0, " + std::to_string(kJan1) + ", " +
+      std::to_string(deleted) + ", " + std::to_string(purge) + ", 3, NULL, 0, NULL, NULL, '');"
+      "INSERT INTO components VALUES ('w1', 0, 'logs', 'blob://logs', 0, 0);"
+      "INSERT INTO members VALUES ('w1', 'alice', 'owner');";
+  ASSERT_EQ(sqlite3_exec(raw, rows.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(raw);
+  ASSERT_EQ(sqlite3_exec(raw, "UPDATE workspaces SET group_key = replace(group_key, '\\x1f', char(31))",
+                         nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(raw);
   ASSERT_EQ(user_version(db.path()), 1);
-  auto engine = Engine::open(db.path(), Policy::builtin("default"), std::make_shared<ManualClock>(kJan1));
+
+  auto engine = Engine::open(db.path(), Policy::builtin("default"), std::make_shared<ManualClock>(deleted));
   EXPECT_EQ(user_version(db.path()), sqlite_schema_version());
-  EXPECT_EQ(engine->get_deleted("sub", "rg", "old", std::nullopt).name, "old");
+  EXPECT_EQ(engine->get_deleted("sub", "rg", "kept", std::nullopt).id, "w1");
+  EXPECT_EQ(engine->get_deleted("sub", "rg", "released", std::nullopt).id, "w2");
+  // The children came across, without their foreign keys.
+  EXPECT_EQ(count(db.path(), "SELECT count(*) FROM members WHERE workspace_id = 'w1'"), 1);
+  EXPECT_EQ(count(db.path(), "SELECT count(*) FROM pragma_foreign_key_list('components')"), 0);
+  EXPECT_EQ(count(db.path(), "SELECT count(*) FROM pragma_foreign_key_list('members')"), 0);
+  const auto recovered = engine->recover("sub", "rg", "kept", std::nullopt);
+  ASSERT_EQ(recovered.workspace.components.size(), 1u);
+  EXPECT_EQ(recovered.workspace.components.front().ref, "blob://logs");
+  // Purging removes the children the cascade used to remove.
+  engine->purge("sub", "rg", "released", std::nullopt);
+  engine->remove("w1", {false, true, std::nullopt}, std::nullopt);
+  EXPECT_EQ(count(db.path(), "SELECT count(*) FROM components"), 0);
+  EXPECT_EQ(count(db.path(), "SELECT count(*) FROM members"), 0);
+  EXPECT_EQ(count(db.path(), "SELECT count(*) FROM workspaces"), 0);
+
   const std::string plan = query_plan(db.path(), "SELECT id FROM workspaces WHERE subscription_id = 's' AND "
-      "resource_group = 'g' AND name = 'n' AND deleted_at IS NOT NULL ORDER BY deleted_at DESC, deleted_seq DESC");
+      "resource_group = 'g' AND name = 'n' AND deleted_at IS NOT NULL AND group_key IS NULL "
+      "ORDER BY deleted_at DESC, deleted_seq DESC");
   EXPECT_NE(plan.find("INDEX workspaces_deleted_name"), std::string::npos) << plan;
   EXPECT_EQ(plan.find("TEMP B-TREE"), std::string::npos) << plan;
 }
@@ -137,6 +212,50 @@ TEST(Store, UniqueIndexIsTheLastWordOnNames) {
   expect_error(ErrorCode::workspace_exists, [&] { tx->insert_workspace(c); });
 }
 
+TEST(Store, SetOperationsTakeEveryListedWorkspaceAndOnlyThose) {
+  auto store = open_sqlite_store(":memory:");
+  auto tx = store->begin(TransactionMode::write);
+  std::vector<std::string> ids;
+  for (const std::string id : {"a", "b\"quote", "c\\back\nline", "d"}) {
+    WorkspaceRecord r;
+    r.workspace = {id, "sub", "rg", "n-" + id, 14, false, WorkspaceState::running, kJan1, {}};
+    tx->insert_workspace(r);
+    tx->insert_components(id, {{"models", id + "/m0", false}, {"logs", id + "/l1", true}});
+    tx->put_member(id, "alice", "owner");
+    ids.push_back(id);
+  }
+  const std::vector<std::string> taken = {ids[2], ids[0], ids[1]};  // any order; "d" stays
+  const auto components = tx->components_of(taken);
+  ASSERT_EQ(components.size(), 3u);
+  for (std::size_t i = 0; i < taken.size(); ++i) {
+    ASSERT_EQ(components[i].size(), 2u);
+    EXPECT_EQ(components[i][0].component.ref, taken[i] + "/m0");
+    EXPECT_EQ(components[i][1].component.ref, taken[i] + "/l1");
+    EXPECT_TRUE(components[i][1].component.standalone);
+    EXPECT_EQ(components[i][1].position, 1);
+  }
+  tx->append_audit_for(taken, {0, kJan1, "expire", "", "", "", "ok", "", "reaper"});
+  tx->remove_workspaces(taken);
+  const auto log = tx->audit_log(std::nullopt);
+  ASSERT_EQ(log.size(), 3u);
+  for (std::size_t i = 0; i < taken.size(); ++i) {
+    EXPECT_EQ(log[i].workspace_id, taken[i]);
+    EXPECT_EQ(log[i].name, "n-" + taken[i]);
+    EXPECT_EQ(log[i].subscription_id, "sub");
+    EXPECT_EQ(log[i].principal_id, "reaper");
+  }
+  for (const auto& id : taken) {
+    EXPECT_FALSE(tx->find_by_id(id).has_value());
+    EXPECT_TRUE(tx->components(id).empty());
+    EXPECT_FALSE(tx->member_role(id, "alice").has_value());
+  }
+  EXPECT_TRUE(tx->find_by_id("d").has_value());
+  EXPECT_EQ(tx->components("d").size(), 2u);
+  EXPECT_EQ(tx->member_role("d", "alice"), "owner");
+  tx->remove_workspaces({});  // an empty set is a no-op
+  EXPECT_TRUE(tx->components_of({}).empty());
+}
+
 TEST(Store, UncommittedTransactionRollsBack) {
   auto store = open_sqlite_store(":memory:");
   WorkspaceRecord a;
@@ -163,6 +282,22 @@ TEST(Store, HotQueriesUseIndexesNotScans) {
   EXPECT_NE(expired.find("INDEX workspaces_purge_at"), std::string::npos) << expired;
   const std::string holders = query_plan(db.path(), select + "WHERE group_key = 'k' UNION " + select + "WHERE tenant_key = 't'");
   EXPECT_EQ(holders.find("SCAN workspaces"), std::string::npos) << holders;
+  const std::string reserved = query_plan(db.path(), select + "WHERE group_key = 'k' AND deleted_at IS NOT NULL");
+  EXPECT_NE(reserved.find("INDEX workspaces_group_key"), std::string::npos) << reserved;
+  // The purge sweep's set statements seek each listed workspace; none scans a table.
+  for (const std::string sql :
+       {"SELECT c.kind FROM json_each('[]') AS j CROSS JOIN components AS c ON c.workspace_id = j.value",
+        "SELECT w.name FROM json_each('[]') AS j CROSS JOIN workspaces AS w ON w.id = j.value",
+        "DELETE FROM components WHERE workspace_id IN (SELECT value FROM json_each('[]'))",
+        "DELETE FROM members WHERE workspace_id IN (SELECT value FROM json_each('[]'))",
+        "DELETE FROM workspaces WHERE id IN (SELECT value FROM json_each('[]'))"}) {
+    const std::string sweep = query_plan(db.path(), sql);
+    EXPECT_EQ(sweep.find("SCAN c"), std::string::npos) << sql << "\n" << sweep;
+    EXPECT_EQ(sweep.find("SCAN w"), std::string::npos) << sql << "\n" << sweep;
+    EXPECT_EQ(sweep.find("SCAN components"), std::string::npos) << sql << "\n" << sweep;
+    EXPECT_EQ(sweep.find("SCAN members"), std::string::npos) << sql << "\n" << sweep;
+    EXPECT_EQ(sweep.find("SCAN workspaces"), std::string::npos) << sql << "\n" << sweep;
+  }
 }
 
 }  // namespace

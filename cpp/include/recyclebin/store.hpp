@@ -137,6 +137,16 @@ class StoreTransaction {
   /// nullopt: no such task; false: already completed; true: completed now.
   virtual std::optional<bool> complete_cleanup(std::int64_t task_id, Timestamp at) = 0;
 
+  // ---- many rows at once (purge sweeps): a few set statements instead of some per row ----
+  /// The components of each workspace, in the order of `workspace_ids`.
+  virtual std::vector<std::vector<StoredComponent>> components_of(
+      const std::vector<std::string>& workspace_ids) = 0;
+  /// Appends `record` once per workspace, in the order given, with each workspace's own
+  /// id, subscription, group and name (the rows must exist).
+  virtual void append_audit_for(const std::vector<std::string>& workspace_ids, const AuditRecord& record) = 0;
+  /// Removes the rows with their components and members.
+  virtual void remove_workspaces(const std::vector<std::string>& workspace_ids) = 0;
+
   virtual std::vector<WorkspaceRecord> list_deleted(const DeletedQuery& query) = 0;
   /// Soft-deleted rows with purge_at <= now, in (purge_at, id) order after `after`.
   virtual std::vector<WorkspaceRecord> expired(Timestamp now, const std::optional<ExpiryCursor>& after,
