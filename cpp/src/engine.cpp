@@ -74,8 +74,8 @@ bool gone(const WorkspaceRecord& r, const Rules& rules, Timestamp now) {
   return expired(r, now) && rules.retention.on_expiry == OnExpiry::purge;
 }
 
-std::string encode_cursor(const WorkspaceRecord& r) {
-  return std::to_string(*r.deleted_at) + "." + std::to_string(r.deleted_seq);
+std::string encode_cursor(const DeletedCursor& position) {
+  return std::to_string(position.deleted_at) + "." + std::to_string(position.deleted_seq);
 }
 
 DeletedCursor decode_cursor(const std::string& text) {
@@ -821,10 +821,10 @@ DeletedPage Engine::list_deleted(const std::string& subscription_id,
   DeletedPage page;
   if (limit && rows.size() > *limit) {
     rows.resize(*limit);  // the extra row only said that another page exists
-    page.next_cursor = encode_cursor(rows.back());
+    page.next_cursor = encode_cursor(rows.back().position);
   }
   page.items.reserve(rows.size());
-  for (const auto& row : rows) page.items.push_back(to_deleted(row));
+  for (auto& row : rows) page.items.push_back(std::move(row.workspace));
   return page;
 }
 

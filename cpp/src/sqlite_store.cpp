@@ -256,18 +256,31 @@ CREATE INDEX workspaces_deleted_name
   ON workspaces(subscription_id, resource_group, name, deleted_at DESC, deleted_seq DESC)
   WHERE deleted_at IS NOT NULL;
 )sql",
-    // 3: fewer B-trees written per operation.
+    // 3: fewer B-trees written per operation, and listings read from their index alone.
     // - A deleted workspace that keeps its name reserved keeps its group_key, and the unique
     //   group_key index already finds it; only deletes that released the name (scope: none)
     //   need the by-name index. A soft delete or recover writes one index fewer.
     // - components and members lose their foreign keys: the store always removes a
     //   workspace's children itself, and the cascade ran a trigger program per removed row
     //   (a third of a purge sweep's time) and a parent lookup per inserted child.
+    // - The listing indexes cover what list_deleted shows: a page is one index range, with
+    //   no lookup into the table per row (the primary key, id, is in every index entry).
     R"sql(
 DROP INDEX workspaces_deleted_name;
 CREATE INDEX workspaces_deleted_name
   ON workspaces(subscription_id, resource_group, name, deleted_at DESC, deleted_seq DESC)
   WHERE deleted_at IS NOT NULL AND group_key IS NULL;
+
+DROP INDEX workspaces_deleted;
+CREATE INDEX workspaces_deleted
+  ON workspaces(subscription_id, deleted_at DESC, deleted_seq DESC,
+                purge_at, resource_group, name, retention_days, retained_kinds)
+  WHERE deleted_at IS NOT NULL;
+DROP INDEX workspaces_deleted_group;
+CREATE INDEX workspaces_deleted_group
+  ON workspaces(subscription_id, resource_group, deleted_at DESC, deleted_seq DESC,
+                purge_at, name, retention_days, retained_kinds)
+  WHERE deleted_at IS NOT NULL;
 
 CREATE TABLE components_v3 (
   workspace_id TEXT NOT NULL,              -- workspaces(id); removed with it by the store
@@ -708,28 +721,47 @@ class SqliteTransaction final : public StoreTransaction {
         .run();
   }
 
-  std::vector<WorkspaceRecord> list_deleted(const DeletedQuery& q) override {
+  std::vector<DeletedListing> list_deleted(const DeletedQuery& q) override {
     // Keyset pagination: each page seeks in the index, so a page costs the same at any depth.
     const std::int64_t after_at = q.after ? q.after->deleted_at : std::numeric_limits<std::int64_t>::max();
     const std::int64_t after_seq = q.after ? q.after->deleted_seq : std::numeric_limits<std::int64_t>::max();
     const std::int64_t purge_after = q.purge_after.value_or(std::numeric_limits<std::int64_t>::min());
+#define RB_SELECT_LISTING                                                                \
+  "SELECT id, name, subscription_id, resource_group, deleted_at, purge_at, retention_days, " \
+  "retained_kinds, deleted_seq FROM workspaces "
     Statement& s =
         q.resource_group
-            ? conn_->prepare(RB_SELECT_WORKSPACES
+            ? conn_->prepare(RB_SELECT_LISTING
                              "WHERE subscription_id = :s AND resource_group = :g AND deleted_at IS NOT NULL "
                              "AND (deleted_at, deleted_seq) < (:at, :seq) AND purge_at > :purge_after "
                              "ORDER BY deleted_at DESC, deleted_seq DESC LIMIT :limit")
-            : conn_->prepare(RB_SELECT_WORKSPACES
+            : conn_->prepare(RB_SELECT_LISTING
                              "WHERE subscription_id = :s AND deleted_at IS NOT NULL "
                              "AND (deleted_at, deleted_seq) < (:at, :seq) AND purge_at > :purge_after "
                              "ORDER BY deleted_at DESC, deleted_seq DESC LIMIT :limit");
+#undef RB_SELECT_LISTING
     s.bind(":s", q.subscription_id)
         .bind(":at", after_at)
         .bind(":seq", after_seq)
         .bind(":purge_after", purge_after)
         .bind(":limit", static_cast<std::int64_t>(q.limit));
     if (q.resource_group) s.bind(":g", *q.resource_group);
-    return read_workspaces(s);
+    std::vector<DeletedListing> rows;
+    rows.reserve(std::min<std::size_t>(q.limit, 1'000));
+    while (s.step()) {
+      DeletedListing& row = rows.emplace_back();
+      DeletedWorkspace& w = row.workspace;
+      w.id = s.text(0);
+      w.name = s.text(1);
+      w.subscription_id = s.text(2);
+      w.resource_group = s.text(3);
+      w.deleted_at = s.int64(4);
+      w.purge_at = s.int64(5);
+      w.retention_days = static_cast<int>(s.int64(6));
+      w.retained = split_lines(s.text(7));
+      row.position = {w.deleted_at, s.int64(8)};
+    }
+    return rows;
   }
 
   std::vector<WorkspaceRecord> expired(Timestamp now, const std::optional<ExpiryCursor>& after,

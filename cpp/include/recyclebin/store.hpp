@@ -54,6 +54,12 @@ struct DeletedCursor {
   std::int64_t deleted_seq = 0;
 };
 
+/// A row of list_deleted: what the listing shows, and its keyset position.
+struct DeletedListing {
+  DeletedWorkspace workspace;
+  DeletedCursor position;
+};
+
 struct DeletedQuery {
   std::string subscription_id;
   std::optional<std::string> resource_group;
@@ -147,7 +153,8 @@ class StoreTransaction {
   /// Removes the rows with their components and members.
   virtual void remove_workspaces(const std::vector<std::string>& workspace_ids) = 0;
 
-  virtual std::vector<WorkspaceRecord> list_deleted(const DeletedQuery& query) = 0;
+  /// Soft-deleted rows, newest deletion first (read from the listing indexes alone).
+  virtual std::vector<DeletedListing> list_deleted(const DeletedQuery& query) = 0;
   /// Soft-deleted rows with purge_at <= now, in (purge_at, id) order after `after`.
   virtual std::vector<WorkspaceRecord> expired(Timestamp now, const std::optional<ExpiryCursor>& after,
                                                std::size_t limit) = 0;
