@@ -176,7 +176,7 @@ class Store {
 
 /// Opens (creating and migrating as needed) a SQLite store. `location` is a file path,
 /// "sqlite:///relative.db", "sqlite:////abs/path.db" or ":memory:".
-/// WAL, foreign keys, a busy timeout; each thread uses its own connection.
+/// WAL, a busy timeout; each thread uses its own connection.
 std::unique_ptr<Store> open_sqlite_store(const std::string& location);
 
 /// The schema version open_sqlite_store migrates to (PRAGMA user_version).
