@@ -147,12 +147,15 @@ def run(mode: str, n: int, pages: int, ops: set[str], directory: str) -> CaseRes
 
 # --- threads ----------------------------------------------------------------------------------
 
-def run_threads(threads: int, n: int, directory: str) -> dict[str, object]:
+def run_threads(threads: int, n: int, directory: str, mode: str = "file") -> dict[str, object]:
     """``threads`` threads, each deleting then recovering its own share of ``n`` workspaces
-    through one engine (durable file store); throughput in operations per second."""
+    through one engine (durable file store; ``mode`` "full": synchronous=FULL, every commit
+    waits for the disk); throughput in operations per second."""
     import recyclebin as rb
 
-    engine, _clock, path = open_engine("file", directory, f"rb-threads{threads}")
+    if mode == "full":
+        force_synchronous_full()
+    engine, _clock, path = open_engine(mode, directory, f"rb-threads{threads}")
     workspaces = [rb.Workspace.create(SUBSCRIPTION, group_of(i), name_of(i),
                                       components=[rb.Component(COMPONENT_KIND, ref_of(i))], engine=engine)
                   for i in range(n)]
@@ -181,7 +184,9 @@ def run_threads(threads: int, n: int, directory: str) -> dict[str, object]:
     remove_db(path)
     if errors:
         raise errors[0]
-    return {"impl": "rb", "mode": "file", "case": "threads", "threads": threads, "n": n,
+    if mode == "full" and not ignored_synchronous:
+        raise RuntimeError("synchronous=FULL was not forced on the store's connections")
+    return {"impl": "rb", "mode": mode, "case": "threads", "threads": threads, "n": n,
             "ops": 2 * n, "wall_s": wall, "cpu_s": cpu, "ops_per_s": 2 * n / wall,
             "peak_rss_kb": peak_rss_kb()}
 

@@ -188,7 +188,10 @@ def main() -> None:
     print(f"bench: N={n:,}, {args.runs} rounds, {len(impls)} implementations, modes {', '.join(modes)}; "
           f"load average {load_before:.2f}", file=sys.stderr)
     cases: dict[tuple[str, str], list[dict]] = {}
-    threads: dict[tuple[str, int], list[dict]] = {}
+    threads: dict[tuple[str, int, str], list[dict]] = {}
+    # Threads run with NORMAL (commits wait for the CPU) and FULL (commits wait for the disk,
+    # fewer workspaces: the slow one).
+    thread_modes = [("file", thread_n)] + ([("full", min(thread_n, full_n))] if "full" in modes else [])
     for round_ in range(args.runs):
         print(f"round {round_ + 1}/{args.runs}", file=sys.stderr)
         for mode in modes:
@@ -199,16 +202,17 @@ def main() -> None:
                 cases.setdefault((mode, impl), []).append(
                     run_json(case_command(args, impl, mode, count, ops), label))
         if not args.no_threads:
-            for impl in rotate(tuple(i for i in ("rb", "engine", "raw") if i in impls), round_):
-                for t in ([1, args.threads] if round_ % 2 == 0 else [args.threads, 1]):
-                    if impl == "rb":
-                        command = [sys.executable, str(BENCH / "worker.py"), "--threads", str(t)]
-                    else:
-                        command = [str(args.core_bin), "--impl", impl, "--threads", str(t),
-                                   "--schema", str(BENCH / "ceiling_schema.sql")]
-                    command += ["--n", str(thread_n), "--dir", args.dir]
-                    threads.setdefault((impl, t), []).append(
-                        run_json(command, f"threads {impl:<7} t={t} n={thread_n}"))
+            for thread_mode, count in thread_modes:
+                for impl in rotate(tuple(i for i in ("rb", "engine", "raw") if i in impls), round_):
+                    for t in ([1, args.threads] if round_ % 2 == 0 else [args.threads, 1]):
+                        if impl == "rb":
+                            command = [sys.executable, str(BENCH / "worker.py"), "--threads", str(t)]
+                        else:
+                            command = [str(args.core_bin), "--impl", impl, "--threads", str(t),
+                                       "--schema", str(BENCH / "ceiling_schema.sql")]
+                        command += ["--mode", thread_mode, "--n", str(count), "--dir", args.dir]
+                        threads.setdefault((impl, t, thread_mode), []).append(
+                            run_json(command, f"threads {thread_mode:<4} {impl:<7} t={t} n={count}"))
     scale = None
     if args.scale:
         command = [sys.executable, str(BENCH / "worker.py"), "--scale", args.scale_points, "--dir", args.dir]
@@ -222,16 +226,19 @@ def main() -> None:
     rss = {impl: max((c.get("peak_rss_kb", 0) for m in modes if (m, impl) in cases for c in cases[(m, impl)]),
                      default=0)
            for impl in impls}
-    thread_figures = {f"{impl}/{t}": {"impl": impl, "threads": t,
-                                      "ops_per_s": statistics.median(r["ops_per_s"] for r in runs),
-                                      "cpu_s": statistics.median(r["cpu_s"] for r in runs),
-                                      "wall_s": statistics.median(r["wall_s"] for r in runs),
-                                      "ops": runs[0]["ops"]} for (impl, t), runs in threads.items()}
+    thread_figures = {thread_key(impl, t, m): {"impl": impl, "threads": t, "mode": m,
+                                               "ops_per_s": statistics.median(r["ops_per_s"] for r in runs),
+                                               "cpu_s": statistics.median(r["cpu_s"] for r in runs),
+                                               "wall_s": statistics.median(r["wall_s"] for r in runs),
+                                               "ops": runs[0]["ops"]}
+                      for (impl, t, m), runs in threads.items()}
 
     report = Report()
     render_results(report, results, impls, modes, n, peer_n, full_n, sizes, rss)
-    if thread_figures:
-        render_threads(report, thread_figures, thread_n)
+    for thread_mode, count in thread_modes:
+        figures = {k: f for k, f in thread_figures.items() if f["mode"] == thread_mode}
+        if figures:
+            render_threads(report, figures, count, thread_mode)
     if scale:
         render_scale(report, scale)
     targets = compute_targets(results, thread_figures, scale, args.threads)
@@ -288,14 +295,21 @@ def render_results(report: Report, results: dict, impls: tuple[str, ...], modes:
                      "purge: workspaces/s with audit records and cleanup tasks")
 
 
-def render_threads(report: Report, figures: dict, thread_n: int) -> None:
+def thread_key(impl: str, threads: int, mode: str) -> str:
+    """"rb/8" for the NORMAL row (the key earlier runs used), "rb/8/full" for FULL."""
+    return f"{impl}/{threads}" + ("" if mode == "file" else f"/{mode}")
+
+
+def render_threads(report: Report, figures: dict, thread_n: int, mode: str) -> None:
     rows = []
     for f in sorted(figures.values(), key=lambda f: (IMPLS.index(f["impl"]), f["threads"])):
-        single = figures.get(f"{f['impl']}/1", {}).get("ops_per_s")
+        single = figures.get(thread_key(f["impl"], 1, mode), {}).get("ops_per_s")
         speedup = f"{f['ops_per_s'] / single:.2f}x" if single else "-"
         rows.append([TITLES[f["impl"]], str(f["threads"]), f"{f['ops']:,}", fmt_rate(f["ops_per_s"]),
                      f"{f['cpu_s'] / f['wall_s'] * 100:.0f}%", speedup])
-    report.table(f"threads: soft delete + recover of each workspace, durable file, {thread_n:,} workspaces",
+    setting = "synchronous=FULL: each commit waits for the disk" if mode == "full" else "synchronous=NORMAL"
+    report.table(f"threads: soft delete + recover of each workspace, durable file ({setting}), "
+                 f"{thread_n:,} workspaces",
                  ["implementation", "threads", "operations", "throughput", "CPU use", "vs 1 thread"], rows,
                  f"{os.cpu_count()} CPUs on this machine; CPU use = process CPU time / wall time "
                  "(100% = one core busy)")
@@ -376,10 +390,11 @@ def compute_targets(results: dict, threads: dict, scale: dict | None, thread_cou
         for key, title in (("create_us", "create"), ("delete_us", "soft delete"), ("list_page_us", "list page")):
             add(f"scale: {title} at {last['workspaces']:,} within 1.5x of {first['workspaces']:,}",
                 last[key], first[key], label, 1.5, "within")
-    single, multi = threads.get("rb/1"), threads.get(f"rb/{thread_count}")
-    if single and multi and thread_count != 1:
-        add(f"{thread_count} threads ≥3x single-thread durable throughput (SDK)",
-            multi["ops_per_s"], single["ops_per_s"], "1 thread", 3, "rate_ratio", "ops/s")
+    for mode, setting in (("file", "synchronous=NORMAL"), ("full", "synchronous=FULL")):
+        single, multi = threads.get(thread_key("rb", 1, mode)), threads.get(thread_key("rb", thread_count, mode))
+        if single and multi and thread_count != 1:
+            add(f"{thread_count} threads ≥3x single-thread durable throughput (SDK, {setting})",
+                multi["ops_per_s"], single["ops_per_s"], "1 thread", 3, "rate_ratio", "ops/s")
     return targets
 
 

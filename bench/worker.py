@@ -1,7 +1,7 @@
 """Runs one benchmark case in this process and prints its result as one JSON line.
 
     python bench/worker.py --impl rb|django|rawpy --mode file|full|memory --n N [--pages P] [--ops ...]
-    python bench/worker.py --threads T --n N            (recyclebin SDK, durable file)
+    python bench/worker.py --threads T --n N [--mode full] (recyclebin SDK, durable file)
     python bench/worker.py --scale 10000,100000,1000000 (recyclebin SDK, durable file)
 
 bench/run.py starts one worker per case, so every case has a fresh process and database.
@@ -41,7 +41,7 @@ def main() -> None:
     elif args.threads:
         import impl_rb
 
-        result = impl_rb.run_threads(args.threads, args.n, args.dir)
+        result = impl_rb.run_threads(args.threads, args.n, args.dir, args.mode)
     else:
         ops = set(args.ops.split(","))
         unknown = ops - set(ALL_OPS)
