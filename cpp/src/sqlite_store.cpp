@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <mutex>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 
 #include "recyclebin/error.hpp"
@@ -116,10 +117,84 @@ class Statement {
   std::vector<std::pair<const char*, int>> indexes_;
 };
 
+/// Folds the WAL back into the database file on a thread of its own, so commits never wait
+/// for a checkpoint (its page copies and the fsyncs of both files). Every connection of the
+/// store reports its commits (the WAL hook, which replaces SQLite's own autocheckpoint); from
+/// kCheckpointFrames frames on, the thread runs a PASSIVE checkpoint, which blocks neither
+/// readers nor writers. If it falls behind (kBackstopFrames), the committing connection
+/// checkpoints itself, so the WAL stays bounded.
+class Checkpointer {
+ public:
+  static constexpr int kCheckpointFrames = 1'000;  // SQLite's own autocheckpoint default
+  static constexpr int kBackstopFrames = 16 * kCheckpointFrames;
+
+  explicit Checkpointer(const std::string& path) {
+    const int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+    if (rc != SQLITE_OK) {
+      const std::string message = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+      sqlite3_close_v2(db_);
+      throw Error(ErrorCode::storage_error, "cannot open database '" + path + "' for checkpoints: " + message);
+    }
+    sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~Checkpointer() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();
+    sqlite3_close_v2(db_);
+  }
+  Checkpointer(const Checkpointer&) = delete;
+  Checkpointer& operator=(const Checkpointer&) = delete;
+
+  /// Installs the WAL hook on a connection of the store.
+  void watch(sqlite3* db) { sqlite3_wal_hook(db, &Checkpointer::on_commit, this); }
+
+ private:
+  static int on_commit(void* self, sqlite3* db, const char* schema, int frames) {
+    if (frames >= kBackstopFrames) {
+      // The thread has fallen behind: this connection checkpoints before it goes on.
+      sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    } else if (frames >= kCheckpointFrames) {
+      auto& checkpointer = *static_cast<Checkpointer*>(self);
+      {
+        std::lock_guard lock(checkpointer.mutex_);
+        checkpointer.pending_ = true;
+      }
+      checkpointer.wake_.notify_one();
+    }
+    return SQLITE_OK;
+  }
+
+  void run() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [this] { return pending_ || stop_; });
+      if (stop_) return;
+      pending_ = false;
+      lock.unlock();
+      // BUSY (another checkpoint running) or a reader still on old frames: the next commit
+      // past the mark asks again.
+      sqlite3_wal_checkpoint_v2(db_, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      lock.lock();
+    }
+  }
+
+  sqlite3* db_ = nullptr;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool pending_ = false;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 /// One SQLite connection and its statement cache. Used by one transaction at a time.
 class Connection {
  public:
-  explicit Connection(const std::string& path, bool memory) {
+  Connection(const std::string& path, bool memory, Checkpointer* checkpointer = nullptr) {
     const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
                       (memory ? SQLITE_OPEN_MEMORY : 0);
     const int rc = sqlite3_open_v2(memory ? ":memory:" : path.c_str(), &db_, flags, nullptr);
@@ -133,6 +208,7 @@ class Connection {
       exec("PRAGMA journal_mode = WAL");
       exec("PRAGMA synchronous = NORMAL");
       exec("PRAGMA cache_size = -16384");  // 16 MiB per connection: hot index pages stay in memory
+      if (checkpointer) checkpointer->watch(db_);
     }
   }
   ~Connection() {
@@ -817,8 +893,17 @@ class SqliteStore final : public Store {
       : path_(std::move(path)), memory_(memory), max_connections_(memory ? 1 : kMaxFileConnections) {
     auto connection = std::make_unique<Connection>(path_, memory_);
     migrate(*connection);
+    if (!memory_) {
+      checkpointer_ = std::make_unique<Checkpointer>(path_);
+      checkpointer_->watch(connection->handle());
+    }
     idle_.push_back(std::move(connection));
     created_ = 1;
+  }
+
+  ~SqliteStore() override {
+    checkpointer_.reset();  // its thread stops first; the last connection to close folds the WAL in
+    idle_.clear();
   }
 
   std::unique_ptr<StoreTransaction> begin(TransactionMode mode) override {
@@ -846,7 +931,7 @@ class SqliteStore final : public Store {
         ++created_;
         lock.unlock();
         try {
-          return std::make_unique<Connection>(path_, memory_);
+          return std::make_unique<Connection>(path_, memory_, checkpointer_.get());
         } catch (...) {
           lock.lock();
           --created_;
@@ -887,6 +972,7 @@ class SqliteStore final : public Store {
   std::size_t max_connections_;
   std::mutex mutex_;
   std::condition_variable available_;
+  std::unique_ptr<Checkpointer> checkpointer_;
   std::vector<std::unique_ptr<Connection>> idle_;
   std::size_t created_ = 0;
 };
