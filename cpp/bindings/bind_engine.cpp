@@ -5,22 +5,27 @@
 // in parallel and a close() waiting for calls in flight cannot deadlock with them. The
 // one way back into Python is the facts provider, which takes the GIL itself.
 //
-// Answers: the engine's answers become the package's own frozen result classes
-// (recyclebin.results: DeleteResult, DeletedWorkspace, CleanupTask, ...), built here directly
-// (object.__new__ plus one generic attribute store per field: no Python code runs), so the
-// facade hands them on as they are. results.py registers the classes at import
-// (_register_types), which checks that their dataclass fields are the ones set here. A live
-// workspace comes back as a plain tuple (_WorkspaceSnapshot in _core.pyi) that the facade's
-// rb.Workspace keeps.
+// Answers: the engine's answers become the package's own objects, built here directly, so
+// the facade hands them on as they are: the frozen result classes of recyclebin.results
+// (DeleteResult, DeletedWorkspace, RecoverResult, CleanupTask, ...), as object.__new__ plus
+// one store into each field's slot (no Python code runs, neither
+// __init__ nor the frozen __setattr__), and the live workspaces as the facade's rb.Workspace
+// objects, through the engine's identity map (WorkspaceMap). results.py and workspace.py
+// register the classes at import (_register_types, _register_workspace_type), which checks
+// that their fields and slots are the ones set here. An rb.Workspace keeps the engine's
+// answer as a plain tuple (_WorkspaceSnapshot in _core.pyi).
 
 #include <pybind11/stl.h>
+#include <structmember.h>  // PyMemberDef, T_OBJECT_EX, PyMember_SetOne: stores into __slots__
 
 #include <boost/describe/enumerators.hpp>
 #include <boost/mp11/algorithm.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <set>
@@ -44,8 +49,27 @@ py::object steal(PyObject* object) {
   return py::reinterpret_steal<py::object>(object);
 }
 
+/// True when `text` is all ASCII, checked eight bytes at a time (ids and names are tens of bytes).
+bool is_ascii(const std::string& text) {
+  std::uint64_t bits = 0;
+  std::size_t i = 0;
+  for (; i + sizeof bits <= text.size(); i += sizeof bits) {
+    std::uint64_t word = 0;
+    std::memcpy(&word, text.data() + i, sizeof word);
+    bits |= word;
+  }
+  for (; i < text.size(); ++i) bits |= static_cast<unsigned char>(text[i]);
+  return (bits & 0x8080808080808080ULL) == 0;
+}
+
+/// A str of the UTF-8 `text`. The engine's strings are mostly ASCII (ids, names, kinds), which
+/// are copied into the str as they are instead of going through the decoder.
 py::object py_str(const std::string& text) {
-  return steal(PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), nullptr));
+  const auto size = static_cast<Py_ssize_t>(text.size());
+  if (!is_ascii(text)) return steal(PyUnicode_DecodeUTF8(text.data(), size, nullptr));
+  py::object str = steal(PyUnicode_New(size, 127));
+  std::memcpy(PyUnicode_1BYTE_DATA(str.ptr()), text.data(), text.size());
+  return str;
 }
 
 py::object integer(std::int64_t value) { return steal(PyLong_FromLongLong(value)); }
@@ -139,6 +163,7 @@ enum class Record : std::size_t {
   cleanup_task,
   delete_result,
   deleted_workspace,
+  recover_result,
   purge_report,
   deletable_workspace,
   audit_record,
@@ -159,6 +184,7 @@ const std::array<RecordSpec, static_cast<std::size_t>(Record::count)>& record_sp
       {"deleted_workspace",
        {"id", "name", "subscription_id", "resource_group", "deleted_at", "purge_at",
         "retention_days", "retained", "as_of"}},
+      {"recover_result", {"workspace", "restored", "reattached", "must_recreate"}},
       {"purge_report", {"purged", "cleanup"}},
       {"deletable_workspace", {"kind", "workspace_id", "since"}},
       {"audit_record",
@@ -168,72 +194,125 @@ const std::array<RecordSpec, static_cast<std::size_t>(Record::count)>& record_sp
   return specs;
 }
 
-struct RecordType {
-  PyTypeObject* type = nullptr;   // a strong reference, leaked on purpose (like the error classes)
-  std::vector<PyObject*> fields;  // interned names, in the order the builders pass values
+/// A class whose instances the binding fills through their __slots__.
+struct SlottedType {
+  PyTypeObject* type = nullptr;     // a strong reference, leaked on purpose (as error classes)
+  std::vector<PyMemberDef*> slots;  // owned by the class, in the order the builder stores
 };
 
-std::array<RecordType, static_cast<std::size_t>(Record::count)> g_records{};
+std::array<SlottedType, static_cast<std::size_t>(Record::count)> g_records{};  // spec's field order
+SlottedType g_workspace;  // recyclebin.workspace.Workspace: _engine, _snapshot, _state
 PyObject* g_empty_tuple = nullptr;
 
-/// A new instance of the registered class of `which`, with `values` stored in its fields (in
-/// the spec's order). object.__new__ and the generic attribute store: no __init__, no
-/// __post_init__, no frozen __setattr__ runs; the values come from the engine and are
-/// already what the fields hold.
-template <std::size_t N>
-py::object record(Record which, std::array<py::object, N> values) {
-  const RecordType& type = g_records[static_cast<std::size_t>(which)];
-  if (type.type == nullptr) {
+PyTypeObject* registered(PyTypeObject* type) {
+  if (type == nullptr) {
     throw std::runtime_error(
-        "recyclebin._core: the result classes are not registered; import recyclebin");
+        "recyclebin._core: the package's classes are not registered; import recyclebin");
   }
-  if (type.fields.size() != N) throw std::logic_error("recyclebin._core: record field count");
+  return type;
+}
+
+/// Stores `value` into the __slots__ member `slot` of `instance` (as the slot's descriptor
+/// would, without looking the descriptor up).
+void store(PyObject* instance, PyMemberDef* slot, PyObject* value) {
+  if (PyMember_SetOne(reinterpret_cast<char*>(instance), slot, value) < 0) {
+    throw py::error_already_set();
+  }
+}
+
+/// A new instance of the registered class of `which`, with `values` moved into its fields'
+/// slots (in the spec's order). object.__new__ and one pointer per slot: no __init__, no
+/// __post_init__, no frozen __setattr__ runs; the values come from the engine and are
+/// already what the fields hold. The instance is new, so every slot is still empty.
+template <std::size_t N>
+py::object record(Record which, std::array<py::object, N>&& values) {
+  const SlottedType& type = g_records[static_cast<std::size_t>(which)];
+  registered(type.type);
+  if (type.slots.size() != N) throw std::logic_error("recyclebin._core: record field count");
   py::object instance = steal(PyBaseObject_Type.tp_new(type.type, g_empty_tuple, nullptr));
+  char* base = reinterpret_cast<char*>(instance.ptr());
   for (std::size_t i = 0; i < N; ++i) {
-    if (PyObject_GenericSetAttr(instance.ptr(), type.fields[i], values[i].ptr()) < 0) {
-      throw py::error_already_set();
-    }
+    *reinterpret_cast<PyObject**>(base + type.slots[i]->offset) = values[i].release().ptr();
   }
   return instance;
 }
 
+std::string qualname(py::handle cls) {
+  return py::str(cls.attr("__qualname__")).cast<std::string>();
+}
+
+/// The member of the __slots__ entry `name` of `cls`, which must hold any object.
+PyMemberDef* object_slot(py::handle cls, const char* name) {
+  py::object descriptor = py::getattr(cls, name, py::none());
+  if (!Py_IS_TYPE(descriptor.ptr(), &PyMemberDescr_Type)) {
+    throw py::type_error("recyclebin._core: " + qualname(cls) + "." + name +
+                         " must be a __slots__ entry");
+  }
+  PyMemberDef* member = reinterpret_cast<PyMemberDescrObject*>(descriptor.ptr())->d_member;
+  if (member->type != T_OBJECT_EX || (member->flags & READONLY) != 0) {
+    throw py::type_error("recyclebin._core: " + qualname(cls) + "." + name +
+                         " must be a writable object slot");
+  }
+  return member;
+}
+
+/// The class `cls` with the members of its __slots__ entries `names`, in that order.
+SlottedType slotted_type(py::handle cls, const std::vector<const char*>& names) {
+  if (!PyType_Check(cls.ptr())) throw py::type_error("recyclebin._core: expected a class");
+  SlottedType slotted;
+  slotted.type = reinterpret_cast<PyTypeObject*>(cls.ptr());
+  for (const char* name : names) slotted.slots.push_back(object_slot(cls, name));
+  return slotted;
+}
+
+/// Makes `registered_type` what `target` builds; keeps the class alive for good (a
+/// re-registration leaks the old one: rare, harmless).
+void install(SlottedType& target, SlottedType registered_type) {
+  Py_INCREF(reinterpret_cast<PyObject*>(registered_type.type));
+  target = std::move(registered_type);
+  if (g_empty_tuple == nullptr) g_empty_tuple = steal(PyTuple_New(0)).release().ptr();
+}
+
 void register_types(const py::kwargs& classes) {
   const auto& specs = record_specs();
-  std::array<RecordType, static_cast<std::size_t>(Record::count)> records{};
+  auto given = [&](const char* key) -> py::object {
+    if (!classes.contains(key)) {
+      throw py::type_error(std::string("_register_types: missing ") + key);
+    }
+    py::object cls = classes[key];
+    if (!PyType_Check(cls.ptr())) {
+      throw py::type_error(std::string("_register_types: ") + key + " must be a class");
+    }
+    return cls;
+  };
+  std::array<SlottedType, static_cast<std::size_t>(Record::count)> records{};
   for (std::size_t i = 0; i < specs.size(); ++i) {
     const RecordSpec& spec = specs[i];
-    if (!classes.contains(spec.key)) {
-      throw py::type_error(std::string("_register_types: missing ") + spec.key);
-    }
-    py::object cls = classes[spec.key];
-    if (!PyType_Check(cls.ptr())) {
-      throw py::type_error(std::string("_register_types: ") + spec.key + " must be a class");
-    }
+    py::object cls = given(spec.key);
     // The dataclass's fields must be exactly the ones set here: a field added on one side
-    // only would otherwise go missing (or stay unset) silently.
+    // only would otherwise go missing (or stay unset) silently. Each is a slot
+    // (dataclass(slots=True)), which the builders store into.
     std::set<std::string> declared;
     for (auto item : cls.attr("__dataclass_fields__").cast<py::dict>()) {
       declared.insert(item.first.cast<std::string>());
     }
     const std::set<std::string> built(spec.fields.begin(), spec.fields.end());
     if (declared != built) {
-      throw py::type_error(std::string("_register_types: the fields of ") +
-                           py::str(cls.attr("__qualname__")).cast<std::string>() +
+      throw py::type_error("_register_types: the fields of " + qualname(cls) +
                            " differ from what recyclebin._core builds for " + spec.key);
     }
-    RecordType& record_type = records[i];
-    record_type.type = reinterpret_cast<PyTypeObject*>(cls.ptr());
-    for (const char* field : spec.fields) {
-      PyObject* name = PyUnicode_InternFromString(field);
-      if (name == nullptr) throw py::error_already_set();
-      record_type.fields.push_back(name);
-    }
+    records[i] = slotted_type(cls, spec.fields);
   }
-  if (g_empty_tuple == nullptr) g_empty_tuple = steal(PyTuple_New(0)).release().ptr();
-  for (std::size_t i = 0; i < records.size(); ++i) {
-    Py_INCREF(reinterpret_cast<PyObject*>(records[i].type));
-    g_records[i] = std::move(records[i]);  // a re-registration leaks the old class: rare, harmless
+  for (std::size_t i = 0; i < records.size(); ++i) install(g_records[i], std::move(records[i]));
+}
+
+void register_workspace_type(const py::handle& cls) {
+  SlottedType workspace = slotted_type(cls, {"_engine", "_snapshot", "_state"});
+  if (workspace.type->tp_weaklistoffset == 0) {
+    throw py::type_error("_register_workspace_type: " + qualname(cls) +
+                         " must support weak references (the identity map holds them)");
   }
+  install(g_workspace, std::move(workspace));
 }
 
 py::object cleanup_task_value(const CleanupTask& t) {
@@ -312,6 +391,118 @@ py::object workspace_snapshot(const Workspace& w) {
                           enum_name(w.state), to_datetime(w.created_at), std::move(components)});
 }
 
+// --- the facade's live workspaces -------------------------------------------------------------
+
+/// What the weak reference `ref` refers to; None once that is gone.
+py::object referent(PyObject* ref) {
+#if PY_VERSION_HEX >= 0x030D0000
+  PyObject* object = nullptr;
+  if (PyWeakref_GetRef(ref, &object) < 0) throw py::error_already_set();
+  return object == nullptr ? py::none() : steal(object);
+#else
+  PyObject* object = PyWeakref_GetObject(ref);  // borrowed
+  if (object == nullptr) throw py::error_already_set();
+  return py::reinterpret_borrow<py::object>(object);
+#endif
+}
+
+/// The identity map of one rb.Engine (its _workspaces): the one rb.Workspace object per
+/// workspace id, updated to every answer that carries the workspace, so ws.state and
+/// ws.components stay current. Weak: the caller owns the objects. Dead references are not
+/// removed one by one (a callback per object costs more than the lookup); the map is swept
+/// when it has doubled since the last sweep, so it stays within twice the live objects.
+///
+/// Holds its engine weakly (the engine holds the map: no cycle through C++, where the
+/// collector cannot see it). Needs the GIL and calls no Python code (str keys, weak
+/// references without callbacks, snapshots of atomic values), so for Python threads a lookup
+/// and its update are one step and there is no lock. The one way other code can run in
+/// between is a garbage collection started by an allocation, which track allows for.
+class WorkspaceMap {
+ public:
+  explicit WorkspaceMap(const py::handle& engine)
+      : engine_(steal(PyWeakref_NewRef(engine.ptr(), nullptr))) {}
+
+  /// The engine's one rb.Workspace for `workspace`, updated to it.
+  py::object track(const Workspace& workspace) {
+    py::object snapshot = workspace_snapshot(workspace);
+    PyObject* id = PyTuple_GET_ITEM(snapshot.ptr(), 0);
+    if (py::object known = alive(id)) return update(known, snapshot);
+    const SlottedType& type = g_workspace;
+    py::object engine = referent(engine_.ptr());
+    if (engine.is_none()) throw std::runtime_error("recyclebin._core: the engine is gone");
+    py::object created =
+        steal(PyBaseObject_Type.tp_new(registered(type.type), g_empty_tuple, nullptr));
+    store(created.ptr(), type.slots[kEngine], engine.ptr());
+    update(created, snapshot);
+    py::object created_ref = steal(PyWeakref_NewRef(created.ptr(), nullptr));
+    // Those allocations may have run a garbage collection, whose finalizers may have let
+    // another thread track this workspace: look again. From here to the insert, nothing runs.
+    if (py::object known = alive(id)) return update(known, snapshot);
+    if (PyDict_SetItem(entries_.ptr(), id, created_ref.ptr()) < 0) throw py::error_already_set();
+    if (PyDict_GET_SIZE(entries_.ptr()) > sweep_at_) sweep();
+    return created;
+  }
+
+  /// The objects of these workspaces (where alive) say state "deleted" from now on.
+  void mark_deleted(const py::iterable& workspace_ids) {
+    static PyObject* const deleted = PyUnicode_InternFromString("deleted");
+    if (deleted == nullptr) throw py::error_already_set();
+    for (py::handle id : workspace_ids) {
+      if (py::object known = alive(id.ptr())) {
+        store(known.ptr(), g_workspace.slots[kState], deleted);
+      }
+    }
+  }
+
+  std::size_t size() const { return static_cast<std::size_t>(PyDict_GET_SIZE(entries_.ptr())); }
+
+ private:
+  enum Slot : std::size_t { kEngine, kSnapshot, kState };  // g_workspace.slots, in this order
+  static constexpr Py_ssize_t kSweepMin = 1024;             // not swept below this many entries
+
+  /// The live object of workspace `id`, or a null object.
+  py::object alive(PyObject* id) const {
+    PyObject* ref = PyDict_GetItemWithError(entries_.ptr(), id);  // borrowed
+    if (ref == nullptr) {
+      if (PyErr_Occurred() != nullptr) throw py::error_already_set();
+      return py::object();
+    }
+    py::object known = referent(ref);
+    return known.is_none() ? py::object() : known;
+  }
+
+  /// `workspace` set to `snapshot`: its state is the snapshot's (also after "deleted").
+  static py::object update(const py::object& workspace, const py::object& snapshot) {
+    store(workspace.ptr(), g_workspace.slots[kSnapshot], snapshot.ptr());
+    store(workspace.ptr(), g_workspace.slots[kState], PyTuple_GET_ITEM(snapshot.ptr(), 6));
+    return workspace;
+  }
+
+  void sweep() {
+    std::vector<py::object> dead;
+    PyObject* id = nullptr;
+    PyObject* ref = nullptr;
+    Py_ssize_t position = 0;
+    while (PyDict_Next(entries_.ptr(), &position, &id, &ref)) {
+      if (referent(ref).is_none()) dead.push_back(py::reinterpret_borrow<py::object>(id));
+    }
+    for (const py::object& key : dead) {
+      if (PyDict_DelItem(entries_.ptr(), key.ptr()) < 0) throw py::error_already_set();
+    }
+    sweep_at_ = std::max(kSweepMin, 2 * PyDict_GET_SIZE(entries_.ptr()));
+  }
+
+  py::object engine_;  // a weakref.ref to the rb.Engine whose map this is
+  py::dict entries_;   // workspace id -> weakref.ref to its rb.Workspace
+  Py_ssize_t sweep_at_ = kSweepMin;
+};
+
+py::object recover_result_value(const RecoverResult& r, WorkspaceMap& workspaces) {
+  return record<4>(Record::recover_result,
+                   {workspaces.track(r.workspace), str_list(r.restored), str_list(r.reattached),
+                    str_list(r.must_recreate)});
+}
+
 // --- reading Python values --------------------------------------------------------------------
 
 std::string utf8_attribute(py::handle object, PyObject* name, const char* what) {
@@ -345,35 +536,43 @@ std::vector<Component> components_from(const py::iterable& items) {
   return components;
 }
 
-// Frees a Python object from any thread: the engine may drop its copy of the facts
+// Frees Python objects from any thread: the engine may drop its copy of the facts
 // provider on a thread that does not hold the GIL.
 struct GilDeleter {
-  void operator()(py::object* object) const {
+  template <class T>
+  void operator()(T* owner) const {
     if (!Py_IsInitialized()) return;  // interpreter gone: leaking beats crashing
     py::gil_scoped_acquire gil;
-    delete object;
+    delete owner;
   }
 };
 
-/// A Python callable as the engine's FactsProvider, called with the workspace's snapshot
-/// tuple. Called by the engine on the thread that asked for the delete, with the GIL
-/// released; acquires it for the call. A Python exception becomes a std::runtime_error
-/// carrying no Python object, which the engine treats as "cannot verify".
+/// A Python callable as the engine's FactsProvider, called with the workspace's rb.Workspace
+/// (from the engine's identity map, so it is the caller's own object). Called by the engine
+/// on the thread that asked for the delete, with the GIL released; acquires it for the call.
+/// A Python exception becomes a std::runtime_error carrying no Python object, which the
+/// engine treats as "cannot verify".
 class PythonFactsProvider {
  public:
-  explicit PythonFactsProvider(py::object function)
-      : function_(new py::object(std::move(function)), GilDeleter{}) {}
+  PythonFactsProvider(py::object function, py::object workspaces)
+      : callback_(new Callback{std::move(function), std::move(workspaces)}, GilDeleter{}) {}
 
   Facts operator()(const Workspace& workspace) const {
     py::gil_scoped_acquire gil;
     try {
-      return to_facts((*function_)(workspace_snapshot(workspace)));
+      auto& workspaces = callback_->workspaces.cast<WorkspaceMap&>();
+      return to_facts(callback_->function(workspaces.track(workspace)));
     } catch (py::error_already_set& error) {
       throw std::runtime_error(std::string("facts provider raised ") + error.what());
     }
   }
 
  private:
+  struct Callback {
+    py::object function;
+    py::object workspaces;  // the WorkspaceMap of the rb.Engine that set the provider
+  };
+
   static Facts to_facts(const py::object& answer) {
     if (!py::isinstance<py::dict>(answer)) {
       throw std::runtime_error("facts provider must return a dict[str, int], not " +
@@ -392,7 +591,7 @@ class PythonFactsProvider {
     return facts;
   }
 
-  std::shared_ptr<py::object> function_;
+  std::shared_ptr<Callback> callback_;
 };
 
 DeleteOptions delete_options(bool delete_dependent_resources, bool permanently_delete,
@@ -416,6 +615,18 @@ void bind_values(py::module_& m) {
   m.def("_register_types", &register_types,
         "Registers the package's result classes (recyclebin.results), which engine answers "
         "are built as. Called once, by recyclebin.results.");
+  m.def("_register_workspace_type", &register_workspace_type, py::arg("cls"),
+        "Registers rb.Workspace, which WorkspaceMap makes the live workspaces of engine answers "
+        "as. Called once, by recyclebin.workspace.");
+
+  py::class_<WorkspaceMap>(m, "WorkspaceMap",
+                           "The identity map of one rb.Engine: its one rb.Workspace per "
+                           "workspace id, held weakly. The calls that answer with a live "
+                           "workspace take it and answer with its object, updated.")
+      .def(py::init<const py::handle&>(), py::arg("engine"))
+      .def("__len__", &WorkspaceMap::size)
+      .def("mark_deleted", &WorkspaceMap::mark_deleted, py::arg("workspace_ids"),
+           "Makes the objects of these workspaces (those alive) say state 'deleted'.");
 }
 
 }  // namespace
@@ -441,13 +652,16 @@ void bind_engine(py::module_& m) {
       .def("now", [](const Engine& e) { return to_datetime(e.clock().now()); })
       .def(
           "set_facts_provider",
-          [](Engine& e, const py::object& function) {
+          [](Engine& e, const py::object& function, const py::object& workspaces) {
             FactsProvider provider;
             if (!function.is_none()) {
               if (!PyCallable_Check(function.ptr())) {
                 throw py::type_error("the facts provider must be callable or None");
               }
-              provider = PythonFactsProvider(function);
+              if (!py::isinstance<WorkspaceMap>(workspaces)) {
+                throw py::type_error("set_facts_provider needs the engine's WorkspaceMap");
+              }
+              provider = PythonFactsProvider(function, workspaces);
             }
             without_gil([&] {
               // The core accepts a provider after close(); API.md says every later call
@@ -460,47 +674,47 @@ void bind_engine(py::module_& m) {
               e.set_facts_provider(std::move(provider));
             });
           },
-          py::arg("provider"))
+          py::arg("provider"), py::arg("workspaces"))
       .def(
           "create",
-          [](Engine& e, std::string subscription_id, std::string resource_group, std::string name,
-             std::optional<int> retention_days, bool cmk_encrypted, const py::iterable& components,
-             MaybePrincipal principal) {
+          [](Engine& e, WorkspaceMap& workspaces, std::string subscription_id,
+             std::string resource_group, std::string name, std::optional<int> retention_days,
+             bool cmk_encrypted, const py::iterable& components, MaybePrincipal principal) {
             CreateRequest request{std::move(subscription_id), std::move(resource_group),
                                   std::move(name), retention_days, cmk_encrypted,
                                   components_from(components)};
-            return workspace_snapshot(without_gil([&] { return e.create(request, principal); }));
+            return workspaces.track(without_gil([&] { return e.create(request, principal); }));
           },
-          py::arg("subscription_id"), py::arg("resource_group"), py::arg("name"),
-          py::arg("retention_days") = py::none(), py::arg("cmk_encrypted") = false,
+          py::arg("workspaces"), py::arg("subscription_id"), py::arg("resource_group"),
+          py::arg("name"), py::arg("retention_days") = py::none(), py::arg("cmk_encrypted") = false,
           py::arg("components") = py::tuple(), py::arg("principal") = py::none())
       .def(
           "get",
-          [](Engine& e, const std::string& subscription_id, const std::string& resource_group,
-             const std::string& name, P principal) {
-            return workspace_snapshot(
+          [](Engine& e, WorkspaceMap& workspaces, const std::string& subscription_id,
+             const std::string& resource_group, const std::string& name, P principal) {
+            return workspaces.track(
                 without_gil([&] { return e.get(subscription_id, resource_group, name, principal); }));
           },
-          py::arg("subscription_id"), py::arg("resource_group"), py::arg("name"),
-          py::arg("principal") = py::none())
+          py::arg("workspaces"), py::arg("subscription_id"), py::arg("resource_group"),
+          py::arg("name"), py::arg("principal") = py::none())
       .def(
           "get_by_id",
-          [](Engine& e, const std::string& workspace_id, P principal) {
-            return workspace_snapshot(without_gil([&] { return e.get_by_id(workspace_id, principal); }));
+          [](Engine& e, WorkspaceMap& workspaces, const std::string& workspace_id, P principal) {
+            return workspaces.track(without_gil([&] { return e.get_by_id(workspace_id, principal); }));
           },
-          py::arg("workspace_id"), py::arg("principal") = py::none())
+          py::arg("workspaces"), py::arg("workspace_id"), py::arg("principal") = py::none())
       .def(
           "stop",
-          [](Engine& e, const std::string& workspace_id, P principal) {
-            return workspace_snapshot(without_gil([&] { return e.stop(workspace_id, principal); }));
+          [](Engine& e, WorkspaceMap& workspaces, const std::string& workspace_id, P principal) {
+            return workspaces.track(without_gil([&] { return e.stop(workspace_id, principal); }));
           },
-          py::arg("workspace_id"), py::arg("principal") = py::none())
+          py::arg("workspaces"), py::arg("workspace_id"), py::arg("principal") = py::none())
       .def(
           "start",
-          [](Engine& e, const std::string& workspace_id, P principal) {
-            return workspace_snapshot(without_gil([&] { return e.start(workspace_id, principal); }));
+          [](Engine& e, WorkspaceMap& workspaces, const std::string& workspace_id, P principal) {
+            return workspaces.track(without_gil([&] { return e.start(workspace_id, principal); }));
           },
-          py::arg("workspace_id"), py::arg("principal") = py::none())
+          py::arg("workspaces"), py::arg("workspace_id"), py::arg("principal") = py::none())
       .def(
           "grant",
           [](Engine& e, const std::string& workspace_id, const std::string& member_id,
@@ -577,16 +791,14 @@ void bind_engine(py::module_& m) {
           py::arg("principal") = py::none())
       .def(
           "recover",
-          // (workspace snapshot, restored, reattached, must_recreate)
-          [](Engine& e, const std::string& subscription_id, const std::string& resource_group,
-             const std::string& name, P principal) {
+          [](Engine& e, WorkspaceMap& workspaces, const std::string& subscription_id,
+             const std::string& resource_group, const std::string& name, P principal) {
             RecoverResult result = without_gil(
                 [&] { return e.recover(subscription_id, resource_group, name, principal); });
-            return py::make_tuple(workspace_snapshot(result.workspace), str_list(result.restored),
-                                  str_list(result.reattached), str_list(result.must_recreate));
+            return recover_result_value(result, workspaces);
           },
-          py::arg("subscription_id"), py::arg("resource_group"), py::arg("name"),
-          py::arg("principal") = py::none())
+          py::arg("workspaces"), py::arg("subscription_id"), py::arg("resource_group"),
+          py::arg("name"), py::arg("principal") = py::none())
       .def(
           "purge",
           [](Engine& e, const std::string& subscription_id, const std::string& resource_group,

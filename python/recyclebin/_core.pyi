@@ -4,6 +4,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeAlias, final
 
+import recyclebin.engine
 from recyclebin.models import Component
 from recyclebin.results import (
     AuditRecord,
@@ -12,7 +13,9 @@ from recyclebin.results import (
     DeletedWorkspace,
     DeleteResult,
     PurgeReport,
+    RecoverResult,
 )
+from recyclebin.workspace import Workspace
 
 __version__: str
 
@@ -73,8 +76,10 @@ class Policy:
     def rules(self, subscription_id: str | None = None) -> dict[str, Any]: ...
 
 # --- engine values (bind_engine.cpp) ---------------------------------------------------------
-# Answers are the package's own result classes, built by the binding (registered by
-# recyclebin.results with _register_types). A live workspace is a _WorkspaceSnapshot:
+# Answers are the package's own classes, built by the binding: the result classes (registered
+# by recyclebin.results with _register_types), and the live workspaces as the engine's
+# rb.Workspace objects (registered by recyclebin.workspace), from the identity map the call is
+# given. An rb.Workspace keeps the engine's answer as a _WorkspaceSnapshot:
 # (id, subscription_id, resource_group, name, retention_days, cmk_encrypted, state,
 #  created_at, components), components as (kind, ref, standalone).
 
@@ -87,10 +92,18 @@ def _register_types(
     cleanup_task: type[CleanupTask],
     delete_result: type[DeleteResult],
     deleted_workspace: type[DeletedWorkspace],
+    recover_result: type[RecoverResult],
     purge_report: type[PurgeReport],
     deletable_workspace: type[DeletableWorkspace],
     audit_record: type[AuditRecord],
 ) -> None: ...
+def _register_workspace_type(cls: type[Workspace]) -> None: ...
+
+@final
+class WorkspaceMap:
+    def __init__(self, engine: recyclebin.engine.Engine) -> None: ...
+    def __len__(self) -> int: ...
+    def mark_deleted(self, workspace_ids: Iterable[str]) -> None: ...
 
 @final
 class Principal:
@@ -113,10 +126,11 @@ class Engine:
     def policy(self) -> Policy: ...
     def now(self) -> datetime: ...
     def set_facts_provider(
-        self, provider: Callable[[_WorkspaceSnapshot], dict[str, int]] | None
+        self, provider: Callable[[Workspace], dict[str, int]] | None, workspaces: WorkspaceMap
     ) -> None: ...
     def create(
         self,
+        workspaces: WorkspaceMap,
         subscription_id: str,
         resource_group: str,
         name: str,
@@ -124,13 +138,24 @@ class Engine:
         cmk_encrypted: bool = False,
         components: Iterable[Component] = ...,
         principal: Principal | None = None,
-    ) -> _WorkspaceSnapshot: ...
+    ) -> Workspace: ...
     def get(
-        self, subscription_id: str, resource_group: str, name: str, principal: Principal | None = None
-    ) -> _WorkspaceSnapshot: ...
-    def get_by_id(self, workspace_id: str, principal: Principal | None = None) -> _WorkspaceSnapshot: ...
-    def stop(self, workspace_id: str, principal: Principal | None = None) -> _WorkspaceSnapshot: ...
-    def start(self, workspace_id: str, principal: Principal | None = None) -> _WorkspaceSnapshot: ...
+        self,
+        workspaces: WorkspaceMap,
+        subscription_id: str,
+        resource_group: str,
+        name: str,
+        principal: Principal | None = None,
+    ) -> Workspace: ...
+    def get_by_id(
+        self, workspaces: WorkspaceMap, workspace_id: str, principal: Principal | None = None
+    ) -> Workspace: ...
+    def stop(
+        self, workspaces: WorkspaceMap, workspace_id: str, principal: Principal | None = None
+    ) -> Workspace: ...
+    def start(
+        self, workspaces: WorkspaceMap, workspace_id: str, principal: Principal | None = None
+    ) -> Workspace: ...
     def grant(
         self, workspace_id: str, member_id: str, role: str, principal: Principal | None = None
     ) -> None: ...
@@ -163,8 +188,13 @@ class Engine:
         self, subscription_id: str, resource_group: str, name: str, principal: Principal | None = None
     ) -> DeletedWorkspace: ...
     def recover(
-        self, subscription_id: str, resource_group: str, name: str, principal: Principal | None = None
-    ) -> tuple[_WorkspaceSnapshot, list[str], list[str], list[str]]: ...
+        self,
+        workspaces: WorkspaceMap,
+        subscription_id: str,
+        resource_group: str,
+        name: str,
+        principal: Principal | None = None,
+    ) -> RecoverResult: ...
     def purge(
         self, subscription_id: str, resource_group: str, name: str, principal: Principal | None = None
     ) -> DeleteResult: ...

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
-import weakref
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from types import TracebackType
@@ -25,7 +23,6 @@ FactsProvider = Callable[["Workspace"], Mapping[str, int]]
 """``fn(workspace) -> {"running_jobs": 0, "active_sessions": 1}``: what the platform knows."""
 
 _POLICY_SUFFIXES = (".yaml", ".yml")
-_SWEEP_MIN = 1024  # the identity map is not swept below this many entries
 
 
 def _resolve_policy(policy: str | os.PathLike[str] | Policy) -> Policy:
@@ -60,11 +57,9 @@ class Engine:
         self._clock = clock
         self._facts_provider: FactsProvider | None = None
         # One facade object per workspace id, kept current by every answer that carries
-        # the workspace (stop, start, recover, delete...). Weak: the caller owns them. See
-        # workspace._track, which also sweeps dead references once the map has doubled.
-        self._workspaces: dict[str, weakref.ref[Workspace]] = {}
-        self._workspaces_lock = threading.Lock()
-        self._workspaces_sweep_at = _SWEEP_MIN
+        # the workspace (stop, start, recover, delete...): the calls that answer with a
+        # workspace are given this map and answer with its object. Weak: the caller owns them.
+        self._workspaces = _core.WorkspaceMap(self)
 
     @classmethod
     def open(
@@ -148,18 +143,16 @@ class Engine:
             raise TypeError(f"the facts provider must be callable or None, not {type(fn).__name__}")
         self._facts_provider = fn
         if fn is None:
-            self._core.set_facts_provider(None)
+            self._core.set_facts_provider(None, self._workspaces)
             return
-        # Weak: the provider lives inside the C++ engine, where Python's GC cannot see a cycle.
-        engine_ref = weakref.ref(self)
 
-        def ask(snapshot: _core._WorkspaceSnapshot) -> dict[str, int]:
-            engine = engine_ref()
-            if engine is None:
-                raise RuntimeError("the engine is gone")
-            return dict(fn(engine._workspace(snapshot)))
+        # The binding passes the workspace's object from this engine's identity map. Nothing
+        # here refers to the engine: the provider lives inside the C++ engine, where Python's
+        # GC cannot see a cycle.
+        def ask(workspace: Workspace) -> dict[str, int]:
+            return dict(fn(workspace))
 
-        self._core.set_facts_provider(ask)
+        self._core.set_facts_provider(ask, self._workspaces)
 
     # --- admin -----------------------------------------------------------------------------------
 
@@ -179,7 +172,7 @@ class Engine:
         ``OperationNotAllowed``."""
         _require_str(workspace_id, "workspace_id")
         result = self._core.purge_by_id(workspace_id, _core_principal(principal))
-        self._mark_deleted([workspace_id])
+        self._workspaces.mark_deleted([workspace_id])
         return result
 
     def cleanup_tasks(self) -> list[CleanupTask]:
@@ -199,30 +192,6 @@ class Engine:
         if subscription_id is not None:
             _require_str(subscription_id, "subscription_id")
         return self._core.audit_log(subscription_id)
-
-    # --- the facade's identity map ---------------------------------------------------------------
-
-    def _workspace(self, snapshot: _core._WorkspaceSnapshot) -> Workspace:
-        """The one Workspace object for ``snapshot``'s id, updated to it."""
-        from .workspace import _track
-
-        return _track(self, snapshot)
-
-    def _mark_deleted(self, workspace_ids: list[str]) -> None:
-        with self._workspaces_lock:
-            for workspace_id in workspace_ids:
-                ref = self._workspaces.get(workspace_id)
-                workspace = None if ref is None else ref()
-                if workspace is not None:
-                    workspace._state = "deleted"
-
-    def _sweep_workspaces(self) -> None:
-        # Called by workspace._track with _workspaces_lock held. In place: the map object
-        # itself never changes.
-        workspaces = self._workspaces
-        for key in [key for key, ref in workspaces.items() if ref() is None]:
-            del workspaces[key]
-        self._workspaces_sweep_at = max(_SWEEP_MIN, 2 * len(workspaces))
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"

@@ -87,7 +87,32 @@ def _plain(value: object) -> object:
 
 
 class _Result:
-    """repr() and _repr_html_() for the frozen dataclasses below."""
+    """What the result classes below share: repr(), _repr_html_(), frozen-ness and pickling.
+
+    They are ``dataclass(frozen=True, slots=True)``: the binding stores an answer's fields into
+    their slots. ``slots=True`` makes each class anew, after generating methods that refer to
+    the class it replaces (gh-90562): their frozen ``__setattr__`` and ``__delattr__`` raise
+    ``TypeError`` for names that are not fields, zero-argument ``super()`` fails in methods
+    written here, and the pickled state they give is a list. These methods apply instead (see
+    _ANSWERS below): any assignment raises ``FrozenInstanceError``, and the pickled state is
+    the dict of fields that a dataclass without slots has, so pickles load across both layouts.
+    """
+
+    __slots__ = ("__weakref__",)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __getstate__(self) -> dict[str, Any]:
+        fields = dataclasses.fields(self)  # type: ignore[arg-type]
+        return {f.name: getattr(self, f.name) for f in fields}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
 
     def __repr__(self) -> str:
         parts = [
@@ -112,7 +137,7 @@ class _Result:
         return f"<table><caption>{type(self).__name__}</caption>{rows}</table>"
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, slots=True)
 class CleanupTask(_Result):
     """Something the platform must destroy in its own storage (the cleanup outbox).
 
@@ -127,7 +152,7 @@ class CleanupTask(_Result):
     created_at: datetime
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, slots=True)
 class DeleteResult(_Result):
     """What a delete or purge did.
 
@@ -147,13 +172,13 @@ class DeleteResult(_Result):
     warnings: list[str]
 
     def _html_rows(self) -> list[tuple[str, str]]:
-        rows = super()._html_rows()
+        rows = _Result._html_rows(self)  # not super(): see _Result
         if self.purge_at is not None:
             rows.insert(3, ("purge in", html.escape(format_countdown(self.purge_at - self.deleted_at))))
         return rows
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, slots=True)
 class DeletedWorkspace(_Result):
     """A workspace in the recycle bin.
 
@@ -177,7 +202,7 @@ class DeletedWorkspace(_Result):
         return self.purge_at - now
 
     def _html_rows(self) -> list[tuple[str, str]]:
-        rows = super()._html_rows()
+        rows = _Result._html_rows(self)  # not super(): see _Result
         rows.insert(6, ("purge in", html.escape(format_countdown(self.time_to_purge))))
         return rows
 
@@ -233,7 +258,7 @@ class DeletedPage(list[DeletedWorkspace]):
         return _deleted_table(self, caption)
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, slots=True)
 class RecoverResult(_Result):
     """What a recover did: the live ``workspace`` again, the component kinds ``restored``
     from the bin, those ``reattached`` (best effort) and those the platform
@@ -245,7 +270,7 @@ class RecoverResult(_Result):
     must_recreate: list[str]
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, slots=True)
 class PurgeReport(_Result):
     """What :meth:`Engine.purge_expired` removed: ``(subscription, group, name)`` of each
     purged workspace, and the cleanup tasks written."""
@@ -254,7 +279,7 @@ class PurgeReport(_Result):
     cleanup: list[CleanupTask]
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, slots=True)
 class DeletableWorkspace(_Result):
     """A workspace an admin may purge now (:meth:`Engine.list_deletable`): ``kind`` is
     ``"deletion_planned"`` (past its date, held) or ``"orphaned"`` (no member left);
@@ -265,7 +290,7 @@ class DeletableWorkspace(_Result):
     since: datetime
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, slots=True)
 class AuditRecord(_Result):
     """One audited operation. ``outcome`` is ``"ok"`` or ``"refused:<code>"``."""
 
@@ -280,35 +305,26 @@ class AuditRecord(_Result):
     principal_id: str = ""
 
 
+# The methods dataclass(slots=True) generated for each class give way to _Result's (see there).
+_ANSWERS = (CleanupTask, DeleteResult, DeletedWorkspace, RecoverResult, PurgeReport,
+            DeletableWorkspace, AuditRecord)
+for _answer in _ANSWERS:
+    for _method in ("__setattr__", "__delattr__", "__getstate__", "__setstate__"):
+        if _method in vars(_answer):
+            delattr(_answer, _method)
+
 # --- from the C++ core ------------------------------------------------------------------------
-# The binding builds CleanupTask, DeleteResult, DeletedWorkspace, PurgeReport,
-# DeletableWorkspace and AuditRecord itself, as
-# instances of the classes registered here: object.__new__ plus one store per field, with no
-# Python code running per object. It checks that each class's dataclass fields are exactly the
-# ones it sets.
+# The binding builds these classes itself, as instances of the classes registered here:
+# object.__new__ plus one store per field's slot, with no Python code running per object
+# (neither the generated __init__ nor the frozen __setattr__). It checks that each dataclass's
+# fields are exactly the ones it sets, and that they are slots.
 
 _core._register_types(
     cleanup_task=CleanupTask,
     delete_result=DeleteResult,
     deleted_workspace=DeletedWorkspace,
+    recover_result=RecoverResult,
     purge_report=PurgeReport,
     deletable_workspace=DeletableWorkspace,
     audit_record=AuditRecord,
 )
-
-_new = object.__new__
-_set = object.__setattr__
-
-
-def _recover_result(
-    workspace: Workspace, restored: list[str], reattached: list[str], must_recreate: list[str]
-) -> RecoverResult:
-    # As RecoverResult(...) would, without the generated __init__'s frozen stores.
-    result = _new(RecoverResult)
-    _set(result, "__dict__", {
-        "workspace": workspace,
-        "restored": restored,
-        "reattached": reattached,
-        "must_recreate": must_recreate,
-    })
-    return result

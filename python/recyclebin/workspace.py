@@ -9,7 +9,6 @@ addresses its workspace by id, through the engine it came from.
 from __future__ import annotations
 
 import numbers
-import weakref
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -17,7 +16,7 @@ from . import _core
 from .engine import Engine, _resolve_engine
 from .errors import InvalidArgument, InvalidRetention
 from .models import Component, Principal, _core_principal, _require_str
-from .results import DeletedPage, DeletedWorkspace, DeleteResult, RecoverResult, _recover_result
+from .results import DeletedPage, DeletedWorkspace, DeleteResult, RecoverResult
 
 __all__ = ["Workspace"]
 
@@ -58,10 +57,12 @@ class Workspace:
 
     __slots__ = ("_engine", "_snapshot", "_state", "__weakref__")
 
-    # _snapshot is the engine's last answer, a tuple (see _core._WorkspaceSnapshot): id,
-    # subscription_id, resource_group, name, retention_days, cmk_encrypted, state,
-    # created_at, components. _state is its state, or "deleted" once this object saw the
-    # workspace deleted. Both are replaced whole (one store each), never mutated.
+    # Made and kept current by the engine's identity map (_core.WorkspaceMap, its
+    # _workspaces), which the calls answering with a workspace are given. _snapshot is the
+    # engine's last answer, a tuple (see _core._WorkspaceSnapshot): id, subscription_id,
+    # resource_group, name, retention_days, cmk_encrypted, state, created_at, components.
+    # _state is its state, or "deleted" once this object saw the workspace deleted. Both are
+    # replaced whole (one store each), never mutated.
     _engine: Engine
     _snapshot: _core._WorkspaceSnapshot
     _state: str
@@ -172,7 +173,8 @@ class Workspace:
                 )
         if cmk_encrypted is not False and cmk_encrypted is not True:
             _flag(cmk_encrypted, "cmk_encrypted")
-        snapshot = eng._core.create(
+        return eng._core.create(
+            eng._workspaces,
             subscription_id,
             resource_group,
             name,
@@ -181,7 +183,6 @@ class Workspace:
             members,
             None if principal is None else _core_principal(principal),
         )
-        return _track(eng, snapshot)
 
     @staticmethod
     def get(
@@ -198,8 +199,8 @@ class Workspace:
         _require_str(name, "name")
         _require_str(subscription_id, "subscription_id")
         _require_str(resource_group, "resource_group")
-        return _track(
-            eng, eng._core.get(subscription_id, resource_group, name, _core_principal(principal))
+        return eng._core.get(
+            eng._workspaces, subscription_id, resource_group, name, _core_principal(principal)
         )
 
     @staticmethod
@@ -210,7 +211,7 @@ class Workspace:
         ``WorkspaceNotFound``."""
         eng = _resolve_engine(engine)
         _require_str(workspace_id, "workspace_id")
-        return _track(eng, eng._core.get_by_id(workspace_id, _core_principal(principal)))
+        return eng._core.get_by_id(eng._workspaces, workspace_id, _core_principal(principal))
 
     # --- the recycle bin -------------------------------------------------------------------------
 
@@ -281,11 +282,10 @@ class Workspace:
             _require_str(subscription_id, "subscription_id")
             _require_str(resource_group, "resource_group")
             _require_str(name, "name")
-        snapshot, restored, reattached, must_recreate = eng._core.recover(
-            subscription_id, resource_group, name,
+        return eng._core.recover(
+            eng._workspaces, subscription_id, resource_group, name,
             None if principal is None else _core_principal(principal),
         )
-        return _recover_result(_track(eng, snapshot), restored, reattached, must_recreate)
 
     @staticmethod
     def purge(
@@ -335,7 +335,7 @@ class Workspace:
             ids, False, _flag(permanently_delete, "permanently_delete"), None,
             _core_principal(principal),
         )
-        eng._mark_deleted(ids)
+        eng._workspaces.mark_deleted(ids)
         return results
 
     # --- operations on this workspace ------------------------------------------------------------
@@ -343,12 +343,12 @@ class Workspace:
     def stop(self, *, principal: Principal | None = None) -> None:
         """Stops the workspace (idempotent)."""
         engine = self._engine
-        _track(engine, engine._core.stop(self._snapshot[0], _core_principal(principal)))
+        engine._core.stop(engine._workspaces, self._snapshot[0], _core_principal(principal))
 
     def start(self, *, principal: Principal | None = None) -> None:
         """Starts the workspace (idempotent)."""
         engine = self._engine
-        _track(engine, engine._core.start(self._snapshot[0], _core_principal(principal)))
+        engine._core.start(engine._workspaces, self._snapshot[0], _core_principal(principal))
 
     def grant(self, principal_id: str, role: str, *, principal: Principal | None = None) -> None:
         """Gives ``principal_id`` a role on this workspace, replacing any role it had."""
@@ -398,41 +398,9 @@ class Workspace:
     def refresh(self, *, principal: Principal | None = None) -> None:
         """Re-reads the workspace from the engine (``WorkspaceNotFound`` once it is deleted)."""
         engine = self._engine
-        _track(engine, engine._core.get_by_id(self._snapshot[0], _core_principal(principal)))
+        engine._core.get_by_id(engine._workspaces, self._snapshot[0], _core_principal(principal))
 
 
-# --- the identity map ----------------------------------------------------------------------------
-# One rb.Workspace per workspace id and engine (Engine._workspaces: id -> weak reference), kept
-# current by every answer that carries the workspace. Weak: the caller owns the objects. Dead
-# references are not removed one by one (a callback per object costs more than the lookup);
-# the map is swept when it has doubled since the last sweep, so it stays within twice the live
-# objects.
-
-_new_workspace = object.__new__
-_weak = weakref.ref
-
-
-def _track(engine: Engine, snapshot: _core._WorkspaceSnapshot) -> Workspace:
-    """The engine's one Workspace object for ``snapshot``'s id, updated to ``snapshot``."""
-    workspace_id = snapshot[0]
-    workspaces = engine._workspaces
-    lock = engine._workspaces_lock
-    lock.acquire()  # not "with": this runs on every call that returns a workspace
-    try:
-        ref = workspaces.get(workspace_id)
-        if ref is not None:
-            workspace = ref()
-            if workspace is not None:
-                workspace._snapshot = snapshot
-                workspace._state = snapshot[6]
-                return workspace
-        workspace = _new_workspace(Workspace)
-        workspace._engine = engine
-        workspace._snapshot = snapshot
-        workspace._state = snapshot[6]
-        workspaces[workspace_id] = _weak(workspace)
-        if len(workspaces) > engine._workspaces_sweep_at:
-            engine._sweep_workspaces()
-        return workspace
-    finally:
-        lock.release()
+# The binding makes the facade's Workspace objects itself (object.__new__ plus its three
+# slots), for the engine's identity map; it checks the slots here.
+_core._register_workspace_type(Workspace)

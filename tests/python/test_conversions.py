@@ -1,19 +1,24 @@
 """What the binding hands the facade: result objects built directly by the C++ binding (exact
-datetimes, frozen dataclasses like any other), workspace snapshots, and the facade's identity
-map (one object per workspace, weak, swept)."""
+datetimes, frozen dataclasses like any other, with slots), workspace snapshots, and the
+facade's identity map (one object per workspace, weak, swept), which the binding keeps."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import gc
 import pickle
+import weakref
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import recyclebin as rb
 from recyclebin import _core
+
+from conftest import MakeEngine
 
 SUB, RG = "sub-1", "rg-1"
 
@@ -107,22 +112,154 @@ def test_a_page_repeats_values_correctly(engine: rb.Engine, clock: rb.ManualCloc
     assert "mine" not in page[1].retained
 
 
+REGISTERED: dict[str, Any] = {
+    "cleanup_task": rb.CleanupTask, "delete_result": rb.DeleteResult,
+    "deleted_workspace": rb.DeletedWorkspace, "recover_result": rb.RecoverResult,
+    "purge_report": rb.PurgeReport, "deletable_workspace": rb.DeletableWorkspace,
+    "audit_record": rb.AuditRecord,
+}
+
+
 def test_register_types_checks_the_fields(engine: rb.Engine) -> None:
     @dataclasses.dataclass(frozen=True)
     class Wrong:
         id: int
 
+    @dataclasses.dataclass(frozen=True)
+    class WithoutSlots:  # the right fields, but the binding stores into slots
+        id: int
+        kind: str
+        ref: str
+        workspace_id: str
+        created_at: datetime
+
     with pytest.raises(TypeError, match="differ"):
-        _core._register_types(
-            cleanup_task=Wrong,  # type: ignore[arg-type]
-            delete_result=rb.DeleteResult,
-            deleted_workspace=rb.DeletedWorkspace, purge_report=rb.PurgeReport,
-            deletable_workspace=rb.DeletableWorkspace, audit_record=rb.AuditRecord)
+        _core._register_types(**{**REGISTERED, "cleanup_task": Wrong})
+    with pytest.raises(TypeError, match=r"WithoutSlots\.id must be a __slots__ entry"):
+        _core._register_types(**{**REGISTERED, "cleanup_task": WithoutSlots})
+    with pytest.raises(TypeError, match="missing recover_result"):
+        _core._register_types(**{k: v for k, v in REGISTERED.items() if k != "recover_result"})
     # A refused registration changes nothing.
     rb.Workspace.create(SUB, RG, "ws", components=[rb.Component("run_history", "r-1")],
                         engine=engine).delete()
     result = rb.Workspace.purge(SUB, RG, "ws", engine=engine)
     assert type(result) is rb.DeleteResult and type(result.cleanup[0]) is rb.CleanupTask
+
+
+def test_register_workspace_type_checks_the_slots(engine: rb.Engine) -> None:
+    class WithoutSlots:
+        pass
+
+    class WithoutWeakReferences:
+        __slots__ = ("_engine", "_snapshot", "_state")
+
+    with pytest.raises(TypeError, match="_engine must be a __slots__ entry"):
+        _core._register_workspace_type(WithoutSlots)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="must support weak references"):
+        _core._register_workspace_type(WithoutWeakReferences)  # type: ignore[arg-type]
+    # A refused registration changes nothing.
+    ws = rb.Workspace.create(SUB, RG, "ws", engine=engine)
+    assert type(ws) is rb.Workspace and rb.Workspace.get("ws", SUB, RG, engine=engine) is ws
+
+
+def test_results_with_slots_keep_weak_references_copies_and_pickles(
+    engine: rb.Engine, clock: rb.ManualClock
+) -> None:
+    ws = rb.Workspace.create(SUB, RG, "ws", components=[rb.Component("run_history", "r-1")],
+                             engine=engine)
+    deleted = ws.delete()
+    (item,) = rb.Workspace.list_deleted(SUB, engine=engine)
+    recovered = rb.Workspace.recover(SUB, RG, "ws", engine=engine)
+    gone = rb.Workspace.create(SUB, RG, "gone", soft_delete_retention_days=1,
+                               components=[rb.Component("run_history", "r-2")],
+                               engine=engine).delete()
+    clock.advance(timedelta(days=2))
+    report = engine.purge_expired()
+    (task,) = report.cleanup
+    record = engine.audit_log()[0]
+    listed = rb.DeletableWorkspace("orphaned", ws.id, clock.now())
+    for value in (deleted, item, recovered, gone, report, task, record, listed):
+        assert not hasattr(value, "__dict__")  # the binding stores into the fields' slots
+        assert weakref.ref(value)() is value
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            value.extra = 1  # type: ignore[union-attr]
+        if value is recovered:
+            continue  # holds the live rb.Workspace, which does not pickle or copy
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        assert value.__reduce_ex__(2)[2] == fields  # the state a dataclass without slots has
+        assert pickle.loads(pickle.dumps(value)) == value
+        assert copy.copy(value) == value and copy.deepcopy(value) == value
+    assert pickle.loads(pickle.dumps(item)).as_of == item.as_of  # also the fields == leaves out
+
+
+# rb.DeleteResult with one CleanupTask, pickled (protocol 4) before the result classes had slots.
+PICKLED_BEFORE_SLOTS = (
+    b"\x80\x04\x95V\x01\x00\x00\x00\x00\x00\x00\x8c\x12recyclebin.results\x94\x8c\x0cDeleteResult"
+    b"\x93)\x81}(\x8c\tpermanent\x89\x8c\ndeleted_at\x8c\x08datetime\x94\x8c\x08datetime\x93\x94C"
+    b"\n\x07\xea\x01\x01\x00\x00\x00\x00\x00\x00h\x01\x8c\x08timezone\x93h\x01\x8c\ttimedelta\x93"
+    b"K\x00K\x00K\x00\x87R\x85R\x94\x86R\x8c\x08purge_ath\x02C\n\x07\xea\x01\x0f\x00\x00\x00\x00"
+    b"\x00\x00h\x03\x86R\x8c\x08retained]\x8c\x0brun_history\x94a\x8c\tdestroyed]\x8c\tpreserved]"
+    b"\x8c\x07cleanup]h\x00\x8c\x0bCleanupTask\x93)\x81}(\x8c\x02idK\x07\x8c\x04kindh\x04\x8c\x03ref"
+    b"\x8c\x06blob/7\x8c\x0cworkspace_id\x8c\x05ws-id\x8c\ncreated_ath\x02C\n\x07\xea\x01\x02\x03"
+    b"\x04\x05\x00\x00\x06h\x03\x86Ruba\x8c\x08warnings]ub."
+)
+
+
+def test_pickles_from_before_the_slots_still_load() -> None:
+    utc = timezone.utc
+    task = rb.CleanupTask(7, "run_history", "blob/7", "ws-id",
+                          datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=utc))
+    expected = rb.DeleteResult(False, datetime(2026, 1, 1, tzinfo=utc),
+                               datetime(2026, 1, 15, tzinfo=utc), ["run_history"], [], [], [task], [])
+    loaded = pickle.loads(PICKLED_BEFORE_SLOTS)
+    assert type(loaded) is rb.DeleteResult and type(loaded.cleanup[0]) is rb.CleanupTask
+    assert loaded == expected and loaded.cleanup[0].created_at.tzinfo is utc
+
+
+def test_list_deleted_pages_carry_their_cursor(engine: rb.Engine) -> None:
+    for i in range(3):
+        rb.Workspace.create(SUB, RG, f"ws-{i}", engine=engine).delete()
+    page = rb.Workspace.list_deleted(SUB, limit=2, engine=engine)
+    assert type(page) is rb.DeletedPage and [item.name for item in page] == ["ws-2", "ws-1"]
+    assert page.next_cursor is not None and page == rb.DeletedPage(list(page), page.next_cursor)
+    again = pickle.loads(pickle.dumps(page))
+    assert type(again) is rb.DeletedPage and again == page and again.next_cursor == page.next_cursor
+    rest = rb.Workspace.list_deleted(SUB, limit=2, cursor=page.next_cursor, engine=engine)
+    assert [item.name for item in rest] == ["ws-0"] and rest.next_cursor is None
+    assert repr(rest).endswith("next_cursor=None)")
+
+
+def test_times_of_a_page_over_many_days_are_each_exact(
+    engine: rb.Engine, clock: rb.ManualClock, start: datetime
+) -> None:
+    # Deletion days and retentions interleave, so consecutive conversions change day.
+    offsets = [timedelta(days=d, hours=i, microseconds=7 * i) for i, d in enumerate([0, 0, 3, 1, 9, 9, 30])]
+    expected = {}
+    for i, offset in enumerate(sorted(offsets)):
+        ws = rb.Workspace.create(SUB, RG, f"ws-{i}", soft_delete_retention_days=1 + i * 2,
+                                 engine=engine)
+        clock.set(start + offset)
+        ws.delete()
+        expected[f"ws-{i}"] = (start + offset, start + offset + timedelta(days=1 + i * 2))
+    page = rb.Workspace.list_deleted(SUB, engine=engine)
+    assert {item.name: (item.deleted_at, item.purge_at) for item in page} == {
+        name: times for name, times in expected.items() if times[1] > clock.now()}
+    for name, (deleted_at, purge_at) in expected.items():
+        if purge_at > clock.now():
+            got = rb.Workspace.get_deleted(name, SUB, RG, engine=engine)
+            assert (got.deleted_at, got.purge_at, got.as_of) == (deleted_at, purge_at, clock.now())
+
+
+def test_names_beyond_ascii_round_trip(engine: rb.Engine) -> None:
+    group, name = "grüppe", "wörk-ßpace-名前-🚀"
+    ws = rb.Workspace.create(SUB, group, name, components=[rb.Component("run_history", "blob/ü")],
+                             engine=engine)
+    assert (ws.resource_group, ws.name, ws.components[0].ref) == (group, name, "blob/ü")
+    ws.delete()
+    (item,) = rb.Workspace.list_deleted(SUB, engine=engine)
+    assert (item.resource_group, item.name) == (group, name)
+    assert rb.Workspace.recover(SUB, group, name, engine=engine).workspace is ws
+    assert {(record.resource_group, record.name) for record in engine.audit_log()} == {(group, name)}
 
 
 def test_identity_map_keeps_live_objects_and_sweeps_dead_ones(engine: rb.Engine) -> None:
@@ -157,3 +294,41 @@ def test_identity_map_state_follows_every_answer(engine: rb.Engine) -> None:
     engine.set_facts_provider(facts)
     ws.delete()
     assert seen in ([], [ws])  # asked only under a policy with blockers or warnings
+
+
+def test_the_identity_map_is_the_engine_s_own(engine: rb.Engine) -> None:
+    assert isinstance(engine._workspaces, _core.WorkspaceMap) and len(engine._workspaces) == 0
+    ws = rb.Workspace.create(SUB, RG, "ws", engine=engine)
+    assert len(engine._workspaces) == 1 and ws.engine is engine
+    engine._workspaces.mark_deleted(["no-such-id", ws.id])
+    assert ws.state == "deleted"
+    assert rb.Workspace.get("ws", SUB, RG, engine=engine) is ws and ws.state == "running"
+    with rb.Engine.open(":memory:") as other:  # another engine: other objects
+        there = rb.Workspace.create(SUB, RG, "ws", engine=other)
+        assert there is not ws and there.engine is other and len(other._workspaces) == 1
+
+
+def test_the_facts_provider_is_given_the_callers_workspace_object(make_engine: MakeEngine) -> None:
+    engine = make_engine(preconditions={"blockers": ["running_jobs"]})
+    ws = rb.Workspace.create(SUB, RG, "ws", engine=engine)
+    seen: list[rb.Workspace] = []
+
+    def facts(workspace: rb.Workspace) -> dict[str, int]:
+        seen.append(workspace)
+        return {"running_jobs": 0}
+
+    engine.set_facts_provider(facts)
+    ws.stop()
+    ws.delete()
+    assert len(seen) == 1 and seen[0] is ws and ws.state == "deleted"
+
+
+def test_an_engine_is_collected_with_its_workspaces_and_facts_provider(tmp_path: Path) -> None:
+    engine = rb.Engine.open(tmp_path / "bin.db")
+    engine.set_facts_provider(lambda workspace: {})
+    ws = rb.Workspace.create(SUB, RG, "ws", engine=engine)
+    engine.close()
+    gone = weakref.ref(engine)
+    del engine, ws
+    gc.collect()
+    assert gone() is None  # no cycle through the C++ engine, where the collector cannot look
