@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
@@ -136,6 +137,13 @@ class Checkpointer {
       throw Error(ErrorCode::storage_error, "cannot open database '" + path + "' for checkpoints: " + message);
     }
     sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+    // A connection learns that the file is in WAL mode only once it reads it; until then
+    // a checkpoint is a silent no-op.
+    if (sqlite3_exec(db_, "PRAGMA journal_mode = WAL", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      const std::string message = sqlite3_errmsg(db_);
+      sqlite3_close_v2(db_);
+      throw Error(ErrorCode::storage_error, "cannot open database '" + path + "' for checkpoints: " + message);
+    }
     thread_ = std::thread([this] { run(); });
   }
   ~Checkpointer() {
@@ -153,13 +161,21 @@ class Checkpointer {
   /// Installs the WAL hook on a connection of the store.
   void watch(sqlite3* db) { sqlite3_wal_hook(db, &Checkpointer::on_commit, this); }
 
+  StoreStats stats() const { return {background_.load(), inline_.load()}; }  // checkpoints that copied pages
+
  private:
   static int on_commit(void* self, sqlite3* db, const char* schema, int frames) {
+    auto& checkpointer = *static_cast<Checkpointer*>(self);
     if (frames >= kBackstopFrames) {
       // The thread has fallen behind: this connection checkpoints before it goes on.
       sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-    } else if (frames >= kCheckpointFrames) {
-      auto& checkpointer = *static_cast<Checkpointer*>(self);
+      ++checkpointer.inline_;
+    } else if (frames < checkpointer.requested_at_) {
+      checkpointer.requested_at_ = 0;  // the WAL restarted from its beginning
+    } else if (frames - checkpointer.requested_at_ >= kCheckpointFrames) {
+      // Once per kCheckpointFrames new frames: the WAL only restarts once a checkpoint has
+      // caught up, and asking on every commit past the mark would checkpoint back to back.
+      checkpointer.requested_at_ = frames;
       {
         std::lock_guard lock(checkpointer.mutex_);
         checkpointer.pending_ = true;
@@ -178,7 +194,11 @@ class Checkpointer {
       lock.unlock();
       // BUSY (another checkpoint running) or a reader still on old frames: the next commit
       // past the mark asks again.
-      sqlite3_wal_checkpoint_v2(db_, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      int copied = 0;
+      if (sqlite3_wal_checkpoint_v2(db_, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, &copied) == SQLITE_OK &&
+          copied > 0) {
+        ++background_;
+      }
       lock.lock();
     }
   }
@@ -188,6 +208,9 @@ class Checkpointer {
   std::condition_variable wake_;
   bool pending_ = false;
   bool stop_ = false;
+  std::atomic<std::int64_t> background_{0};
+  std::atomic<std::int64_t> inline_{0};
+  std::atomic<int> requested_at_{0};  // WAL frames at the last request (commits are serialized)
   std::thread thread_;
 };
 
@@ -909,6 +932,8 @@ class SqliteStore final : public Store {
   std::unique_ptr<StoreTransaction> begin(TransactionMode mode) override {
     return std::make_unique<SqliteTransaction>(*this, acquire(), mode);
   }
+
+  StoreStats stats() const override { return checkpointer_ ? checkpointer_->stats() : StoreStats{}; }
 
   void release(std::unique_ptr<Connection> connection) {
     {

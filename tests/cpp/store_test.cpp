@@ -4,6 +4,8 @@
 #include <sqlite3.h>
 
 #include <filesystem>
+#include <thread>
+#include <chrono>
 
 #include "fixtures.hpp"
 
@@ -261,16 +263,24 @@ TEST(Store, SetOperationsTakeEveryListedWorkspaceAndOnlyThose) {
 TEST(Store, TheWalIsCheckpointedOffTheCommitPathAndStaysBounded) {
   TempDb db;
   {
-    auto engine = Engine::open(db.path(), Policy::builtin("default"), std::make_shared<ManualClock>(kJan1));
-    // About 8 WAL frames a create: far past the checkpoint mark, many times over.
+    auto store = open_sqlite_store(db.path());
+    // About 8 WAL frames a commit: far past the checkpoint mark (1,000 frames), many times over.
     for (int i = 0; i < 4'000; ++i) {
-      engine->create({"sub", "rg" + std::to_string(i % 50), "w" + std::to_string(i), std::nullopt, false,
-                      {{"models", "m" + std::to_string(i), false}}},
-                     std::nullopt);
+      WorkspaceRecord r;
+      r.workspace = {"id" + std::to_string(i), "sub", "rg" + std::to_string(i % 50), "w" + std::to_string(i),
+                     14, false, WorkspaceState::running, kJan1, {}};
+      r.group_key = group_name_key("sub", r.workspace.resource_group, r.workspace.name);
+      auto tx = store->begin(TransactionMode::write);
+      tx->insert_workspace(r);
+      tx->insert_components(r.workspace.id, {{"models", "m" + std::to_string(i), false}});
+      tx->commit();
     }
-    // Pages reach the database file only through checkpoints (the schema alone is 60 KB).
-    // The thread's timing varies; past the backstop a committing connection checkpoints
-    // itself, so by now at least one checkpoint has run either way.
+    // The checkpointer thread ran (its timing varies: give it a moment); pages reach the
+    // database file only through checkpoints (the schema alone is 60 KB).
+    for (int wait = 0; wait < 500 && store->stats().background_checkpoints == 0; ++wait) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_GT(store->stats().background_checkpoints, 0);
     EXPECT_GT(std::filesystem::file_size(db.path()), 200'000u);
     // The WAL restarts from its beginning after each complete checkpoint, so it never grows
     // past the backstop (16,000 frames of 4 KiB) plus one commit.
@@ -281,6 +291,31 @@ TEST(Store, TheWalIsCheckpointedOffTheCommitPathAndStaysBounded) {
   EXPECT_FALSE(std::filesystem::exists(db.path() + "-wal"));
   auto engine = Engine::open(db.path(), Policy::builtin("default"), std::make_shared<ManualClock>(kJan1));
   EXPECT_EQ(engine->get("sub", "rg7", "w7", std::nullopt).name, "w7");
+  EXPECT_EQ(open_sqlite_store(":memory:")->stats().background_checkpoints, 0);  // no WAL, no thread
+}
+
+TEST(Store, FindDeletedMergesReservedAndReleasedRowsNewestFirst) {
+  // The same name deleted three times under changing policies: reserved (group_key kept)
+  // between two deletes that released it (scope none).
+  auto store = open_sqlite_store(":memory:");
+  auto tx = store->begin(TransactionMode::write);
+  const auto deleted = [&](const std::string& id, Timestamp at, std::int64_t seq, bool reserved,
+                           const std::string& name = "ws") {
+    WorkspaceRecord r;
+    r.workspace = {id, "sub", "rg", name, 14, false, WorkspaceState::running, kJan1, {}};
+    r.deleted_at = at;
+    r.purge_at = add_days(at, 14);
+    r.deleted_seq = seq;
+    if (reserved) r.group_key = group_name_key("sub", "rg", "ws");
+    tx->insert_workspace(r);
+  };
+  deleted("oldest", kJan1 + 1, 1, false);
+  deleted("middle", kJan1 + 2, 2, true);
+  deleted("newest", kJan1 + 2, 3, false);  // same instant: the later seq is newer
+  deleted("other-name", kJan1 + 5, 4, false, "other");
+  std::vector<std::string> ids;
+  for (const auto& r : tx->find_deleted("sub", "rg", "ws")) ids.push_back(r.workspace.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"newest", "middle", "oldest"}));
 }
 
 TEST(Store, UncommittedTransactionRollsBack) {

@@ -168,10 +168,17 @@ class StoreTransaction {
 
 enum class TransactionMode { read, write };
 
+/// What a store did in the background (for operators' metrics and tests).
+struct StoreStats {
+  std::int64_t background_checkpoints = 0;  // WAL checkpoints run off the commit path
+  std::int64_t inline_checkpoints = 0;      // run by a committing connection (the backstop)
+};
+
 class Store {
  public:
   virtual ~Store() = default;
   virtual std::unique_ptr<StoreTransaction> begin(TransactionMode mode) = 0;
+  virtual StoreStats stats() const { return {}; }
 };
 
 /// Opens (creating and migrating as needed) a SQLite store. `location` is a file path,
