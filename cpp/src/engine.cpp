@@ -270,19 +270,25 @@ struct Engine::Impl {
                                const MaybePrincipal& principal, const std::string& workspace_id,
                                const std::string& target) {
     if (!principal) return;  // the trusted platform itself
-    const auto allowed = rules.permissions.find(action);
-    if (allowed == rules.permissions.end()) return;  // the policy leaves this action open
+    // Fail closed: an action the policy does not list is the workspace owner's alone, except
+    // create, which any principal may do (the creator becomes the owner).
+    static const std::vector<std::string> kOwnerOnly{"owner"};
+    const auto listed = rules.permissions.find(action);
+    if (listed == rules.permissions.end() && action == Action::create) return;
+    const bool by_default = listed == rules.permissions.end();
+    const std::vector<std::string>& allowed = by_default ? kOwnerOnly : listed->second;
     std::vector<std::string> held = principal->roles;
     if (!workspace_id.empty()) {
       if (auto role = tx.member_role(workspace_id, principal->id)) held.push_back(*role);
     }
-    for (const auto& role : allowed->second) {
+    for (const auto& role : allowed) {
       if (std::find(held.begin(), held.end(), role) != held.end()) return;
     }
     throw Error(ErrorCode::permission_denied,
                 "principal '" + principal->id + "' may not " + enum_to_string(action) + " " + target +
-                    ": the policy allows the roles [" + join(allowed->second) + "], the principal has [" +
-                    join(held) + "]");
+                    ": the policy allows the roles [" + join(allowed) + "]" +
+                    (by_default ? " (the default for an action it does not list)" : "") +
+                    ", the principal has [" + join(held) + "]");
   }
 
   static void check_live(const WorkspaceRecord& r, const std::string& operation) {
@@ -499,7 +505,12 @@ struct Engine::Impl {
     const Rules& r = rules(w.subscription_id);
     DeleteResult result;
     result.deleted_at = now;
-    result.purge_at = add_days(now, plan.retention_days);
+    try {
+      result.purge_at = add_days(now, plan.retention_days);
+    } catch (const Error& e) {  // before anything is written
+      throw Error(ErrorCode::invalid_argument, "cannot soft-delete " + describe(w) + ": its purge date, " +
+                                                   e.what() + "; nothing was changed");
+    }
     for (const auto& stored : tx.components(w.id)) {
       const Component& c = stored.component;
       const ComponentRule rule = r.component_rule(c.kind);
@@ -940,7 +951,7 @@ PurgeReport Engine::purge_expired(const MaybePrincipal& principal) {
       std::vector<const WorkspaceRecord*> purge;
       for (const auto& row : rows) {
         const auto days = impl_->rules(row.workspace.subscription_id).orphans.purge_after_days;
-        if (days && now >= add_days(*row.orphaned_at, *days)) purge.push_back(&row);
+        if (days && add_days(now, -*days) >= *row.orphaned_at) purge.push_back(&row);
       }
       impl_->purge_rows(tx, purge, principal, now, report);
       return 0;

@@ -3,6 +3,7 @@
 #include <boost/date_time/gregorian/gregorian.hpp>
 #include <boost/date_time/posix_time/posix_time.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <regex>
@@ -23,7 +24,22 @@ Timestamp from_ptime(const pt::ptime& p) { return (p - kEpoch).total_microsecond
 
 }  // namespace
 
-Timestamp add_days(Timestamp t, int days) { return from_ptime(to_ptime(t) + gd::days(days)); }
+Timestamp add_days(Timestamp t, int days) {
+  // Every UTC day has 86,400 s (Boost.Date_Time counts no leap seconds), so the bounds check
+  // is exact; checked before Boost, whose dates end with the year 9999.
+  constexpr std::int64_t kSpanDays = (kMaxTimestamp - kMinTimestamp) / kMicrosPerDay + 1;
+  const std::int64_t shift = std::clamp<std::int64_t>(days, -kSpanDays, kSpanDays) * kMicrosPerDay;
+  if (t < kMinTimestamp || t > kMaxTimestamp || (shift > 0 && t > kMaxTimestamp - shift) ||
+      (shift < 0 && t < kMinTimestamp - shift)) {
+    throw Error(ErrorCode::invalid_argument,
+                std::to_string(days) + " days from " +
+                    (t < kMinTimestamp || t > kMaxTimestamp ? std::to_string(t) + " microseconds"
+                                                            : format_iso8601(t)) +
+                    " is outside the times recyclebin can represent (1400-01-01T00:00:00Z to "
+                    "9999-12-31T23:59:59.999999Z)");
+  }
+  return from_ptime(to_ptime(t) + gd::days(days));
+}
 
 std::string format_iso8601(Timestamp t) {
   const pt::ptime p = to_ptime(t);

@@ -318,13 +318,59 @@ TEST_F(EngineTest, PermissionsByTenantRoleAndWorkspaceRole) {
                                [&] { engine->create({"sub", "rg", "ws", std::nullopt, false, {}}, kAlice); });
   EXPECT_TRUE(contains(m, "[creator]")) << m;
   const Workspace w = engine->create({"sub", "rg", "ws", std::nullopt, false, {}}, creator);
-  engine->stop(w.id, kBob);  // stop is not restricted by this policy
+  // stop is not listed: fail closed, the workspace owner's alone (API.md v2)
+  m = expect_error(ErrorCode::permission_denied, [&] { engine->stop(w.id, kBob); });
+  EXPECT_TRUE(contains(m, "[owner] (the default for an action it does not list)")) << m;
+  engine->stop(w.id, creator);
   m = expect_error(ErrorCode::permission_denied, [&] { engine->remove(w.id, {}, kBob); });
   EXPECT_TRUE(contains(m, "principal 'bob' may not delete")) << m;
   engine->grant(w.id, "bob", "owner", creator);
   engine->remove(w.id, {}, kBob);
   expect_error(ErrorCode::permission_denied, [&] { engine->purge("sub", "rg", "ws", kAlice); });
   engine->purge("sub", "rg", "ws", Principal{"root", {"admin"}});
+}
+
+TEST_F(EngineTest, UnlistedActionsAreTheOwnersAloneAndCreateIsOpen) {
+  open_yaml("version: 1\nname: p\n");  // no permissions section at all
+  const Workspace w = engine->create({"sub", "rg", "ws", std::nullopt, false, {}}, kAlice);  // create: open
+  const Principal admin{"root", {"admin"}};
+  // The takeover that version 1 allowed: a stranger revokes the owner and grants itself owner.
+  for (const Principal& stranger : {kBob, admin}) {
+    expect_error(ErrorCode::permission_denied, [&] { engine->revoke(w.id, "alice", stranger); });
+    expect_error(ErrorCode::permission_denied, [&] { engine->grant(w.id, stranger.id, "owner", stranger); });
+    expect_error(ErrorCode::permission_denied, [&] { engine->stop(w.id, stranger); });
+    expect_error(ErrorCode::permission_denied, [&] { engine->start(w.id, stranger); });
+    expect_error(ErrorCode::permission_denied, [&] { engine->remove(w.id, {}, stranger); });
+  }
+  EXPECT_EQ(engine->get_by_id(w.id, std::nullopt).state, WorkspaceState::running);
+  // A member with another role is not the owner either.
+  engine->grant(w.id, "bob", "reader", kAlice);
+  expect_error(ErrorCode::permission_denied, [&] { engine->grant(w.id, "bob", "owner", kBob); });
+  engine->stop(w.id, kAlice);
+  engine->start(w.id, std::nullopt);  // the platform passes every check
+  engine->remove(w.id, {}, kAlice);
+  expect_error(ErrorCode::permission_denied, [&] { engine->purge("sub", "rg", "ws", kBob); });
+  expect_error(ErrorCode::permission_denied, [&] { engine->recover("sub", "rg", "ws", admin); });
+  engine->recover("sub", "rg", "ws", kAlice);
+  expect_error(ErrorCode::permission_denied, [&] { engine->purge_expired(kAlice); });  // no workspace owns it
+  std::size_t refused = 0;
+  for (const auto& r : engine->audit_log(std::nullopt)) refused += r.outcome == "refused:permission_denied";
+  EXPECT_EQ(refused, 13u);  // purge_expired's refusal names no workspace: not audited
+}
+
+TEST_F(EngineTest, ADeleteWhosePurgeDateCannotBeRepresentedChangesNothing) {
+  const Workspace w = make("ws", {{"compute_instance", "ci-1", false}});
+  clock->set(kMaxTimestamp - 3 * kMicrosPerDay);  // 9999-12-28T23:59:59.999999Z
+  const std::string m = expect_error(ErrorCode::invalid_argument, [&] { soft_delete(w); });
+  EXPECT_TRUE(contains(m, "outside the times recyclebin can represent")) << m;
+  EXPECT_EQ(engine->get_by_id(w.id, std::nullopt).components.size(), 1u);
+  EXPECT_TRUE(engine->cleanup_tasks().empty());
+  EXPECT_TRUE(engine->list_deleted("sub", std::nullopt, std::nullopt, std::nullopt, std::nullopt).items.empty());
+  // A retention that still fits works at the very edge.
+  const Workspace short_lived = make("edge", {}, 2);
+  const DeleteResult result = soft_delete(short_lived);
+  EXPECT_EQ(*result.purge_at, kMaxTimestamp - kMicrosPerDay);
+  EXPECT_EQ(engine->list_deleted("sub", std::nullopt, std::nullopt, std::nullopt, std::nullopt).items.size(), 1u);
 }
 
 TEST_F(EngineTest, RecoverRestoresReattachesAndReportsWhatMustBeRecreated) {

@@ -191,7 +191,7 @@ TEST_F(ExpiryTest, PurgeExpiredSweepsManyInChunks) {
 
 TEST_F(ExpiryTest, SweepSkipsHeldTenantsAndAuditsInPurgeOrder) {
   // Chunks of 2,000 mixing a tenant that holds expired workspaces with ones that purge.
-  open_yaml("version: 1\nname: p\ncomponents:\n  disk: {on_delete: preserve}\n"
+  open_yaml("version: 1\nname: p\npermissions: {purge: [admin]}\ncomponents:\n  disk: {on_delete: preserve}\n"
             "tenants:\n  held:\n    retention: {on_expiry: hold}\n");
   std::vector<Workspace> purged;
   std::vector<Workspace> held;

@@ -60,5 +60,24 @@ TEST(Time, SystemClockIsNearWallTime) {
   EXPECT_GT(clock.now(), kJan1 - 365 * kMicrosPerDay * 10);
 }
 
+TEST(Time, AddDaysRefusesResultsOutsideTheRepresentableRange) {
+  EXPECT_EQ(format_iso8601(kMaxTimestamp), "9999-12-31T23:59:59.999999Z");
+  EXPECT_EQ(format_iso8601(kMinTimestamp), "1400-01-01T00:00:00Z");
+  EXPECT_EQ(add_days(kMaxTimestamp - kMicrosPerDay, 1), kMaxTimestamp);  // exactly the last microsecond
+  EXPECT_EQ(add_days(kMinTimestamp + kMicrosPerDay, -1), kMinTimestamp);
+  for (auto [t, days] : {std::pair{kMaxTimestamp - kMicrosPerDay + 1, 1}, std::pair{kMaxTimestamp, 1},
+                         std::pair{kMinTimestamp, -1}, std::pair{kJan1, 2'147'483'647},
+                         std::pair{kJan1, -2'147'483'647 - 1}, std::pair{kMaxTimestamp + 1, 0}}) {
+    try {
+      add_days(t, days);
+      ADD_FAILURE() << t << " + " << days;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::invalid_argument);
+      EXPECT_NE(std::string(e.what()).find("outside the times recyclebin can represent"), std::string::npos)
+          << e.what();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace recyclebin

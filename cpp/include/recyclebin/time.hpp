@@ -14,7 +14,14 @@ using Timestamp = std::int64_t;
 inline constexpr std::int64_t kMicrosPerSecond = 1'000'000;
 inline constexpr std::int64_t kMicrosPerDay = 86'400 * kMicrosPerSecond;
 
-/// `t` plus `days` calendar days in UTC (Boost.Date_Time arithmetic).
+/// The times recyclebin can represent: Boost.Date_Time's calendar, 1400-01-01T00:00:00Z to
+/// 9999-12-31T23:59:59.999999Z (Python's datetime.max).
+inline constexpr Timestamp kMinTimestamp = -17'987'443'200 * kMicrosPerSecond;
+inline constexpr Timestamp kMaxTimestamp = 253'402'300'800 * kMicrosPerSecond - 1;
+
+/// `t` plus `days` calendar days in UTC (Boost.Date_Time arithmetic). A result outside
+/// kMinTimestamp..kMaxTimestamp throws Error(invalid_argument): callers compute times before
+/// they write, so an operation whose dates cannot be represented changes nothing.
 Timestamp add_days(Timestamp t, int days);
 
 /// ISO 8601 in UTC with `Z`, microseconds when not zero (as Python's isoformat):
