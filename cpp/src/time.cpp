@@ -25,6 +25,7 @@ Timestamp from_ptime(const pt::ptime& p) { return (p - kEpoch).total_microsecond
 }  // namespace
 
 Timestamp add_days(Timestamp t, int days) {
+  constexpr Timestamp kBoostCalendarStart = -17'987'443'200 * kMicrosPerSecond;  // 1400-01-01
   // Every UTC day has 86,400 s (Boost.Date_Time counts no leap seconds), so the bounds check
   // is exact; checked before Boost, whose dates end with the year 9999.
   constexpr std::int64_t kSpanDays = (kMaxTimestamp - kMinTimestamp) / kMicrosPerDay + 1;
@@ -33,9 +34,10 @@ Timestamp add_days(Timestamp t, int days) {
       (shift < 0 && t < kMinTimestamp - shift)) {
     throw Error(ErrorCode::invalid_argument,
                 std::to_string(days) + " days from " +
-                    (t < kMinTimestamp || t > kMaxTimestamp ? std::to_string(t) + " microseconds"
-                                                            : format_iso8601(t)) +
-                    " is outside the times recyclebin can represent (1400-01-01T00:00:00Z to "
+                    // Boost's calendar starts in 1400: earlier times are shown as numbers.
+                    (t < kBoostCalendarStart || t > kMaxTimestamp ? std::to_string(t) + " microseconds"
+                                                                  : format_iso8601(t)) +
+                    " is outside the times recyclebin can represent (0001-01-01T00:00:00Z to "
                     "9999-12-31T23:59:59.999999Z)");
   }
   return from_ptime(to_ptime(t) + gd::days(days));

@@ -62,7 +62,6 @@ TEST(Time, SystemClockIsNearWallTime) {
 
 TEST(Time, AddDaysRefusesResultsOutsideTheRepresentableRange) {
   EXPECT_EQ(format_iso8601(kMaxTimestamp), "9999-12-31T23:59:59.999999Z");
-  EXPECT_EQ(format_iso8601(kMinTimestamp), "1400-01-01T00:00:00Z");
   EXPECT_EQ(add_days(kMaxTimestamp - kMicrosPerDay, 1), kMaxTimestamp);  // exactly the last microsecond
   EXPECT_EQ(add_days(kMinTimestamp + kMicrosPerDay, -1), kMinTimestamp);
   for (auto [t, days] : {std::pair{kMaxTimestamp - kMicrosPerDay + 1, 1}, std::pair{kMaxTimestamp, 1},

@@ -579,7 +579,12 @@ def test_principals_and_roles(make_engine: MakeEngine) -> None:
         ws.stop(principal=bob)
     ws.grant("bob", "contributor", principal=alice)
     ws.stop(principal=bob)
-    ws.start(principal=bob)  # "start" is not listed: open to any principal
+    # "start" is not listed: fail closed, the owner's alone (API.md version 2)
+    with pytest.raises(rb.PermissionDenied, match=r"\[owner\] \(the default for an action it does not list\)"):
+        ws.start(principal=bob)
+    ws.start(principal=alice)
+    with pytest.raises(rb.PermissionDenied):  # nor can bob make himself owner
+        ws.grant("bob", "owner", principal=bob)
     ws.grant("bob", "reader")  # replaces contributor
     with pytest.raises(rb.PermissionDenied):
         ws.stop(principal=bob)

@@ -14,9 +14,9 @@ using Timestamp = std::int64_t;
 inline constexpr std::int64_t kMicrosPerSecond = 1'000'000;
 inline constexpr std::int64_t kMicrosPerDay = 86'400 * kMicrosPerSecond;
 
-/// The times recyclebin can represent: Boost.Date_Time's calendar, 1400-01-01T00:00:00Z to
-/// 9999-12-31T23:59:59.999999Z (Python's datetime.max).
-inline constexpr Timestamp kMinTimestamp = -17'987'443'200 * kMicrosPerSecond;
+/// The times recyclebin can represent (Python's datetime.min and datetime.max, in UTC):
+/// 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z.
+inline constexpr Timestamp kMinTimestamp = -62'135'596'800 * kMicrosPerSecond;
 inline constexpr Timestamp kMaxTimestamp = 253'402'300'800 * kMicrosPerSecond - 1;
 
 /// `t` plus `days` calendar days in UTC (Boost.Date_Time arithmetic). A result outside
