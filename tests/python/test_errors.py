@@ -246,3 +246,21 @@ def test_naive_datetime_is_a_value_error() -> None:
 def test_facade_without_engine_is_a_runtime_error_saying_so() -> None:
     with pytest.raises(RuntimeError, match="set_default_engine"):
         rb.Workspace.get("ws", SUB, RG)
+
+
+def test_a_delete_whose_purge_date_is_past_year_9999_changes_nothing(
+        engine: rb.Engine, clock: rb.ManualClock) -> None:
+    # issue 10, item 9: it used to commit the delete, then raise "year 10000 is out of range",
+    # and every later list_deleted raised too.
+    ws = rb.Workspace.create(SUB, RG, "ws", components=[rb.Component("compute_instance", "ci-1")],
+                             engine=engine)
+    clock.set(datetime(9999, 12, 25, tzinfo=timezone.utc))
+    with pytest.raises(rb.InvalidArgument, match="outside the times recyclebin can represent"):
+        ws.delete()
+    assert rb.Workspace.get("ws", SUB, RG, engine=engine).id == ws.id
+    assert list(rb.Workspace.list_deleted(SUB, engine=engine)) == []
+    assert engine.cleanup_tasks() == []
+    clock.set(datetime(9999, 12, 17, 23, 59, 59, 999999, tzinfo=timezone.utc))
+    result = ws.delete()  # 14 days later is the last representable microsecond
+    assert result.purge_at == datetime.max.replace(tzinfo=timezone.utc)
+    assert [d.name for d in rb.Workspace.list_deleted(SUB, engine=engine)] == ["ws"]
