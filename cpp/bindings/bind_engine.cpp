@@ -776,6 +776,22 @@ void bind_engine(py::module_& m) {
           py::arg("limit") = py::none(), py::arg("cursor") = py::none(),
           py::arg("principal") = py::none())
       .def(
+          "list_live",
+          // (items, next_cursor); items are the engine's rb.Workspace objects.
+          [](Engine& e, WorkspaceMap& workspaces, const std::string& subscription_id,
+             const OptionalString& resource_group, std::optional<std::size_t> limit,
+             const OptionalString& cursor, P principal) {
+            WorkspacePage page = without_gil(
+                [&] { return e.list_live(subscription_id, resource_group, limit, cursor, principal); });
+            py::object items =
+                list_of(page.items, [&](const Workspace& w) { return workspaces.track(w); });
+            py::object next = page.next_cursor ? py_str(*page.next_cursor) : py::none();
+            return py::make_tuple(std::move(items), std::move(next));
+          },
+          py::arg("workspaces"), py::arg("subscription_id"), py::arg("resource_group") = py::none(),
+          py::arg("limit") = py::none(), py::arg("cursor") = py::none(),
+          py::arg("principal") = py::none())
+      .def(
           "get_deleted",
           [](Engine& e, const std::string& subscription_id, const std::string& resource_group,
              const std::string& name, P principal) {

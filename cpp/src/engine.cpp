@@ -11,6 +11,7 @@
 #include <exception>
 #include <limits>
 #include <mutex>
+#include <string_view>
 
 namespace recyclebin {
 namespace {
@@ -94,6 +95,53 @@ DeletedCursor decode_cursor(const std::string& text) {
                 "cursor '" + text + "' is not a list_deleted cursor; pass back next_cursor unchanged");
   }
   return cursor;
+}
+
+// A live cursor is "<hex of resource_group>.<hex of name>": any text survives, and the
+// cursor needs no escaping in a URL.
+std::string to_hex(const std::string& text) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * text.size());
+  for (const char ch : text) {
+    const auto byte = static_cast<unsigned char>(ch);
+    out += kDigits[byte >> 4];
+    out += kDigits[byte & 0x0f];
+  }
+  return out;
+}
+
+std::optional<std::string> from_hex(std::string_view hex) {
+  if (hex.empty() || hex.size() % 2 != 0) return std::nullopt;
+  std::string out;
+  out.reserve(hex.size() / 2);
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    unsigned value = 0;
+    const auto [end, error] = std::from_chars(hex.data() + i, hex.data() + i + 2, value, 16);
+    if (error != std::errc() || end != hex.data() + i + 2) return std::nullopt;
+    out += static_cast<char>(value);
+  }
+  return out;
+}
+
+std::string encode_live_cursor(const Workspace& last) {
+  return to_hex(last.resource_group) + "." + to_hex(last.name);
+}
+
+LiveCursor decode_live_cursor(const std::string& text) {
+  const auto dot = text.find('.');
+  std::optional<std::string> group;
+  std::optional<std::string> name;
+  if (dot != std::string::npos) {
+    const std::string_view view(text);
+    group = from_hex(view.substr(0, dot));
+    name = from_hex(view.substr(dot + 1));
+  }
+  if (!group || !name) {
+    throw Error(ErrorCode::invalid_argument,
+                "cursor '" + text + "' is not a list cursor; pass back next_cursor unchanged");
+  }
+  return LiveCursor{std::move(*group), std::move(*name)};
 }
 
 DeletedWorkspace to_deleted(const WorkspaceRecord& r) {
@@ -698,6 +746,44 @@ Workspace Engine::get_by_id(const std::string& workspace_id, const MaybePrincipa
     throw Error(ErrorCode::workspace_not_found, "no workspace with id '" + workspace_id + "'");
   }
   return impl_->with_components(*tx, record->workspace);
+}
+
+WorkspacePage Engine::list_live(const std::string& subscription_id,
+                                const std::optional<std::string>& resource_group,
+                                std::optional<std::size_t> limit, const std::optional<std::string>& cursor,
+                                const MaybePrincipal&) {
+  RB_OPEN_GUARD
+  check_identifier(subscription_id, "subscription_id");
+  if (resource_group) check_identifier(*resource_group, "resource_group");
+  if (limit && *limit == 0) {
+    throw Error(ErrorCode::invalid_argument, "limit must be at least 1 (or None for everything)");
+  }
+  LiveQuery query;
+  query.subscription_id = subscription_id;
+  query.resource_group = resource_group;
+  if (cursor) query.after = decode_live_cursor(*cursor);
+  // One more than asked tells whether another page exists.
+  constexpr std::size_t kUnlimited = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+  query.limit = limit ? std::min(*limit, kUnlimited - 1) + 1 : kUnlimited;
+  auto tx = store_->begin(TransactionMode::read);
+  auto rows = tx->list_live(query);
+  WorkspacePage page;
+  const bool more = limit && rows.size() > *limit;
+  if (more) rows.resize(*limit);  // the extra row only said that another page exists
+  std::vector<std::string> ids;
+  ids.reserve(rows.size());
+  for (const auto& row : rows) ids.push_back(row.workspace.id);
+  const auto components = tx->components_of(ids);
+  page.items.reserve(rows.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    Workspace& w = page.items.emplace_back(std::move(rows[i].workspace));
+    w.components.clear();
+    for (const auto& stored : components[i]) {
+      if (!stored.destroyed) w.components.push_back(stored.component);
+    }
+  }
+  if (more) page.next_cursor = encode_live_cursor(page.items.back());
+  return page;
 }
 
 Workspace Engine::stop(const std::string& workspace_id, const MaybePrincipal& principal) {

@@ -404,6 +404,12 @@ INSERT INTO members_v3 SELECT workspace_id, principal_id, role FROM members;
 DROP TABLE members;
 ALTER TABLE members_v3 RENAME TO members;
 )sql",
+    // 4: the live listing (list_live) seeks and walks one range in (resource_group, name)
+    // order, however many workspaces the subscription has, live or in the bin.
+    R"sql(
+CREATE INDEX workspaces_live_listing ON workspaces(subscription_id, resource_group, name)
+  WHERE deleted_at IS NULL;
+)sql",
 };
 
 #define RB_SELECT_WORKSPACES                                                                      \
@@ -861,6 +867,29 @@ class SqliteTransaction final : public StoreTransaction {
       row.position = {w.deleted_at, s.int64(8)};
     }
     return rows;
+  }
+
+  std::vector<WorkspaceRecord> list_live(const LiveQuery& q) override {
+    // Keyset pagination over workspaces_live_listing. Identifiers are never empty, so
+    // ("", "") sorts before every row when there is no cursor.
+    const std::string after_group = q.after ? q.after->resource_group : std::string();
+    const std::string after_name = q.after ? q.after->name : std::string();
+    Statement& s =
+        q.resource_group
+            ? conn_->prepare(RB_SELECT_WORKSPACES
+                             "WHERE subscription_id = :s AND resource_group = :g AND deleted_at IS NULL "
+                             "AND (resource_group, name) > (:after_g, :after_n) "
+                             "ORDER BY resource_group, name LIMIT :limit")
+            : conn_->prepare(RB_SELECT_WORKSPACES
+                             "WHERE subscription_id = :s AND deleted_at IS NULL "
+                             "AND (resource_group, name) > (:after_g, :after_n) "
+                             "ORDER BY resource_group, name LIMIT :limit");
+    s.bind(":s", q.subscription_id)
+        .bind(":after_g", after_group)
+        .bind(":after_n", after_name)
+        .bind(":limit", static_cast<std::int64_t>(q.limit));
+    if (q.resource_group) s.bind(":g", *q.resource_group);
+    return read_workspaces(s);
   }
 
   std::vector<WorkspaceRecord> expired(Timestamp now, const std::optional<ExpiryCursor>& after,

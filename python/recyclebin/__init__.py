@@ -46,7 +46,7 @@ from .results import (
     PurgeReport,
     RecoverResult,
 )
-from .workspace import Workspace
+from .workspace import Workspace, WorkspacePage
 
 __all__ = [
     "AuditRecord",
@@ -78,6 +78,7 @@ __all__ = [
     "WorkspaceExists",
     "WorkspaceNotFound",
     "WorkspaceNotStopped",
+    "WorkspacePage",
     "__version__",
     "get_default_engine",
     "set_default_engine",

@@ -176,6 +176,15 @@ class Engine:
         confirm_name: str | None = None,
         principal: Principal | None = None,
     ) -> list[DeleteResult]: ...
+    def list_live(
+        self,
+        workspaces: WorkspaceMap,
+        subscription_id: str,
+        resource_group: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        principal: Principal | None = None,
+    ) -> tuple[list[Workspace], str | None]: ...
     def list_deleted(
         self,
         subscription_id: str,

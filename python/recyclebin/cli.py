@@ -733,6 +733,11 @@ def serve(
              "/_testing/clock (platform token). Loopback hosts only.")] = None,
     log_level: Annotated[str, typer.Option(
         "--log-level", help="critical, error, warning, info, debug.")] = "info",
+    ssl_certfile: Annotated[Path | None, typer.Option(
+        "--ssl-certfile", dir_okay=False, help="Serve HTTPS with this PEM certificate (chain); "
+        "needs --ssl-keyfile. Bearer-token SDKs such as azure-ai-ml require HTTPS.")] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(
+        "--ssl-keyfile", dir_okay=False, help="The certificate's PEM private key.")] = None,
 ) -> None:
     """Run the REST server (uvicorn) with the purge reaper."""
     from recyclebin.server import is_loopback
@@ -745,10 +750,16 @@ def serve(
     if log_level.lower() not in {"critical", "error", "warning", "info", "debug"}:
         _fail(f"--log-level {log_level!r}: use critical, error, warning, info or debug",
               EXIT_USAGE)
+    from recyclebin.server import check_tls_files
+    try:
+        check_tls_files(ssl_certfile, ssl_keyfile)
+    except ValueError as exc:
+        _fail(str(exc), EXIT_USAGE)
     with _errors():
         run_server(db, policy, host=host, port=port, tokens=tokens,
                    reaper_interval=reaper_interval or None, manual_clock=clock_start,
-                   log_level=log_level.lower())
+                   log_level=log_level.lower(), ssl_certfile=ssl_certfile,
+                   ssl_keyfile=ssl_keyfile)
 
 
 def main() -> None:

@@ -120,6 +120,12 @@ class WorkspaceModel(_Model):
     components: list[ComponentModel]
 
 
+class WorkspacePageModel(_Model):
+    value: list[WorkspaceModel] = Field(description="Ordered by resource group, then name.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+    next_link: str | None = Field(description="The URL of the next page, or `null`.")
+
+
 class DeleteOptionsBody(_Model):
     """The delete options, as an alternative to the query parameters."""
     permanently_delete: bool | None = None
@@ -423,6 +429,37 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
             f"and purge (DELETE {in_bin_path}) work on it")
 
     # ---------------------------------------------------------------- live workspaces
+
+    def live_page(request: Request, subscription_id: str, resource_group: str | None,
+                  limit: int, cursor: str | None, caller: "rb.Principal | None"
+                  ) -> WorkspacePageModel:
+        page = rb.Workspace.list(subscription_id, resource_group, limit=limit, cursor=cursor,
+                                 principal=caller, engine=engine)
+        next_link = None
+        if page.next_cursor is not None:
+            next_link = str(request.url.include_query_params(cursor=page.next_cursor,
+                                                             limit=limit))
+        return WorkspacePageModel(value=[_workspace(ws) for ws in page],
+                                  next_cursor=page.next_cursor, next_link=next_link)
+
+    @router.get("/subscriptions/{subscription_id}/workspaces", response_model=WorkspacePageModel,
+                tags=tagged("workspaces"), summary="List the live workspaces of a subscription",
+                responses=_responses(_E400, _E403))
+    def list_in_subscription(request: Request, subscription_id: Subscription, caller: Caller,
+                             limit: Limit = 100, cursor: Cursor = None) -> WorkspacePageModel:
+        """Running and stopped workspaces, by resource group, then name (never soft-deleted
+        ones: see `deletedWorkspaces`)."""
+        return live_page(request, subscription_id, None, limit, cursor, caller)
+
+    @router.get("/subscriptions/{subscription_id}/resourceGroups/{resource_group}/workspaces",
+                response_model=WorkspacePageModel, tags=tagged("workspaces"),
+                summary="List the live workspaces of a resource group",
+                responses=_responses(_E400, _E403))
+    def list_in_group(request: Request, subscription_id: Subscription, resource_group: Group,
+                      caller: Caller, limit: Limit = 100,
+                      cursor: Cursor = None) -> WorkspacePageModel:
+        """Running and stopped workspaces, by name."""
+        return live_page(request, subscription_id, resource_group, limit, cursor, caller)
 
     @router.put(ws_path, status_code=201, response_model=WorkspaceModel,
                 tags=tagged("workspaces"), summary="Create a workspace",

@@ -33,6 +33,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import recyclebin as rb
+from recyclebin.arm import create_arm_router
 from recyclebin.auth import (
     Authenticator,
     BearerTokenAuth,
@@ -49,7 +50,8 @@ from recyclebin.fastapi import (
 )
 from recyclebin.reaper import PurgeReaper
 
-__all__ = ["DEFAULT_REAPER_INTERVAL", "create_app", "create_clock_router", "is_loopback",
+__all__ = ["DEFAULT_REAPER_INTERVAL", "check_tls_files", "create_app", "create_clock_router",
+           "is_loopback",
            "resolve_policy", "serve"]
 
 DEFAULT_REAPER_INTERVAL = 60.0  # seconds between two purge_expired runs
@@ -209,6 +211,7 @@ def create_app(
         return {"status": "ok"}
 
     app.include_router(create_router(engine, auth), prefix=prefix)
+    app.include_router(create_arm_router(engine, auth), prefix=prefix)  # azure-ai-ml's routes
     if clock is not None:
         app.include_router(create_clock_router(clock, auth), prefix=prefix)
     return app
@@ -243,14 +246,44 @@ def serve(
     reaper_interval: float | None = DEFAULT_REAPER_INTERVAL,
     manual_clock: datetime | None = None,
     log_level: str = "info",
+    ssl_certfile: str | os.PathLike[str] | None = None,
+    ssl_keyfile: str | os.PathLike[str] | None = None,
 ) -> None:
-    """Build the app and run it with uvicorn until SIGINT/SIGTERM (then shut down cleanly)."""
+    """Build the app and run it with uvicorn until SIGINT/SIGTERM (then shut down cleanly).
+
+    ``ssl_certfile`` and ``ssl_keyfile`` (PEM; both or neither) serve HTTPS, which clients
+    that send bearer tokens, such as azure-ai-ml, require."""
     import uvicorn  # only the server needs it at import time
 
     if manual_clock is not None and not is_loopback(host):
         raise ValueError("--manual-clock is for tests: the server must listen on a loopback "
                          f"address (127.0.0.1, ::1, localhost), not {host!r}")
+    check_tls_files(ssl_certfile, ssl_keyfile)
     _configure_logging(log_level)
     clock = rb.ManualClock(manual_clock) if manual_clock is not None else None
     app = create_app(db, policy, tokens=tokens, reaper_interval=reaper_interval, clock=clock)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    uvicorn.run(app, host=host, port=port, log_level=log_level,
+                ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
+
+
+def check_tls_files(certfile: str | os.PathLike[str] | None,
+                    keyfile: str | os.PathLike[str] | None) -> None:
+    """Refuses, with a ``ValueError`` saying what is wrong, a certificate without its key (or
+    the reverse), and files that do not load as a PEM certificate chain and its private key
+    (so that ``serve`` fails before it starts, not at the first connection)."""
+    import ssl
+
+    if certfile is None and keyfile is None:
+        return
+    if certfile is None or keyfile is None:
+        raise ValueError("give both --ssl-certfile and --ssl-keyfile (PEM files), or neither")
+    for path in (certfile, keyfile):
+        if not os.path.isfile(path):
+            raise ValueError(f"cannot read {os.fspath(path)}: no such file")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(os.fspath(certfile), os.fspath(keyfile))
+    except (ssl.SSLError, OSError) as exc:
+        raise ValueError(
+            f"--ssl-certfile {os.fspath(certfile)} and --ssl-keyfile {os.fspath(keyfile)} do not "
+            f"load as a PEM certificate chain and its private key: {exc}") from None

@@ -8,9 +8,11 @@ addresses its workspace by id, through the engine it came from.
 
 from __future__ import annotations
 
+import builtins
 import numbers
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from . import _core
 from .engine import Engine, _resolve_engine
@@ -18,7 +20,7 @@ from .errors import InvalidArgument, InvalidRetention
 from .models import Component, Principal, _core_principal, _require_str
 from .results import DeletedPage, DeletedWorkspace, DeleteResult, RecoverResult
 
-__all__ = ["Workspace"]
+__all__ = ["Workspace", "WorkspacePage"]
 
 _INT32_MAX = 2**31 - 1
 _LIMIT_MAX = 2**62
@@ -45,6 +47,16 @@ def _flag(value: object, what: str) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{what} must be a bool, not {type(value).__name__}")
     return value
+
+
+def _page_limit(limit: object) -> int | None:
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise TypeError(f"limit must be an int or None, not {type(limit).__name__}")
+    if limit < 1:
+        raise InvalidArgument(f"limit must be at least 1 (or None for everything), not {limit}")
+    return min(limit, _LIMIT_MAX)  # beyond any count; keeps the core's limit + 1 in range
 
 
 class Workspace:
@@ -112,7 +124,7 @@ class Workspace:
         return self._snapshot[7]
 
     @property
-    def components(self) -> list[Component]:
+    def components(self) -> builtins.list[Component]:
         """The workspace's components (a copy). After a recover, without those the platform
         must recreate."""
         return [Component(kind, ref, standalone) for kind, ref, standalone in self._snapshot[8]]
@@ -213,6 +225,33 @@ class Workspace:
         _require_str(workspace_id, "workspace_id")
         return eng._core.get_by_id(eng._workspaces, workspace_id, _core_principal(principal))
 
+    @staticmethod
+    def list(
+        subscription_id: str,
+        resource_group: str | None = None,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        principal: Principal | None = None,
+        engine: Engine | None = None,
+    ) -> WorkspacePage:
+        """Live workspaces (running or stopped, never soft-deleted ones) of a subscription,
+        or of one group, ordered by ``(resource_group, name)``. ``limit=None`` lists
+        everything; otherwise pass the page's ``next_cursor`` back as ``cursor=`` for the
+        next page (a page costs the same at any depth)."""
+        eng = _resolve_engine(engine)
+        _require_str(subscription_id, "subscription_id")
+        if resource_group is not None:
+            _require_str(resource_group, "resource_group")
+        if cursor is not None:
+            _require_str(cursor, "cursor")
+        limit = _page_limit(limit)
+        items, next_cursor = eng._core.list_live(
+            eng._workspaces, subscription_id, resource_group, limit, cursor,
+            None if principal is None else _core_principal(principal),
+        )
+        return WorkspacePage(items, next_cursor)
+
     # --- the recycle bin -------------------------------------------------------------------------
 
     @staticmethod
@@ -234,12 +273,7 @@ class Workspace:
             _require_str(resource_group, "resource_group")
         if cursor is not None:
             _require_str(cursor, "cursor")
-        if limit is not None:
-            if isinstance(limit, bool) or not isinstance(limit, int):
-                raise TypeError(f"limit must be an int or None, not {type(limit).__name__}")
-            if limit < 1:
-                raise InvalidArgument(f"limit must be at least 1 (or None for everything), not {limit}")
-            limit = min(limit, _LIMIT_MAX)  # beyond any count; keeps the core's limit + 1 in range
+        limit = _page_limit(limit)
         # Each item's as_of is the engine's time just before the read (taken by the binding).
         items, next_cursor = eng._core.list_deleted(
             subscription_id, resource_group, limit, cursor,
@@ -311,7 +345,7 @@ class Workspace:
         permanently_delete: bool = False,
         principal: Principal | None = None,
         engine: Engine | None = None,
-    ) -> list[DeleteResult]:
+    ) -> builtins.list[DeleteResult]:
         """Deletes several workspaces, all or nothing: if any is refused, none is deleted and
         the first refused one's error is raised. A permanent batch of more than one needs
         ``permanent_delete.batch: true``. Without ``engine=``, uses the workspaces' engine."""
@@ -399,6 +433,29 @@ class Workspace:
         """Re-reads the workspace from the engine (``WorkspaceNotFound`` once it is deleted)."""
         engine = self._engine
         engine._core.get_by_id(engine._workspaces, self._snapshot[0], _core_principal(principal))
+
+
+class WorkspacePage(list[Workspace]):
+    """One page of :meth:`Workspace.list`: a ``list[Workspace]`` ordered by
+    ``(resource_group, name)``, with ``next_cursor`` (``None`` on the last page) to pass
+    back as ``cursor=`` for the next page."""
+
+    __slots__ = ("_next_cursor",)
+
+    def __init__(self, items: Iterable[Workspace] = (), next_cursor: str | None = None) -> None:
+        super().__init__(items)
+        self._next_cursor = next_cursor
+
+    @property
+    def next_cursor(self) -> str | None:
+        """Where the next page starts, or ``None`` when there is none."""
+        return self._next_cursor
+
+    def __repr__(self) -> str:
+        return f"WorkspacePage({super().__repr__()}, next_cursor={self._next_cursor!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (WorkspacePage, (list(self), self._next_cursor))
 
 
 # The binding makes the facade's Workspace objects itself (object.__new__ plus its three

@@ -432,6 +432,57 @@ TEST_F(EngineTest, ListDeletedIsNewestFirstAndKeysetPaginated) {
   expect_error(ErrorCode::invalid_argument, [&] { engine->list_deleted("sub", std::nullopt, 0, std::nullopt, std::nullopt); });
 }
 
+TEST_F(EngineTest, ListLiveIsOrderedByGroupAndNameAndKeysetPaginated) {
+  // Names with the cursor's separator and bytes that need escaping survive a page boundary.
+  make("b.ws", {{"storage", "/st/1", false}}, std::nullopt, "rg-2");
+  make("a", {}, std::nullopt, "rg-2");
+  make("z", {}, std::nullopt, "rg-1");
+  make("m%20/\xc3\xa9", {}, std::nullopt, "rg-1");
+  make("other-sub", {}, std::nullopt, "rg-1", "sub-2");
+  soft_delete(make("gone", {}, std::nullopt, "rg-1"));
+  const Workspace stopped = make("stopped", {}, std::nullopt, "rg-2");
+  engine->stop(stopped.id, std::nullopt);
+
+  const auto all = engine->list_live("sub", std::nullopt, std::nullopt, std::nullopt, std::nullopt);
+  std::vector<std::string> names;
+  for (const auto& w : all.items) names.push_back(w.resource_group + "/" + w.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"rg-1/m%20/\xc3\xa9", "rg-1/z", "rg-2/a", "rg-2/b.ws",
+                                             "rg-2/stopped"}));
+  EXPECT_FALSE(all.next_cursor.has_value());
+  ASSERT_EQ(all.items[3].components.size(), 1u);  // components come with the listing
+  EXPECT_EQ(all.items[3].components[0].ref, "/st/1");
+  EXPECT_EQ(all.items[4].state, WorkspaceState::stopped);
+
+  std::vector<std::string> paged;
+  std::optional<std::string> cursor;
+  int pages = 0;
+  do {
+    auto page = engine->list_live("sub", std::nullopt, 2, cursor, std::nullopt);
+    for (const auto& w : page.items) paged.push_back(w.resource_group + "/" + w.name);
+    cursor = page.next_cursor;
+    ++pages;
+  } while (cursor && pages < 10);
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(paged, names);
+
+  const auto group = engine->list_live("sub", std::string("rg-2"), 2, std::nullopt, std::nullopt);
+  ASSERT_EQ(group.items.size(), 2u);
+  EXPECT_EQ(group.items[0].name, "a");
+  ASSERT_TRUE(group.next_cursor.has_value());
+  const auto rest = engine->list_live("sub", std::string("rg-2"), 2, group.next_cursor, std::nullopt);
+  ASSERT_EQ(rest.items.size(), 1u);
+  EXPECT_EQ(rest.items[0].name, "stopped");
+  EXPECT_FALSE(rest.next_cursor.has_value());  // no empty trailing page
+  EXPECT_TRUE(engine->list_live("nobody", std::nullopt, std::nullopt, std::nullopt, std::nullopt).items.empty());
+  EXPECT_EQ(engine->list_live("sub", std::nullopt, SIZE_MAX, std::nullopt, std::nullopt).items.size(), 5u);
+  for (const char* bad : {"garbage", "zz.00", "0.", ".61", "616.62", "61.6g"}) {
+    expect_error(ErrorCode::invalid_argument,
+                 [&] { engine->list_live("sub", std::nullopt, 3, std::string(bad), std::nullopt); });
+  }
+  expect_error(ErrorCode::invalid_argument, [&] { engine->list_live("sub", std::nullopt, 0, std::nullopt, std::nullopt); });
+  expect_error(ErrorCode::invalid_argument, [&] { engine->list_live("", std::nullopt, 1, std::nullopt, std::nullopt); });
+}
+
 TEST_F(EngineTest, AuditRecordsEveryChangeAndEveryRefusal) {
   const Workspace w = engine->create({"sub", "rg", "ws", std::nullopt, false, {}}, kAlice);
   engine->stop(w.id, std::nullopt);

@@ -331,6 +331,38 @@ def _fill_bin(api: Api, clock: rb.ManualClock, names: list[str], rg: str = RG) -
         clock.advance(timedelta(minutes=1))
 
 
+def test_list_live_pages_by_group_then_name(api: Api) -> None:
+    for rg, name in (("rg-b", "a"), ("rg-a", "z"), ("rg-a", "b"), ("rg-a", "gone")):
+        assert api.request("PUT", ws_path(name, rg=rg)).status_code == 201
+    assert api.request("DELETE", ws_path("gone", rg="rg-a")).status_code == 200
+    page = api.request("GET", f"/subscriptions/{SUB}/workspaces", ALICE,
+                       params={"limit": 2}).json()
+    seen = [(w["resource_group"], w["name"]) for w in page["value"]]
+    for _ in range(3):  # bounded: 3 items, pages of 2
+        if page["next_cursor"] is None:
+            break
+        assert page["next_link"].startswith("http://testserver/v1/subscriptions/")
+        page = api.client.get(page["next_link"], headers=ALICE).json()
+        seen += [(w["resource_group"], w["name"]) for w in page["value"]]
+    assert seen == [("rg-a", "b"), ("rg-a", "z"), ("rg-b", "a")]  # never the soft-deleted one
+    assert page["next_cursor"] is None and page["next_link"] is None
+    assert set(page["value"][0]) == {"id", "name", "subscription_id", "resource_group",
+                                     "soft_delete_retention_days", "state", "components"}
+    group = api.request("GET", f"/subscriptions/{SUB}/resourceGroups/rg-b/workspaces").json()
+    assert [w["name"] for w in group["value"]] == ["a"]
+    other = api.request("GET", "/subscriptions/other/workspaces").json()
+    assert other == {"value": [], "next_cursor": None, "next_link": None}
+
+
+@pytest.mark.parametrize("params, status, code", [
+    ({"limit": 0}, 422, "validation_error"), ({"cursor": ""}, 422, "validation_error"),
+    ({"cursor": "not-a-cursor"}, 400, "invalid_argument")])
+def test_list_live_bad_paging_parameters(api: Api, params: dict[str, Any], status: int,
+                                         code: str) -> None:
+    assert_error(api.request("GET", f"/subscriptions/{SUB}/workspaces", params=params),
+                 status, code)
+
+
 def test_list_deleted_by_subscription_pages_newest_first(api: Api,
                                                          clock: rb.ManualClock) -> None:
     _fill_bin(api, clock, ["a", "b", "c", "d", "e"])
@@ -580,7 +612,7 @@ def _all_routes(api: Api) -> list[APIRoute]:
 def test_every_route_refuses_a_missing_or_wrong_token(api: Api) -> None:
     api.create("x")  # something to read, were the auth check missing
     routes = _all_routes(api)
-    assert len(routes) == 19
+    assert len(routes) == 21  # 19 + the live listings (v2)
     for route in routes:
         method, path = _example_request(route)
         for headers in ({}, {"Authorization": "Bearer nope"},
@@ -713,7 +745,7 @@ def test_openapi_describes_every_route_parameter_and_error(api: Api) -> None:
     schema = api.client.get("/openapi.json").json()
     operations = [(path, method, op) for path, ops in schema["paths"].items()
                   for method, op in ops.items()]
-    assert len(operations) == len(_all_routes(api)) == 19
+    assert len(operations) == len(_all_routes(api)) == 21  # 19 + the live listings (v2)
     assert "ErrorResponse" in schema["components"]["schemas"]
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     for path, method, op in operations:

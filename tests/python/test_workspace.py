@@ -152,6 +152,52 @@ def test_purge_and_get_deleted_of_workspace_not_in_bin(engine: rb.Engine) -> Non
 # --- Behaviour: list_deleted -------------------------------------------------------------------
 
 
+def test_list_live_by_group_then_name_paged_with_the_same_objects(engine: rb.Engine) -> None:
+    made = {(rg, name): rb.Workspace.create("sub", rg, name, engine=engine)
+            for rg, name in (("rg-2", "b"), ("rg-1", "z"), ("rg-2", "a.b"), ("rg-1", "é"))}
+    made[("rg-1", "z")].stop()
+    rb.Workspace.create("sub", "rg-1", "gone", engine=engine).delete()
+    rb.Workspace.create("other", "rg-1", "elsewhere", engine=engine)
+
+    everything = rb.Workspace.list("sub", engine=engine)
+    assert isinstance(everything, rb.WorkspacePage) and isinstance(everything, list)
+    assert [(w.resource_group, w.name) for w in everything] == [
+        ("rg-1", "z"), ("rg-1", "é"), ("rg-2", "a.b"), ("rg-2", "b")]
+    assert everything.next_cursor is None
+    assert all(w is made[(w.resource_group, w.name)] for w in everything)  # one object each
+    assert everything[0].state == "stopped"
+
+    seen: list[str] = []
+    cursor: str | None = None
+    for _ in range(4):  # bounded: 4 items, pages of 3
+        page = rb.Workspace.list("sub", limit=3, cursor=cursor, engine=engine)
+        seen += [w.name for w in page]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == ["z", "é", "a.b", "b"]
+    assert [w.name for w in rb.Workspace.list("sub", "rg-2", engine=engine)] == ["a.b", "b"]
+    assert rb.Workspace.list("nobody", engine=engine) == []
+    assert repr(rb.Workspace.list("sub", "rg-2", limit=1, engine=engine)).startswith(
+        "WorkspacePage([Workspace(name='a.b'")
+
+    rb.Workspace.recover("sub", "rg-1", "gone", engine=engine)
+    assert "gone" in [w.name for w in rb.Workspace.list("sub", "rg-1", engine=engine)]
+
+
+def test_list_live_argument_errors(engine: rb.Engine) -> None:
+    with pytest.raises(TypeError, match="limit must be an int"):
+        rb.Workspace.list("sub", limit="2", engine=engine)  # type: ignore[arg-type]
+    with pytest.raises(rb.InvalidArgument, match="at least 1"):
+        rb.Workspace.list("sub", limit=0, engine=engine)
+    with pytest.raises(rb.InvalidArgument, match="not a list cursor"):
+        rb.Workspace.list("sub", limit=1, cursor="abc.de", engine=engine)
+    with pytest.raises(TypeError):
+        rb.Workspace.list(7, engine=engine)  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError):
+        rb.Workspace.list("sub")  # neither engine= nor a default engine
+
+
 def test_list_deleted_newest_first_and_paged(engine: rb.Engine, clock: rb.ManualClock) -> None:
     names = [f"ws{index}" for index in range(7)]
     for index, name in enumerate(names):

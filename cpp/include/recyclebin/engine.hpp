@@ -50,6 +50,13 @@ class Engine {
   /// A live workspace by id; soft-deleted or unknown: workspace_not_found.
   Workspace get_by_id(const std::string& workspace_id, const MaybePrincipal& principal);
 
+  /// Live workspaces (running or stopped) of a subscription, or of one group, ordered by
+  /// (resource_group, name); keyset-paged like list_deleted (limit nullopt: everything).
+  WorkspacePage list_live(const std::string& subscription_id,
+                          const std::optional<std::string>& resource_group,
+                          std::optional<std::size_t> limit, const std::optional<std::string>& cursor,
+                          const MaybePrincipal& principal);
+
   Workspace stop(const std::string& workspace_id, const MaybePrincipal& principal);
   Workspace start(const std::string& workspace_id, const MaybePrincipal& principal);
   void grant(const std::string& workspace_id, const std::string& member_id, const std::string& role,

@@ -68,6 +68,20 @@ struct DeletedQuery {
   std::size_t limit = 100;
 };
 
+/// A keyset position in list_live's order (resource_group, name): live names are unique in
+/// their group, so the pair names one row of a subscription.
+struct LiveCursor {
+  std::string resource_group;
+  std::string name;
+};
+
+struct LiveQuery {
+  std::string subscription_id;
+  std::optional<std::string> resource_group;
+  std::optional<LiveCursor> after;
+  std::size_t limit = 100;
+};
+
 /// A keyset position in purge_at order, for sweeping expired rows in chunks.
 struct ExpiryCursor {
   Timestamp purge_at = 0;
@@ -155,6 +169,9 @@ class StoreTransaction {
 
   /// Soft-deleted rows, newest deletion first (read from the listing indexes alone).
   virtual std::vector<DeletedListing> list_deleted(const DeletedQuery& query) = 0;
+  /// Live (running or stopped) rows, in (resource_group, name) order after `after`; one
+  /// index range (components are read with components_of).
+  virtual std::vector<WorkspaceRecord> list_live(const LiveQuery& query) = 0;
   /// Soft-deleted rows with purge_at <= now, in (purge_at, id) order after `after`.
   virtual std::vector<WorkspaceRecord> expired(Timestamp now, const std::optional<ExpiryCursor>& after,
                                                std::size_t limit) = 0;

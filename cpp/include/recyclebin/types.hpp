@@ -92,6 +92,12 @@ struct DeletedPage {
   std::optional<std::string> next_cursor;
 };
 
+/// A page of live workspaces, ordered by (resource_group, name).
+struct WorkspacePage {
+  std::vector<Workspace> items;
+  std::optional<std::string> next_cursor;
+};
+
 struct RecoverResult {
   Workspace workspace;
   std::vector<std::string> restored;
