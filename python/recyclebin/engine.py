@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -175,7 +175,7 @@ class Engine:
         *,
         principal: Principal | None = None,
         dry_run: bool = False,
-        expected_refs: Collection[str] | None = None,
+        expected_refs: Iterable[str] | None = None,
     ) -> DeleteResult:
         """Hard-deletes one workspace that :meth:`list_deletable` lists; anything else raises
         ``OperationNotAllowed``.

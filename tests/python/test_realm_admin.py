@@ -21,10 +21,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 import recyclebin as rb
 from recyclebin import cli
+from conftest import MakeEngine
 from rest_helpers import RG, SUB, cli_command, run_cli
 
 ISO_Z = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z"
@@ -89,8 +90,8 @@ def base_args(db: Path, policy: str = "parsec") -> list[str]:
 # ------------------------------------------------------------------- the engine calls
 
 def test_list_deletable_lists_an_orphaned_realm_past_its_date_under_each_kind(
-        make_engine: object, clock: rb.ManualClock, start: datetime) -> None:
-    engine = make_engine("parsec")  # type: ignore[operator]
+        make_engine: MakeEngine, clock: rb.ManualClock, start: datetime) -> None:
+    engine = make_engine("parsec")
     ws = rb.Workspace.create(SUB, RG, "realm", principal=ALICE, engine=engine,
                              components=blocks("a", 2))
     clock.advance(timedelta(hours=1))
@@ -109,8 +110,8 @@ def test_list_deletable_lists_an_orphaned_realm_past_its_date_under_each_kind(
     assert engine.list_deletable(SUB) == []
 
 
-def test_purge_by_id_dry_run_changes_nothing(make_engine: object, clock: rb.ManualClock) -> None:
-    engine = make_engine(rb.Policy.from_yaml(POLICY_WITH_CACHE))  # type: ignore[operator]
+def test_purge_by_id_dry_run_changes_nothing(make_engine: MakeEngine, clock: rb.ManualClock) -> None:
+    engine = make_engine(rb.Policy.from_yaml(POLICY_WITH_CACHE))
     ws = planned_realm(engine, "realm", [*blocks("a", 2), rb.Component("cache", "cache/1")])
     clock.advance(timedelta(days=31))
     before = (engine.audit_log(), engine.cleanup_tasks(), engine.list_deletable(SUB))
@@ -131,8 +132,8 @@ def test_purge_by_id_dry_run_changes_nothing(make_engine: object, clock: rb.Manu
 
 
 def test_purge_by_id_dry_run_raises_what_the_real_call_raises_unaudited(
-        make_engine: object) -> None:
-    engine = make_engine("parsec")  # type: ignore[operator]
+        make_engine: MakeEngine) -> None:
+    engine = make_engine("parsec")
     ws = rb.Workspace.create(SUB, RG, "realm", principal=ALICE, engine=engine)
     audited = len(engine.audit_log())
     with pytest.raises(rb.PermissionDenied):
@@ -154,8 +155,8 @@ def test_purge_by_id_dry_run_raises_what_the_real_call_raises_unaudited(
 
 
 def test_purge_by_id_with_expected_refs_removes_nothing_unless_all_were_exported(
-        make_engine: object, clock: rb.ManualClock) -> None:
-    engine = make_engine("parsec")  # type: ignore[operator]
+        make_engine: MakeEngine, clock: rb.ManualClock) -> None:
+    engine = make_engine("parsec")
     ws = planned_realm(engine, "realm", blocks("a", 3))
     clock.advance(timedelta(days=31))
     with pytest.raises(rb.OperationNotAllowed, match=r"blocks/a/00002.*nothing was removed"):
@@ -317,7 +318,7 @@ def planned_db(tmp_path: Path) -> Iterator[tuple[Path, rb.Workspace]]:
     yield db, ws
 
 
-def invoke(args: list[str]) -> object:
+def invoke(args: list[str]) -> Result:
     return CliRunner().invoke(cli.app, args, catch_exceptions=False)
 
 
@@ -336,8 +337,8 @@ def test_a_failed_write_leaves_no_dump_and_the_realm(
     dump = tmp_path / "dump.txt"
     result = invoke(["admin", "delete-realm", *base_args(db), "--realm", ws.id,
                      "--dump-blocks", str(dump), "--yes"])
-    assert result.exit_code == cli.EXIT_STORAGE  # type: ignore[attr-defined]
-    assert "No space left on device" in result.output  # type: ignore[attr-defined]
+    assert result.exit_code == cli.EXIT_STORAGE
+    assert "No space left on device" in result.output
     assert not dump.exists() and list(tmp_path.glob(".dump.txt.*")) == []
     assert deletable_ids(db) == [ws.id]
 
@@ -354,7 +355,7 @@ def test_without_hard_links_the_dump_is_renamed_into_place(
     dump = tmp_path / "dump.txt"
     result = invoke(["admin", "delete-realm", *base_args(db), "--realm", ws.id,
                      "--dump-blocks", str(dump), "--yes"])
-    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    assert result.exit_code == 0, result.output
     assert dump.read_text().splitlines() == [f"blocks/a/{i:05d}" for i in range(3)]
     assert deletable_ids(db) == [] and list(tmp_path.glob(".dump.txt.*")) == []
 
@@ -386,11 +387,11 @@ def test_blocks_changed_after_the_export_are_exported_again(
     dump = tmp_path / "dump.txt"
     result = invoke(["admin", "delete-realm", *base_args(db), "--realm", ws.id,
                      "--dump-blocks", str(dump), "--yes"])
-    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    assert result.exit_code == 0, result.output
     assert calls == ["dry", "purge", "dry", "purge"]  # the fenced purge refused the stale list
     assert dump.read_text().splitlines() == [f"blocks/a/{i:05d}" for i in range(3)]
-    assert "exporting them again (attempt 2 of 3)" in result.output  # type: ignore[attr-defined]
-    assert "Exported 3 block slug(s)" in result.output  # type: ignore[attr-defined]
+    assert "exporting them again (attempt 2 of 3)" in result.output
+    assert "Exported 3 block slug(s)" in result.output
     assert deletable_ids(db) == []
 
 
@@ -402,8 +403,8 @@ def test_blocks_that_keep_changing_leave_the_realm_and_no_dump(
     dump = tmp_path / "dump.txt"
     result = invoke(["admin", "delete-realm", *base_args(db), "--realm", ws.id,
                      "--dump-blocks", str(dump), "--yes"])
-    assert result.exit_code == EXIT_REFUSED, result.output  # type: ignore[attr-defined]
-    assert "was not deleted" in result.output  # type: ignore[attr-defined]
+    assert result.exit_code == EXIT_REFUSED, result.output
+    assert "was not deleted" in result.output
     assert not dump.exists() and list(tmp_path.glob(".dump.txt.*")) == []
     assert deletable_ids(db) == [ws.id]
 
@@ -425,7 +426,7 @@ def test_a_realm_adopted_after_the_export_stays_and_loses_its_dump(
     dump = tmp_path / "dump.txt"
     result = invoke(["admin", "delete-realm", *base_args(db), "--realm", ws.id,
                      "--dump-blocks", str(dump), "--yes"])
-    assert result.exit_code == EXIT_REFUSED, result.output  # type: ignore[attr-defined]
+    assert result.exit_code == EXIT_REFUSED, result.output
     assert not dump.exists()
     with rb.Engine.open(str(db), policy="parsec") as engine:
         assert rb.Workspace.get("r", SUB, RG, engine=engine).id == ws.id
