@@ -204,12 +204,19 @@ def test_cli_empty_listing_in_the_realm_servers_words(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- delete-realm
 
-def test_delete_realm_exports_before_it_deletes(tmp_path: Path) -> None:
+def planned_realm_with_cache(tmp_path: Path, block_count: int) -> tuple[Path, Path, rb.Workspace]:
+    """realm.db with one realm past its date: ``block_count`` blocks, and cache/1 whose
+    cleanup task has been pending since the delete; and the policy file it needs."""
     db = tmp_path / "realm.db"
     policy = tmp_path / "realm.yaml"
     policy.write_text(POLICY_WITH_CACHE)
     with seed_engine(db, str(policy), days_ago=40) as engine:
-        ws = planned_realm(engine, "r", [*blocks("a", 3), rb.Component("cache", "cache/1")])
+        ws = planned_realm(engine, "r", [*blocks("a", block_count), rb.Component("cache", "cache/1")])
+    return db, policy, ws
+
+
+def test_delete_realm_exports_before_it_deletes(tmp_path: Path) -> None:
+    db, policy, ws = planned_realm_with_cache(tmp_path, 3)
     dump = tmp_path / "paths-to-delete.txt"
     deleted = run_cli(["admin", "delete-realm", *base_args(db, str(policy)), "--realm", ws.id,
                        "--dump-realm-blocks", str(dump), "--yes"])
@@ -264,11 +271,7 @@ def test_delete_realm_needs_a_dump_file_unless_dry_run(tmp_path: Path) -> None:
 
 
 def test_delete_realm_dry_run_prints_and_changes_nothing(tmp_path: Path) -> None:
-    db = tmp_path / "realm.db"
-    policy = tmp_path / "realm.yaml"
-    policy.write_text(POLICY_WITH_CACHE)
-    with seed_engine(db, str(policy), days_ago=40) as engine:
-        ws = planned_realm(engine, "r", [*blocks("a", 2), rb.Component("cache", "cache/1")])
+    db, policy, ws = planned_realm_with_cache(tmp_path, 2)
     with rb.Engine.open(str(db), policy=str(policy)) as engine:
         before = (engine.audit_log(), engine.cleanup_tasks(), engine.list_deletable(SUB))
     db_bytes = db.read_bytes()
@@ -318,8 +321,15 @@ def planned_db(tmp_path: Path) -> Iterator[tuple[Path, rb.Workspace]]:
     yield db, ws
 
 
-def invoke(args: list[str]) -> Result:
-    return CliRunner().invoke(cli.app, args, catch_exceptions=False)
+def delete_in_process(db: Path, ws: rb.Workspace, dump: Path) -> Result:
+    return CliRunner().invoke(cli.app, ["admin", "delete-realm", *base_args(db), "--realm", ws.id,
+                                        "--dump-blocks", str(dump), "--yes"],
+                              catch_exceptions=False)
+
+
+def assert_kept_without_dump(db: Path, ws: rb.Workspace, dump: Path) -> None:
+    assert not dump.exists() and list(dump.parent.glob(f".{dump.name}.*")) == []
+    assert deletable_ids(db) == [ws.id]
 
 
 def test_a_failed_write_leaves_no_dump_and_the_realm(
@@ -335,12 +345,10 @@ def test_a_failed_write_leaves_no_dump_and_the_realm(
 
     monkeypatch.setattr(os, "fsync", full_disk)
     dump = tmp_path / "dump.txt"
-    result = invoke(["admin", "delete-realm", *base_args(db), "--realm", ws.id,
-                     "--dump-blocks", str(dump), "--yes"])
+    result = delete_in_process(db, ws, dump)
     assert result.exit_code == cli.EXIT_STORAGE
     assert "No space left on device" in result.output
-    assert not dump.exists() and list(tmp_path.glob(".dump.txt.*")) == []
-    assert deletable_ids(db) == [ws.id]
+    assert_kept_without_dump(db, ws, dump)
 
 
 def test_without_hard_links_the_dump_is_renamed_into_place(
@@ -353,8 +361,7 @@ def test_without_hard_links_the_dump_is_renamed_into_place(
 
     monkeypatch.setattr(os, "link", no_links)
     dump = tmp_path / "dump.txt"
-    result = invoke(["admin", "delete-realm", *base_args(db), "--realm", ws.id,
-                     "--dump-blocks", str(dump), "--yes"])
+    result = delete_in_process(db, ws, dump)
     assert result.exit_code == 0, result.output
     assert dump.read_text().splitlines() == [f"blocks/a/{i:05d}" for i in range(3)]
     assert deletable_ids(db) == [] and list(tmp_path.glob(".dump.txt.*")) == []
@@ -385,8 +392,7 @@ def test_blocks_changed_after_the_export_are_exported_again(
     db, ws = planned_db
     calls = _stale_dry_runs(monkeypatch, stale=1)
     dump = tmp_path / "dump.txt"
-    result = invoke(["admin", "delete-realm", *base_args(db), "--realm", ws.id,
-                     "--dump-blocks", str(dump), "--yes"])
+    result = delete_in_process(db, ws, dump)
     assert result.exit_code == 0, result.output
     assert calls == ["dry", "purge", "dry", "purge"]  # the fenced purge refused the stale list
     assert dump.read_text().splitlines() == [f"blocks/a/{i:05d}" for i in range(3)]
@@ -401,12 +407,10 @@ def test_blocks_that_keep_changing_leave_the_realm_and_no_dump(
     db, ws = planned_db
     _stale_dry_runs(monkeypatch, stale=10)
     dump = tmp_path / "dump.txt"
-    result = invoke(["admin", "delete-realm", *base_args(db), "--realm", ws.id,
-                     "--dump-blocks", str(dump), "--yes"])
+    result = delete_in_process(db, ws, dump)
     assert result.exit_code == EXIT_REFUSED, result.output
     assert "was not deleted" in result.output
-    assert not dump.exists() and list(tmp_path.glob(".dump.txt.*")) == []
-    assert deletable_ids(db) == [ws.id]
+    assert_kept_without_dump(db, ws, dump)
 
 
 def test_a_realm_adopted_after_the_export_stays_and_loses_its_dump(
@@ -424,8 +428,7 @@ def test_a_realm_adopted_after_the_export_stays_and_loses_its_dump(
 
     monkeypatch.setattr(rb.Engine, "purge_by_id", recover_first)
     dump = tmp_path / "dump.txt"
-    result = invoke(["admin", "delete-realm", *base_args(db), "--realm", ws.id,
-                     "--dump-blocks", str(dump), "--yes"])
+    result = delete_in_process(db, ws, dump)
     assert result.exit_code == EXIT_REFUSED, result.output
     assert not dump.exists()
     with rb.Engine.open(str(db), policy="parsec") as engine:
