@@ -367,6 +367,17 @@ def test_without_hard_links_the_dump_is_renamed_into_place(
     assert deletable_ids(db) == [] and list(tmp_path.glob(".dump.txt.*")) == []
 
 
+def test_a_block_reference_with_a_line_break_is_not_exported(tmp_path: Path) -> None:
+    db = tmp_path / "parsec.db"
+    with seed_engine(db, "parsec", days_ago=40) as engine:
+        ws = planned_realm(engine, "r", [rb.Component("block", "blocks/a\nblocks/b")])
+    dump = tmp_path / "dump.txt"
+    result = delete_in_process(db, ws, dump)
+    assert result.exit_code == cli.EXIT_CODES["invalid_argument"], result.output
+    assert "line break ('blocks/a\\nblocks/b')" in result.output
+    assert_kept_without_dump(db, ws, dump)
+
+
 def _stale_dry_runs(monkeypatch: pytest.MonkeyPatch, stale: int) -> list[str]:
     """The first ``stale`` dry runs answer one block fewer than the realm has, as if a block
     was added between the export and the purge; returns the log of calls."""
