@@ -180,7 +180,7 @@ const std::array<RecordSpec, static_cast<std::size_t>(Record::count)>& record_sp
       {"cleanup_task", {"id", "kind", "ref", "workspace_id", "created_at"}},
       {"delete_result",
        {"permanent", "deleted_at", "purge_at", "retained", "destroyed", "preserved", "cleanup",
-        "warnings"}},
+        "warnings", "dry_run"}},
       {"deleted_workspace",
        {"id", "name", "subscription_id", "resource_group", "deleted_at", "purge_at",
         "retention_days", "retained", "as_of"}},
@@ -321,10 +321,11 @@ py::object cleanup_task_value(const CleanupTask& t) {
 }
 
 py::object delete_result_value(const DeleteResult& r) {
-  return record<8>(Record::delete_result,
+  return record<9>(Record::delete_result,
                    {boolean(r.permanent), to_datetime(r.deleted_at), optional_datetime(r.purge_at),
                     str_list(r.retained), str_list(r.destroyed), str_list(r.preserved),
-                    list_of(r.cleanup, cleanup_task_value), str_list(r.warnings)});
+                    list_of(r.cleanup, cleanup_task_value), str_list(r.warnings),
+                    boolean(r.dry_run)});
 }
 
 py::object deleted_workspace_value(const DeletedWorkspace& d, const py::object& as_of,
@@ -839,11 +840,16 @@ void bind_engine(py::module_& m) {
           py::arg("subscription_id"))
       .def(
           "purge_by_id",
-          [](Engine& e, const std::string& workspace_id, P principal) {
+          [](Engine& e, const std::string& workspace_id, P principal, bool dry_run,
+             std::optional<std::vector<std::string>> expected_refs) {
+            PurgeByIdOptions options;
+            options.dry_run = dry_run;
+            options.expected_refs = std::move(expected_refs);
             return delete_result_value(
-                without_gil([&] { return e.purge_by_id(workspace_id, principal); }));
+                without_gil([&] { return e.purge_by_id(workspace_id, principal, options); }));
           },
-          py::arg("workspace_id"), py::arg("principal") = py::none())
+          py::arg("workspace_id"), py::arg("principal") = py::none(), py::arg("dry_run") = false,
+          py::arg("expected_refs") = py::none())
       .def("cleanup_tasks",
            [](Engine& e) {
              return list_of(without_gil([&] { return e.cleanup_tasks(); }), cleanup_task_value);

@@ -12,6 +12,7 @@
 #include <limits>
 #include <mutex>
 #include <string_view>
+#include <unordered_set>
 
 namespace recyclebin {
 namespace {
@@ -514,6 +515,15 @@ struct Engine::Impl {
   static void dispose_components(StoreTransaction& tx, const Rules& r, const std::string& workspace_id,
                                  const std::vector<StoredComponent>& components, bool dependent,
                                  Timestamp now, DeleteResult& result) {
+    const std::size_t first = result.cleanup.size();
+    plan_disposal(r, workspace_id, components, dependent, now, result);
+    for (std::size_t i = first; i < result.cleanup.size(); ++i) result.cleanup[i] = tx.add_cleanup(result.cleanup[i]);
+  }
+
+  /// dispose_components without writing: the cleanup tasks it would write, with id 0.
+  static void plan_disposal(const Rules& r, const std::string& workspace_id,
+                            const std::vector<StoredComponent>& components, bool dependent, Timestamp now,
+                            DeleteResult& result) {
     for (const auto& stored : components) {
       const Component& c = stored.component;
       const bool preserve = c.standalone || (r.component_rule(c.kind).on_delete == OnDelete::preserve && !dependent);
@@ -522,8 +532,62 @@ struct Engine::Impl {
         continue;
       }
       add_kind(result.destroyed, c.kind);
-      if (!stored.destroyed) result.cleanup.push_back(tx.add_cleanup({0, c.kind, c.ref, workspace_id, now}));
+      if (!stored.destroyed) result.cleanup.push_back({0, c.kind, c.ref, workspace_id, now});
     }
+  }
+
+  /// The decision of purge_by_id, shared by the real call and its dry run: the record, once
+  /// the permission is checked and list_deletable would list it (past its date under
+  /// on_expiry: hold, or orphaned); otherwise it throws.
+  WorkspaceRecord deletable_by_id(StoreTransaction& tx, const std::string& workspace_id,
+                                  const MaybePrincipal& principal, AuditTarget& target, Timestamp now) const {
+    auto record = tx.find_by_id(workspace_id);
+    const Rules* r = nullptr;
+    if (record) {
+      target.set(record->workspace);
+      r = &rules(record->workspace.subscription_id);
+      check_permission(tx, *r, Action::purge, principal, workspace_id, describe(record->workspace));
+    }
+    const bool planned = record && expired(*record, now) && r->retention.on_expiry == OnExpiry::hold;
+    const bool orphaned = record && record->orphaned_at && !gone(*record, *r, now);
+    if (!planned && !orphaned) {
+      throw Error(ErrorCode::operation_not_allowed,
+                  "workspace id '" + workspace_id +
+                      "' is not deletable: purge_by_id takes only what list_deletable lists (a "
+                      "workspace past its deletion date under on_expiry: hold, or an orphaned one)");
+    }
+    return *record;
+  }
+
+  /// hard_delete's dry run: its answer, cleanup tasks with id 0, nothing written.
+  DeleteResult plan_hard_delete(StoreTransaction& tx, const WorkspaceRecord& record, bool dependent,
+                                Timestamp now) const {
+    const Workspace& w = record.workspace;
+    DeleteResult result;
+    result.permanent = true;
+    result.deleted_at = now;
+    result.dry_run = true;
+    plan_disposal(rules(w.subscription_id), w.id, tx.components(w.id), dependent, now, result);
+    return result;
+  }
+
+  /// A purge whose caller exported its list of refs first (delete-realm) must not leave a
+  /// cleanup task the caller did not export: throwing here rolls the purge back.
+  static void check_expected_refs(const DeleteResult& result, const std::vector<std::string>& expected,
+                                  const std::string& workspace_id) {
+    const std::unordered_set<std::string_view> exported(expected.begin(), expected.end());
+    std::vector<std::string> missing;
+    for (const auto& task : result.cleanup) {
+      if (exported.count(task.ref) == 0) missing.push_back(task.ref);
+    }
+    if (missing.empty()) return;
+    const std::size_t shown = std::min<std::size_t>(missing.size(), 5);
+    std::vector<std::string> named(missing.begin(), missing.begin() + static_cast<std::ptrdiff_t>(shown));
+    throw Error(ErrorCode::operation_not_allowed,
+                "workspace id '" + workspace_id + "' was not purged: the purge would leave " +
+                    std::to_string(missing.size()) + " cleanup task(s) whose ref is not in expected_refs ([" +
+                    join(named) + (missing.size() > shown ? ", ..." : "") +
+                    "]); nothing was removed: export the refs again (a dry run lists them) and retry");
   }
 
   /// hard_delete of many rows at once (the purge sweeps), audited as `expire`: a few set
@@ -1053,15 +1117,15 @@ std::vector<DeletableWorkspace> Engine::list_deletable(const std::string& subscr
   const Timestamp now = clock_->now();
   auto tx = store_->begin(TransactionMode::read);
   std::vector<DeletableWorkspace> out;
-  std::vector<std::string> seen;
   if (r.retention.on_expiry == OnExpiry::hold) {
     for (const auto& row : tx->expired_in(subscription_id, now)) {
       out.push_back({DeletableKind::deletion_planned, row.workspace.id, *row.purge_at});
-      seen.push_back(row.workspace.id);
     }
   }
+  // A realm both past its date and orphaned is listed under each kind, as the realm server
+  // lists it: each kind is a reason to delete it, with its own date.
   for (const auto& row : tx->orphaned(subscription_id, now, std::numeric_limits<std::int32_t>::max())) {
-    if (gone(row, r, now) || std::find(seen.begin(), seen.end(), row.workspace.id) != seen.end()) continue;
+    if (gone(row, r, now)) continue;
     out.push_back({DeletableKind::orphaned, row.workspace.id, *row.orphaned_at});
   }
   std::stable_sort(out.begin(), out.end(),
@@ -1069,27 +1133,23 @@ std::vector<DeletableWorkspace> Engine::list_deletable(const std::string& subscr
   return out;
 }
 
-DeleteResult Engine::purge_by_id(const std::string& workspace_id, const MaybePrincipal& principal) {
+DeleteResult Engine::purge_by_id(const std::string& workspace_id, const MaybePrincipal& principal,
+                                 const PurgeByIdOptions& options) {
   RB_OPEN_GUARD
   check_identifier(workspace_id, "workspace id");
   AuditTarget target{"purge", "", "", "", workspace_id};
+  if (options.dry_run) {
+    // The decision alone, in a read transaction: not audited, nothing written.
+    auto tx = store_->begin(TransactionMode::read);
+    const Timestamp now = clock_->now();
+    const WorkspaceRecord record = impl_->deletable_by_id(*tx, workspace_id, principal, target, now);
+    return impl_->plan_hard_delete(*tx, record, false, now);
+  }
   return impl_->write(target, principal, [&](StoreTransaction& tx, Timestamp now) {
-    auto record = tx.find_by_id(workspace_id);
-    const Rules* r = nullptr;
-    if (record) {
-      target.set(record->workspace);
-      r = &impl_->rules(record->workspace.subscription_id);
-      Impl::check_permission(tx, *r, Action::purge, principal, workspace_id, describe(record->workspace));
-    }
-    const bool planned = record && expired(*record, now) && r->retention.on_expiry == OnExpiry::hold;
-    const bool orphaned = record && record->orphaned_at && !gone(*record, *r, now);
-    if (!planned && !orphaned) {
-      throw Error(ErrorCode::operation_not_allowed,
-                  "workspace id '" + workspace_id +
-                      "' is not deletable: purge_by_id takes only what list_deletable lists (a "
-                      "workspace past its deletion date under on_expiry: hold, or an orphaned one)");
-    }
-    return impl_->hard_delete(tx, *record, false, "purge", principal, now);
+    const WorkspaceRecord record = impl_->deletable_by_id(tx, workspace_id, principal, target, now);
+    DeleteResult result = impl_->hard_delete(tx, record, false, "purge", principal, now);
+    if (options.expected_refs) Impl::check_expected_refs(result, *options.expected_refs, workspace_id);
+    return result;
   });
 }
 

@@ -18,9 +18,11 @@ need ``--yes`` (or ``--confirm NAME``).
 from __future__ import annotations
 
 import enum
+import errno
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -461,58 +463,71 @@ def admin_list_deletable(
     organization: OrganizationOption, db: DbOption = "recyclebin.db",
     policy: PolicyOption = "default", output: OutputOption = OutputFormat.table,
 ) -> None:
-    """List the realms (workspaces) an operator may delete: kind and date, never names."""
+    """List the realms (workspaces) an operator may delete: kind and date, never names.
+
+    A realm both orphaned and past its deletion date is listed once under each kind."""
     with _engine(db, policy) as engine:
         candidates = engine.list_deletable(organization)
         wire = _wire()
         if output is OutputFormat.json:
             _print_json([{"kind": wire._text(c.kind), "workspace_id": c.workspace_id,
-                          "since": _iso(c.since)} for c in candidates])
+                          "since": _iso(c.since), _date_key(wire._text(c.kind)): _iso(c.since)}
+                         for c in candidates])
             return
+        # The realm server's words, also for an empty listing ("Found 0 ...").
         print(f"Found {len(candidates)} deletion candidate(s):")
         for c in candidates:
             kind = wire._text(c.kind)
-            date_key = "orphaned_since" if kind == "orphaned" else "deletion_date"
-            print(f"Realm {c.workspace_id}  kind={kind:<16}  {date_key}={_iso(c.since)}")
+            print(f"Realm {c.workspace_id}  kind={kind:<16}  {_date_key(kind)}={_iso(c.since)}")
 
 
-@admin_app.command("delete-realm")
-def admin_delete_realm(
-    organization: OrganizationOption,
-    realm: Annotated[str, typer.Option("--realm", help="The realm (workspace) id, from "
-                                                       "list-deletable.")],
-    dump_blocks: Annotated[Path, typer.Option(
-        "--dump-blocks", "--dump-realm-blocks", dir_okay=False,
-        help="New file to write every storage reference to remove, one per line.")],
-    yes: YesOption = False,
-    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
-) -> None:
-    """Delete one deletable realm's metadata and export the blocks to remove from storage."""
-    if not yes:
-        _fail(f"refusing: realm {realm} would be deleted for good; pass --yes to go on",
-              EXIT_USAGE)
-    err = _console(stderr=True)
-    with _engine(db, policy) as engine:
+def _date_key(kind: str) -> str:
+    return "orphaned_since" if kind == "orphaned" else "deletion_date"
+
+
+#: Exports tried before delete-realm gives up when the realm's blocks keep changing.
+_EXPORT_ATTEMPTS = 3
+
+
+def _realm_blocks(engine: rb.Engine, organization: str, realm: str) -> list[str]:
+    """Every storage reference deleting the realm leaves to remove: its cleanup tasks already
+    pending, then those the purge would write (a dry run: the same checks, nothing written).
+    Refused (not deletable, or not in this organization): exit as OperationNotAllowed."""
+    try:
+        plan = engine.purge_by_id(realm, dry_run=True)
         if not any(c.workspace_id == realm for c in engine.list_deletable(organization)):
-            _fail(f"realm {realm} is not deletable in organization {organization!r}; "
-                  "see `recyclebin admin list-deletable`", EXIT_CODES["workspace_not_found"])
-        # Exclusive create: never overwrite an earlier dump that may list blocks still to remove.
-        try:
-            dump = open(dump_blocks, "x", encoding="utf-8")
-        except FileExistsError:
-            _fail(f"{dump_blocks} exists (it may list blocks still to remove); choose a new "
-                  "file for --dump-blocks", EXIT_USAGE)
-        with dump:
-            try:
-                result = engine.purge_by_id(realm)
-            except BaseException:
-                dump.close()
-                dump_blocks.unlink(missing_ok=True)
-                raise
-            print(f"Deleting metadata for realm {realm}... ✔")
-            tasks = {t.id: t for t in result.cleanup}
-            tasks.update({t.id: t for t in engine.cleanup_tasks() if t.workspace_id == realm})
-            refs = [tasks[task_id].ref for task_id in sorted(tasks)]
+            raise rb.OperationNotAllowed(
+                f"realm {realm} is not deletable in organization {organization!r}")
+    except rb.OperationNotAllowed as exc:
+        _fail(f"{exc}; see `recyclebin admin list-deletable --organization {organization}`",
+              EXIT_CODES.get(str(exc.code), EXIT_UNEXPECTED))
+    pending = [t.ref for t in engine.cleanup_tasks() if t.workspace_id == realm]
+    refs = pending + [t.ref for t in plan.cleanup]
+    for ref in refs:
+        if "\n" in ref or "\r" in ref:
+            _fail(f"realm {realm} has a block reference with a line break ({ref!r}); the dump "
+                  "file lists one reference per line, so nothing was exported or deleted",
+                  EXIT_CODES["invalid_argument"])
+    return refs
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_dump(path: Path, refs: Sequence[str], err: Console) -> None:
+    """Writes ``refs`` one per line to the new file ``path``, durably and all at once: a
+    temporary file in the same directory, flushed and fsynced, then put in place (never over
+    an existing file) and the directory fsynced. A crash leaves ``path`` absent or complete,
+    never partial (at worst a hidden ``.NAME.*.partial`` file beside it)."""
+    directory = path.absolute().parent
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as dump:
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                           console=err) as progress:
                 bar = progress.add_task("Exporting a list of all the realm's block that can "
@@ -520,7 +535,97 @@ def admin_delete_realm(
                 for ref in refs:
                     dump.write(ref + "\n")
                     progress.advance(bar)
+            dump.flush()
+            os.fsync(dump.fileno())
+        _link_new(temporary, path)
+        _fsync_directory(directory)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def _link_new(temporary: str, path: Path) -> None:
+    """Puts the finished file at ``path`` unless something is there already (atomically, with
+    a hard link; on a file system without hard links, by a rename after a check)."""
+    try:
+        os.link(temporary, path)
+        return
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        if exc.errno not in {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK}:
+            raise
+        if not path.exists():
+            os.rename(temporary, path)
+            return
+    _fail(f"{path} exists (it may list blocks still to remove); choose a new file for "
+          "--dump-blocks", EXIT_USAGE)
+
+
+@admin_app.command("delete-realm")
+def admin_delete_realm(
+    organization: OrganizationOption,
+    realm: Annotated[str, typer.Option("--realm", help="The realm (workspace) id, from "
+                                                       "list-deletable.")],
+    dump_blocks: Annotated[Path | None, typer.Option(
+        "--dump-blocks", "--dump-realm-blocks", dir_okay=False,
+        help="New file to write every storage reference to remove, one per line; written "
+             "in full and made durable before the realm is deleted. Required unless "
+             "--dry-run.")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the realm and the blocks it would export and delete; write "
+                          "no file and change nothing (--dump-blocks and --yes are "
+                          "ignored).")] = False,
+    yes: YesOption = False,
+    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+) -> None:
+    """Export the blocks to remove from storage, then delete one deletable realm's metadata."""
+    if not dry_run:
+        if not yes:
+            _fail(f"refusing: realm {realm} would be deleted for good; pass --yes to go on "
+                  "(or --dry-run to see what would be deleted)", EXIT_USAGE)
+        if dump_blocks is None:
+            _fail("--dump-blocks FILE is required: the realm's block list is written there "
+                  "before the realm is deleted (or pass --dry-run)", EXIT_USAGE)
+    err = _console(stderr=True)
+    with _engine(db, policy) as engine:
+        refs = _realm_blocks(engine, organization, realm)
+        if dry_run or dump_blocks is None:
+            print(f"Would export {len(refs)} block slug(s) (dry run: no file is written):")
+            for ref in refs:
+                print(f"  {ref}")
+            print(f"Would delete metadata for realm {realm} (dry run: nothing was deleted)")
+            return
+        if dump_blocks.exists():
+            _fail(f"{dump_blocks} exists (it may list blocks still to remove); choose a new "
+                  "file for --dump-blocks", EXIT_USAGE)
+        _write_dump(dump_blocks, refs, err)
+        # From here on the dump is complete and durable: a crash leaves the realm in place
+        # with its list, or deleted with its list.
         print(f"Exported {len(refs)} block slug(s) to {dump_blocks}")
+        for attempt in range(1, _EXPORT_ATTEMPTS + 1):
+            print(f"Deleting metadata for realm {realm}...", end="", flush=True)
+            try:
+                # One transaction, refused and rolled back if the purge would leave a block
+                # that the dump does not list (the realm's blocks changed since the export).
+                engine.purge_by_id(realm, expected_refs=refs)
+                break
+            except rb.RecycleBinError as exc:
+                print(flush=True)
+                # Nothing of a refused or failed purge is applied: the realm is in place, so
+                # its list must not be left where an operator would act on it.
+                dump_blocks.unlink(missing_ok=True)
+                if not isinstance(exc, rb.OperationNotAllowed):
+                    raise
+                refs = _realm_blocks(engine, organization, realm)  # still deletable?
+                if attempt == _EXPORT_ATTEMPTS:
+                    _fail(f"realm {realm} was not deleted: its blocks changed during each of "
+                          f"{attempt} exports; nothing was deleted, try again",
+                          EXIT_CODES["operation_not_allowed"])
+                print(f"The realm's blocks changed during the export; exporting them again "
+                      f"(attempt {attempt + 1} of {_EXPORT_ATTEMPTS})")
+                _write_dump(dump_blocks, refs, err)
+                print(f"Exported {len(refs)} block slug(s) to {dump_blocks}")
+        print(" ✔")
         print("⚠️ The realm has been deleted, however its blocks are still present in the "
               "object storage")
         print(f"⚠️ You should now manually clean the object storage by removing all the path "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -163,16 +163,43 @@ class Engine:
 
     def list_deletable(self, subscription_id: str) -> list[DeletableWorkspace]:
         """Workspaces an admin may purge now with :meth:`purge_by_id`: held past their date
-        (``deletion_planned``) or ``orphaned``. Names are not shown."""
+        (``deletion_planned``, ``since`` the deletion date) or ``orphaned`` (``since`` when the
+        last member was revoked); one that is both is listed once under each kind. Oldest
+        ``since`` first. Names are not shown."""
         _require_str(subscription_id, "subscription_id")
         return self._core.list_deletable(subscription_id)
 
-    def purge_by_id(self, workspace_id: str, *, principal: Principal | None = None) -> DeleteResult:
+    def purge_by_id(
+        self,
+        workspace_id: str,
+        *,
+        principal: Principal | None = None,
+        dry_run: bool = False,
+        expected_refs: Iterable[str] | None = None,
+    ) -> DeleteResult:
         """Hard-deletes one workspace that :meth:`list_deletable` lists; anything else raises
-        ``OperationNotAllowed``."""
+        ``OperationNotAllowed``.
+
+        ``dry_run=True`` makes the same checks and raises what the real call would raise, or
+        answers what it would do (``cleanup``: the tasks it would write, each with id 0),
+        writing nothing. ``expected_refs``: the purge goes ahead only if every cleanup task it
+        writes has its ``ref`` among these (a caller that exported them first, as
+        ``delete-realm`` does); otherwise it raises ``OperationNotAllowed`` and removes
+        nothing, checked in the purge's own transaction."""
         _require_str(workspace_id, "workspace_id")
-        result = self._core.purge_by_id(workspace_id, _core_principal(principal))
-        self._workspaces.mark_deleted([workspace_id])
+        if not isinstance(dry_run, bool):
+            raise TypeError(f"dry_run must be a bool, not {type(dry_run).__name__}")
+        refs: list[str] | None = None
+        if expected_refs is not None:
+            if isinstance(expected_refs, (str, bytes)):
+                raise TypeError("expected_refs must be a collection of refs (e.g. a list of "
+                                f"str), not a single {type(expected_refs).__name__}")
+            refs = list(expected_refs)
+            for ref in refs:
+                _require_str(ref, "each of expected_refs")
+        result = self._core.purge_by_id(workspace_id, _core_principal(principal), dry_run, refs)
+        if not dry_run:
+            self._workspaces.mark_deleted([workspace_id])
         return result
 
     def cleanup_tasks(self) -> list[CleanupTask]:

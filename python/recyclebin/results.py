@@ -113,6 +113,10 @@ class _Result:
     def __setstate__(self, state: dict[str, Any]) -> None:
         for name, value in state.items():
             object.__setattr__(self, name, value)
+        # A pickle from before a field was added (DeleteResult.dry_run) gets its default.
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            if f.name not in state and f.default is not dataclasses.MISSING:
+                object.__setattr__(self, f.name, f.default)
 
     def __repr__(self) -> str:
         parts = [
@@ -159,7 +163,8 @@ class DeleteResult(_Result):
     ``retained``, ``destroyed`` and ``preserved`` list the kinds of this workspace's
     components as the policy classifies them (on a permanent delete, retain kinds are in
     ``destroyed``); ``cleanup`` the tasks written for the platform; ``warnings`` one line per
-    warning fact above zero, or that could not be checked.
+    warning fact above zero, or that could not be checked. ``dry_run``: the answer of a dry
+    run, which wrote nothing (its cleanup tasks, the ones the call would write, have id 0).
     """
 
     permanent: bool
@@ -170,6 +175,7 @@ class DeleteResult(_Result):
     preserved: list[str]
     cleanup: list[CleanupTask]
     warnings: list[str]
+    dry_run: bool = False
 
     def _html_rows(self) -> list[tuple[str, str]]:
         rows = _Result._html_rows(self)  # not super(): see _Result

@@ -1,6 +1,7 @@
 // Many threads, and several engines on one file (as separate processes would be).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
@@ -126,6 +127,60 @@ TEST(Concurrency, CloseWaitsForCallsInFlight) {
   worker.join();
   stop = true;
   EXPECT_EQ(closed_seen.load(), 1);
+}
+
+
+TEST(Concurrency, FencedPurgesRefusedInASharedCommitRollBackAlone) {
+  // purge_by_id with expected_refs refuses after it has written (inside its savepoint): in a
+  // group commit shared with other purges, only the refused one is rolled back.
+  TempDb db;
+  auto clock = std::make_shared<ManualClock>(kJan1);
+  auto engine = Engine::open(db.path(), Policy::builtin("parsec"), clock);
+  constexpr int kRealms = 32;
+  std::vector<std::string> ids;
+  for (int i = 0; i < kRealms; ++i) {
+    const std::string ref = "blocks/" + std::to_string(i);
+    const Workspace w = engine->create({"org", "rg", "r" + std::to_string(i), std::nullopt, false,
+                                        {{"block", ref + "/a", false}, {"block", ref + "/b", false}}},
+                                       Principal{"alice", {}});
+    engine->revoke(w.id, "alice", std::nullopt);  // orphaned: deletable at once
+    ids.push_back(w.id);
+  }
+  std::atomic<bool> go{false};
+  std::atomic<int> purged{0}, refused{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kRealms; ++i) {
+    threads.emplace_back([&, i] {
+      const std::string ref = "blocks/" + std::to_string(i);
+      PurgeByIdOptions options;
+      options.expected_refs = i % 2 == 0 ? std::vector<std::string>{ref + "/a", ref + "/b"}
+                                         : std::vector<std::string>{ref + "/a"};
+      while (!go.load()) std::this_thread::yield();
+      try {
+        engine->purge_by_id(ids[static_cast<std::size_t>(i)], std::nullopt, options);
+        ++purged;
+      } catch (const Error& e) {
+        EXPECT_EQ(e.code(), ErrorCode::operation_not_allowed) << e.what();
+        ++refused;
+      }
+    });
+  }
+  go = true;
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(purged.load(), kRealms / 2);
+  EXPECT_EQ(refused.load(), kRealms / 2);
+  std::vector<std::string> left;
+  for (const auto& d : engine->list_deletable("org")) left.push_back(d.workspace_id);
+  std::vector<std::string> refs;
+  for (const auto& t : engine->cleanup_tasks()) refs.push_back(t.ref);
+  EXPECT_EQ(refs.size(), static_cast<std::size_t>(kRealms));  // two per purged realm, none else
+  for (int i = 0; i < kRealms; ++i) {
+    const std::string& id = ids[static_cast<std::size_t>(i)];
+    const bool kept = std::find(left.begin(), left.end(), id) != left.end();
+    EXPECT_EQ(kept, i % 2 == 1) << i;
+    const bool has_tasks = std::find(refs.begin(), refs.end(), "blocks/" + std::to_string(i) + "/a") != refs.end();
+    EXPECT_EQ(has_tasks, i % 2 == 0) << i;
+  }
 }
 
 }  // namespace

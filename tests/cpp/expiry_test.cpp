@@ -240,5 +240,129 @@ TEST_F(ExpiryTest, SweepSkipsHeldTenantsAndAuditsInPurgeOrder) {
   EXPECT_TRUE(engine->purge_expired(std::nullopt).purged.empty());
 }
 
+
+// ---- the realm admin's delete (issue 16): both kinds listed, a dry run, the export fence ----
+
+std::vector<std::string> refs_of(const std::vector<CleanupTask>& tasks) {
+  std::vector<std::string> refs;
+  for (const auto& t : tasks) refs.push_back(t.ref);
+  return refs;
+}
+
+TEST_F(ExpiryTest, OrphanedAndPastItsDateIsListedOnceUnderEachKind) {
+  open_yaml(kHoldPolicy);
+  const Workspace w = engine->create({"sub", "rg", "realm", std::nullopt, false, {{"block", "blocks/1", false}}},
+                                     Principal{"alice", {}});
+  clock->advance(7);
+  engine->revoke(w.id, "alice", std::nullopt);  // orphaned at kJan1 + 7
+  const Timestamp purge_at = *soft_delete(w).purge_at;
+  clock->set(purge_at - 1);
+  auto deletable = engine->list_deletable("sub");
+  ASSERT_EQ(deletable.size(), 1u);  // orphaned only: the delay has not elapsed
+  EXPECT_EQ(deletable[0].kind, DeletableKind::orphaned);
+  clock->set(purge_at);
+  deletable = engine->list_deletable("sub");
+  ASSERT_EQ(deletable.size(), 2u);
+  EXPECT_EQ(deletable[0].kind, DeletableKind::orphaned);  // oldest date first
+  EXPECT_EQ(deletable[0].workspace_id, w.id);
+  EXPECT_EQ(deletable[0].since, kJan1 + 7);
+  EXPECT_EQ(deletable[1].kind, DeletableKind::deletion_planned);
+  EXPECT_EQ(deletable[1].workspace_id, w.id);
+  EXPECT_EQ(deletable[1].since, purge_at);
+  const DeleteResult r = engine->purge_by_id(w.id, std::nullopt);
+  EXPECT_EQ(refs_of(r.cleanup), std::vector<std::string>{"blocks/1"});
+  EXPECT_TRUE(engine->list_deletable("sub").empty());  // gone from both kinds at once
+}
+
+TEST_F(ExpiryTest, PurgeByIdDryRunAnswersTheRealCallAndWritesNothing) {
+  open_yaml(std::string(kHoldPolicy) + "  vm: {on_delete: destroy}\n  disk: {on_delete: preserve}\n");
+  const Workspace w = make("realm", {{"block", "blocks/1", false}, {"vm", "vm-1", false},
+                                     {"disk", "disk-1", false}, {"block", "blocks/2", false}});
+  const Timestamp purge_at = *soft_delete(w).purge_at;  // vm-1's task is written now
+  clock->set(purge_at + 5);
+  const auto tasks_before = engine->cleanup_tasks();
+  ASSERT_EQ(refs_of(tasks_before), std::vector<std::string>{"vm-1"});
+  const std::size_t audit_before = engine->audit_log(std::nullopt).size();
+
+  PurgeByIdOptions dry;
+  dry.dry_run = true;
+  const DeleteResult planned = engine->purge_by_id(w.id, std::nullopt, dry);
+  EXPECT_TRUE(planned.dry_run);
+  EXPECT_TRUE(planned.permanent);
+  EXPECT_EQ(planned.deleted_at, purge_at + 5);
+  EXPECT_FALSE(planned.purge_at.has_value());
+  EXPECT_EQ(refs_of(planned.cleanup), (std::vector<std::string>{"blocks/1", "blocks/2"}));
+  for (const auto& task : planned.cleanup) {
+    EXPECT_EQ(task.id, 0);
+    EXPECT_EQ(task.kind, "block");
+    EXPECT_EQ(task.workspace_id, w.id);
+    EXPECT_EQ(task.created_at, purge_at + 5);
+  }
+  // Nothing written: no audit record, no cleanup task, still deletable, still in the bin.
+  EXPECT_EQ(engine->audit_log(std::nullopt).size(), audit_before);
+  EXPECT_EQ(refs_of(engine->cleanup_tasks()), refs_of(tasks_before));
+  EXPECT_EQ(engine->list_deletable("sub").size(), 1u);
+  EXPECT_EQ(engine->get_deleted("sub", "rg", "realm", std::nullopt).id, w.id);
+  EXPECT_EQ(engine->purge_by_id(w.id, std::nullopt, dry).cleanup.size(), 2u);  // and again
+
+  const DeleteResult real = engine->purge_by_id(w.id, std::nullopt);
+  EXPECT_FALSE(real.dry_run);
+  EXPECT_EQ(refs_of(real.cleanup), refs_of(planned.cleanup));
+  EXPECT_EQ(real.destroyed, planned.destroyed);
+  EXPECT_EQ(real.preserved, planned.preserved);
+  EXPECT_EQ(real.preserved, std::vector<std::string>{"disk"});
+  for (const auto& task : real.cleanup) EXPECT_GT(task.id, 0);
+  // After the purge, the dry run answers what the real call now answers.
+  expect_error(ErrorCode::operation_not_allowed, [&] { engine->purge_by_id(w.id, std::nullopt, dry); });
+}
+
+TEST_F(ExpiryTest, PurgeByIdDryRunRaisesWhatTheRealCallWouldWithoutAuditing) {
+  open_yaml(std::string(kHoldPolicy) + "permissions: {purge: [admin]}\n");
+  const Workspace w = engine->create({"sub", "rg", "realm", std::nullopt, false, {}}, Principal{"alice", {}});
+  PurgeByIdOptions dry;
+  dry.dry_run = true;
+  const std::size_t audit_before = engine->audit_log(std::nullopt).size();
+  expect_error(ErrorCode::permission_denied, [&] { engine->purge_by_id(w.id, Principal{"mallory", {}}, dry); });
+  expect_error(ErrorCode::operation_not_allowed, [&] { engine->purge_by_id(w.id, Principal{"ops", {"admin"}}, dry); });
+  expect_error(ErrorCode::operation_not_allowed, [&] { engine->purge_by_id("unknown", std::nullopt, dry); });
+  expect_error(ErrorCode::invalid_argument, [&] { engine->purge_by_id(std::string("a\0b", 3), std::nullopt, dry); });
+  EXPECT_EQ(engine->audit_log(std::nullopt).size(), audit_before);  // dry runs are not audited
+  expect_error(ErrorCode::operation_not_allowed, [&] { engine->purge_by_id(w.id, Principal{"ops", {"admin"}}); });
+  EXPECT_EQ(engine->audit_log(std::nullopt).back().outcome, "refused:operation_not_allowed");
+  engine->revoke(w.id, "alice", std::nullopt);
+  EXPECT_TRUE(engine->purge_by_id(w.id, Principal{"ops", {"admin"}}, dry).dry_run);
+}
+
+TEST_F(ExpiryTest, PurgeByIdWithExpectedRefsRemovesNothingWhenATaskWasNotExported) {
+  open_yaml(kHoldPolicy);
+  const Workspace w = make("realm", {{"block", "blocks/1", false}, {"block", "blocks/2", false}});
+  clock->set(*soft_delete(w).purge_at);
+  PurgeByIdOptions fenced;
+  fenced.expected_refs = std::vector<std::string>{"blocks/1"};  // blocks/2 was not exported
+  const std::string message =
+      expect_error(ErrorCode::operation_not_allowed, [&] { engine->purge_by_id(w.id, std::nullopt, fenced); });
+  EXPECT_NE(message.find("blocks/2"), std::string::npos) << message;
+  EXPECT_EQ(message.find("blocks/1"), std::string::npos) << message;
+  EXPECT_TRUE(engine->cleanup_tasks().empty());  // rolled back with the purge
+  ASSERT_EQ(engine->list_deletable("sub").size(), 1u);
+  EXPECT_EQ(engine->audit_log(std::nullopt).back().outcome, "refused:operation_not_allowed");
+  fenced.expected_refs = std::vector<std::string>{};
+  expect_error(ErrorCode::operation_not_allowed, [&] { engine->purge_by_id(w.id, std::nullopt, fenced); });
+  fenced.expected_refs = std::vector<std::string>{"blocks/2", "other", "blocks/1"};  // a superset is fine
+  const DeleteResult r = engine->purge_by_id(w.id, std::nullopt, fenced);
+  EXPECT_EQ(refs_of(r.cleanup), (std::vector<std::string>{"blocks/1", "blocks/2"}));
+  EXPECT_EQ(refs_of(engine->cleanup_tasks()), refs_of(r.cleanup));
+  EXPECT_TRUE(engine->list_deletable("sub").empty());
+}
+
+TEST_F(ExpiryTest, ExpectedRefsOfAPurgeWithoutBlocks) {
+  open_yaml(kHoldPolicy);
+  const Workspace w = engine->create({"sub", "rg", "realm", std::nullopt, false, {}}, Principal{"alice", {}});
+  engine->revoke(w.id, "alice", std::nullopt);
+  PurgeByIdOptions fenced;
+  fenced.expected_refs = std::vector<std::string>{};
+  EXPECT_TRUE(engine->purge_by_id(w.id, std::nullopt, fenced).cleanup.empty());
+}
+
 }  // namespace
 }  // namespace recyclebin

@@ -288,8 +288,9 @@ def test_admin_list_deletable_and_delete_realm(tmp_path: Path) -> None:
     assert again.stdout.splitlines()[0] == "Found 1 deletion candidate(s):"
     assert_one_line_error(run_cli(["admin", "delete-realm", *base, "--realm", orphan.id,
                                    "--dump-blocks", str(dump), "--yes"]), 2, "exists")
+    # A realm no longer deletable is refused as OperationNotAllowed (issue 16), not "not found".
     assert_one_line_error(run_cli(["admin", "delete-realm", *base, "--realm", planned.id,
-                                   "--dump-blocks", str(tmp_path / "x.txt"), "--yes"]), 3,
+                                   "--dump-blocks", str(tmp_path / "x.txt"), "--yes"]), 7,
                           "list-deletable")
     assert not (tmp_path / "x.txt").exists()
     orphan_dump = tmp_path / "orphan.txt"

@@ -21,7 +21,8 @@ EXPECTED: dict[str, str] = {
     "Engine.set_facts_provider": "fn",
     "Engine.purge_expired": "*, principal=None",
     "Engine.list_deletable": "subscription_id",
-    "Engine.purge_by_id": "workspace_id, *, principal=None",
+    # Version 2: a dry run; expected_refs is delete-realm's export fence (issue 16).
+    "Engine.purge_by_id": "workspace_id, *, principal=None, dry_run=False, expected_refs=None",
     "Engine.cleanup_tasks": "",
     "Engine.complete_cleanup": "task_id",
     "Engine.audit_log": "subscription_id=None",
@@ -108,7 +109,8 @@ def test_result_fields() -> None:
         return [f.name for f in dataclasses.fields(cls)]
 
     assert fields(rb.DeleteResult) == ["permanent", "deleted_at", "purge_at", "retained",
-                                       "destroyed", "preserved", "cleanup", "warnings"]
+                                       "destroyed", "preserved", "cleanup", "warnings",
+                                       "dry_run"]  # version 2: DeleteResult.dry_run
     assert fields(rb.DeletedWorkspace)[:8] == ["id", "name", "subscription_id", "resource_group",
                                                "deleted_at", "purge_at", "retention_days",
                                                "retained"]

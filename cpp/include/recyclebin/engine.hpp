@@ -82,8 +82,13 @@ class Engine {
                      const std::string& name, const MaybePrincipal& principal);
 
   PurgeReport purge_expired(const MaybePrincipal& principal);
+  /// What purge_by_id would remove now; a workspace both orphaned and past its deletion date
+  /// is listed once under each kind. Oldest `since` first.
   std::vector<DeletableWorkspace> list_deletable(const std::string& subscription_id);
-  DeleteResult purge_by_id(const std::string& workspace_id, const MaybePrincipal& principal);
+  /// Hard-deletes one workspace that list_deletable lists; anything else throws
+  /// operation_not_allowed (after the permission check).
+  DeleteResult purge_by_id(const std::string& workspace_id, const MaybePrincipal& principal,
+                           const PurgeByIdOptions& options = {});
 
   std::vector<CleanupTask> cleanup_tasks();
   /// Completing a completed task is a no-op; an unknown id throws Error(not_found).

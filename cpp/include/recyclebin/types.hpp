@@ -56,6 +56,17 @@ struct DeleteOptions {
   std::optional<std::string> confirm_name;  // the typed-in name, where the policy asks for it
 };
 
+/// How Engine::purge_by_id runs; the defaults are the plain purge.
+struct PurgeByIdOptions {
+  /// Make every check of the real call and answer what it would do (its cleanup tasks with
+  /// id 0), writing nothing: no audit record, no cleanup task, no state.
+  bool dry_run = false;
+  /// When set, the purge goes ahead only if every cleanup task it writes has its ref in this
+  /// list (the caller exported the list before, as delete-realm does); otherwise it throws
+  /// operation_not_allowed in its own transaction, so nothing is removed.
+  std::optional<std::vector<std::string>> expected_refs;
+};
+
 /// Something the platform must destroy in its own storage (the cleanup outbox).
 struct CleanupTask {
   std::int64_t id = 0;
@@ -74,6 +85,7 @@ struct DeleteResult {
   std::vector<std::string> preserved;
   std::vector<CleanupTask> cleanup;
   std::vector<std::string> warnings;
+  bool dry_run = false;  // nothing was written; every cleanup task has id 0
 };
 
 struct DeletedWorkspace {
