@@ -185,7 +185,7 @@ const std::array<RecordSpec, static_cast<std::size_t>(Record::count)>& record_sp
        {"id", "name", "subscription_id", "resource_group", "deleted_at", "purge_at",
         "retention_days", "retained", "as_of"}},
       {"recover_result", {"workspace", "restored", "reattached", "must_recreate"}},
-      {"purge_report", {"purged", "cleanup"}},
+      {"purge_report", {"purged", "cleanup", "dry_run"}},
       {"deletable_workspace", {"kind", "workspace_id", "since"}},
       {"audit_record",
        {"seq", "at", "action", "subscription_id", "resource_group", "name", "outcome",
@@ -345,8 +345,8 @@ py::object purge_report_value(const PurgeReport& r) {
     PyTuple_SET_ITEM(names.ptr(), 2, py_str(p.name).release().ptr());
     return names;
   });
-  return record<2>(Record::purge_report,
-                   {std::move(purged), list_of(r.cleanup, cleanup_task_value)});
+  return record<3>(Record::purge_report,
+                   {std::move(purged), list_of(r.cleanup, cleanup_task_value), boolean(r.dry_run)});
 }
 
 py::object deletable_value(const DeletableWorkspace& d) {
@@ -596,8 +596,9 @@ class PythonFactsProvider {
 };
 
 DeleteOptions delete_options(bool delete_dependent_resources, bool permanently_delete,
-                             OptionalString confirm_name) {
+                             OptionalString confirm_name, bool dry_run) {
   DeleteOptions options;
+  options.dry_run = dry_run;
   options.delete_dependent_resources = delete_dependent_resources;
   options.permanently_delete = permanently_delete;
   options.confirm_name = std::move(confirm_name);
@@ -733,28 +734,28 @@ void bind_engine(py::module_& m) {
       .def(
           "remove",
           [](Engine& e, const std::string& workspace_id, bool delete_dependent_resources,
-             bool permanently_delete, OptionalString confirm_name, P principal) {
-            const DeleteOptions options =
-                delete_options(delete_dependent_resources, permanently_delete, std::move(confirm_name));
+             bool permanently_delete, OptionalString confirm_name, P principal, bool dry_run) {
+            const DeleteOptions options = delete_options(delete_dependent_resources, permanently_delete,
+                                                         std::move(confirm_name), dry_run);
             return delete_result_value(
                 without_gil([&] { return e.remove(workspace_id, options, principal); }));
           },
           py::arg("workspace_id"), py::arg("delete_dependent_resources") = false,
           py::arg("permanently_delete") = false, py::arg("confirm_name") = py::none(),
-          py::arg("principal") = py::none())
+          py::arg("principal") = py::none(), py::arg("dry_run") = false)
       .def(
           "remove_many",
           [](Engine& e, const std::vector<std::string>& workspace_ids, bool delete_dependent_resources,
-             bool permanently_delete, OptionalString confirm_name, P principal) {
-            const DeleteOptions options =
-                delete_options(delete_dependent_resources, permanently_delete, std::move(confirm_name));
+             bool permanently_delete, OptionalString confirm_name, P principal, bool dry_run) {
+            const DeleteOptions options = delete_options(delete_dependent_resources, permanently_delete,
+                                                         std::move(confirm_name), dry_run);
             return list_of(
                 without_gil([&] { return e.remove_many(workspace_ids, options, principal); }),
                 delete_result_value);
           },
           py::arg("workspace_ids"), py::arg("delete_dependent_resources") = false,
           py::arg("permanently_delete") = false, py::arg("confirm_name") = py::none(),
-          py::arg("principal") = py::none())
+          py::arg("principal") = py::none(), py::arg("dry_run") = false)
       .def(
           "list_deleted",
           // (items, next_cursor); each item's as_of is the engine's time just before the read.
@@ -827,10 +828,10 @@ void bind_engine(py::module_& m) {
           py::arg("principal") = py::none())
       .def(
           "purge_expired",
-          [](Engine& e, P principal) {
-            return purge_report_value(without_gil([&] { return e.purge_expired(principal); }));
+          [](Engine& e, P principal, bool dry_run) {
+            return purge_report_value(without_gil([&] { return e.purge_expired(principal, dry_run); }));
           },
-          py::arg("principal") = py::none())
+          py::arg("principal") = py::none(), py::arg("dry_run") = false)
       .def(
           "list_deletable",
           [](Engine& e, const std::string& subscription_id) {

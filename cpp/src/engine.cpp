@@ -173,6 +173,9 @@ struct DeletePlan {
   bool permanent = false;
   int retention_days = 0;
   std::vector<std::string> warnings;
+  std::vector<StoredComponent> components;   // as read when deciding
+  std::vector<std::int64_t> destroyed_now;   // soft delete: positions of the kinds it destroys
+  DeleteResult outcome;                      // the answer; cleanup tasks have id 0 until applied
 };
 
 /// The facts a delete needs, fetched before the transaction (the provider may be slow).
@@ -409,10 +412,11 @@ struct Engine::Impl {
     return snapshot;
   }
 
-  /// Every check of a delete, in API.md's order; throws the first refusal.
+  /// Every check of a delete, in API.md's order (throws the first refusal), then what the
+  /// delete will do; writes nothing, so a dry run is this decision alone.
   DeletePlan plan_delete(StoreTransaction& tx, const WorkspaceRecord& record, const DeleteOptions& options,
                          const MaybePrincipal& principal, const FactsSnapshot& facts,
-                         std::size_t batch_size) const {
+                         std::size_t batch_size, Timestamp now) const {
     const Workspace& w = record.workspace;
     const Rules& r = rules(w.subscription_id);
     check_permission(tx, r, Action::delete_, principal, w.id, describe(w));
@@ -489,7 +493,42 @@ struct Engine::Impl {
         plan.warnings.push_back(warning + ": " + std::to_string(*value));
       }
     }
+    plan_outcome(tx, plan, options.delete_dependent_resources, now);
     return plan;
+  }
+
+  /// What an allowed delete does to each component, its purge date and its cleanup tasks.
+  void plan_outcome(StoreTransaction& tx, DeletePlan& plan, bool dependent, Timestamp now) const {
+    const Workspace& w = plan.record.workspace;
+    const Rules& r = rules(w.subscription_id);
+    plan.components = tx.components(w.id);
+    DeleteResult& result = plan.outcome;
+    result.permanent = plan.permanent;
+    result.deleted_at = now;
+    result.warnings = plan.warnings;
+    if (plan.permanent) {
+      plan_disposal(r, w.id, plan.components, dependent, now, result);
+      return;
+    }
+    try {
+      result.purge_at = add_days(now, plan.retention_days);
+    } catch (const Error& e) {
+      throw Error(ErrorCode::invalid_argument, "cannot soft-delete " + describe(w) + ": its purge date, " +
+                                                   e.what() + "; nothing was changed");
+    }
+    for (const auto& stored : plan.components) {
+      const Component& c = stored.component;
+      const ComponentRule rule = r.component_rule(c.kind);
+      if (c.standalone || (rule.on_delete == OnDelete::preserve && !dependent)) {
+        add_kind(result.preserved, c.kind);
+      } else if (rule.on_delete == OnDelete::retain) {
+        add_kind(result.retained, c.kind);
+      } else {
+        add_kind(result.destroyed, c.kind);
+        plan.destroyed_now.push_back(stored.position);
+        result.cleanup.push_back({0, c.kind, c.ref, w.id, now});
+      }
+    }
   }
 
   // ---- the changes ----
@@ -498,16 +537,30 @@ struct Engine::Impl {
   /// not preserved. `action` is audited (delete, purge, expire).
   DeleteResult hard_delete(StoreTransaction& tx, const WorkspaceRecord& record, bool dependent,
                            const std::string& action, const MaybePrincipal& principal, Timestamp now) const {
+    const auto components = tx.components(record.workspace.id);
+    DeleteResult result = disposal(record, components, dependent, now);
+    apply_hard_delete(tx, record, components, result, action, principal, now);
+    return result;
+  }
+
+  /// hard_delete's answer, decided without writing (cleanup tasks with id 0).
+  DeleteResult disposal(const WorkspaceRecord& record, const std::vector<StoredComponent>& components,
+                        bool dependent, Timestamp now) const {
     const Workspace& w = record.workspace;
-    const Rules& r = rules(w.subscription_id);
     DeleteResult result;
     result.permanent = true;
     result.deleted_at = now;
-    const auto components = tx.components(w.id);
-    dispose_components(tx, r, w.id, components, dependent, now, result);
-    tx.remove_workspace(w.id, !components.empty(), record.had_members);
-    audit_ok(tx, action, w, principal, now);
+    plan_disposal(rules(w.subscription_id), w.id, components, dependent, now, result);
     return result;
+  }
+
+  /// Carries out a decided hard delete: its cleanup tasks get their ids, the row goes.
+  static void apply_hard_delete(StoreTransaction& tx, const WorkspaceRecord& record,
+                                const std::vector<StoredComponent>& components, DeleteResult& result,
+                                const std::string& action, const MaybePrincipal& principal, Timestamp now) {
+    for (auto& task : result.cleanup) task = tx.add_cleanup(task);
+    tx.remove_workspace(record.workspace.id, !components.empty(), record.had_members);
+    audit_ok(tx, action, record.workspace, principal, now);
   }
 
   /// What removing a workspace for good does to its components: preserved ones stay (and
@@ -562,12 +615,8 @@ struct Engine::Impl {
   /// hard_delete's dry run: its answer, cleanup tasks with id 0, nothing written.
   DeleteResult plan_hard_delete(StoreTransaction& tx, const WorkspaceRecord& record, bool dependent,
                                 Timestamp now) const {
-    const Workspace& w = record.workspace;
-    DeleteResult result;
-    result.permanent = true;
-    result.deleted_at = now;
+    DeleteResult result = disposal(record, tx.components(record.workspace.id), dependent, now);
     result.dry_run = true;
-    plan_disposal(rules(w.subscription_id), w.id, tx.components(w.id), dependent, now, result);
     return result;
   }
 
@@ -592,6 +641,7 @@ struct Engine::Impl {
 
   /// hard_delete of many rows at once (the purge sweeps), audited as `expire`: a few set
   /// statements for the lot instead of several statements per row.
+  /// With report.dry_run, only the report: cleanup tasks with id 0, nothing written.
   void purge_rows(StoreTransaction& tx, const std::vector<const WorkspaceRecord*>& rows,
                   const MaybePrincipal& principal, Timestamp now, PurgeReport& report) const {
     if (rows.empty()) return;
@@ -602,40 +652,27 @@ struct Engine::Impl {
     for (std::size_t i = 0; i < rows.size(); ++i) {
       const Workspace& w = rows[i]->workspace;
       DeleteResult result;
-      dispose_components(tx, rules(w.subscription_id), w.id, components[i], false, now, result);
+      if (report.dry_run) {
+        plan_disposal(rules(w.subscription_id), w.id, components[i], false, now, result);
+      } else {
+        dispose_components(tx, rules(w.subscription_id), w.id, components[i], false, now, result);
+      }
       for (auto& task : result.cleanup) report.cleanup.push_back(std::move(task));
       report.purged.push_back({w.subscription_id, w.resource_group, w.name});
     }
+    if (report.dry_run) return;
     tx.append_audit_for(ids, {0, now, "expire", "", "", "", "ok", "", principal_id(principal)});
     tx.remove_workspaces(ids);
   }
 
-  DeleteResult soft_delete(StoreTransaction& tx, DeletePlan& plan, bool dependent,
-                           const MaybePrincipal& principal, Timestamp now) const {
+  /// Carries out a decided soft delete.
+  void apply_soft_delete(StoreTransaction& tx, DeletePlan& plan, DeleteResult& result,
+                         const MaybePrincipal& principal, Timestamp now) const {
     WorkspaceRecord& record = plan.record;
     Workspace& w = record.workspace;
     const Rules& r = rules(w.subscription_id);
-    DeleteResult result;
-    result.deleted_at = now;
-    try {
-      result.purge_at = add_days(now, plan.retention_days);
-    } catch (const Error& e) {  // before anything is written
-      throw Error(ErrorCode::invalid_argument, "cannot soft-delete " + describe(w) + ": its purge date, " +
-                                                   e.what() + "; nothing was changed");
-    }
-    for (const auto& stored : tx.components(w.id)) {
-      const Component& c = stored.component;
-      const ComponentRule rule = r.component_rule(c.kind);
-      if (c.standalone || (rule.on_delete == OnDelete::preserve && !dependent)) {
-        add_kind(result.preserved, c.kind);
-      } else if (rule.on_delete == OnDelete::retain) {
-        add_kind(result.retained, c.kind);
-      } else {
-        add_kind(result.destroyed, c.kind);
-        tx.set_component_destroyed(w.id, stored.position, true);
-        result.cleanup.push_back(tx.add_cleanup({0, c.kind, c.ref, w.id, now}));
-      }
-    }
+    for (const std::int64_t position : plan.destroyed_now) tx.set_component_destroyed(w.id, position, true);
+    for (auto& task : result.cleanup) task = tx.add_cleanup(task);
 
     record.deleted_at = now;
     record.purge_at = result.purge_at;
@@ -659,16 +696,17 @@ struct Engine::Impl {
     record.deleted_seq = audit_ok(tx, "delete", w, principal, now);
     tx.set_bin(record);
     if (keys_before != std::make_pair(record.group_key, record.tenant_key)) tx.set_name_keys(record);
-    return result;
   }
 
-  DeleteResult apply_delete(StoreTransaction& tx, DeletePlan& plan, const DeleteOptions& options,
-                            const MaybePrincipal& principal, Timestamp now) const {
-    DeleteResult result = plan.permanent
-                              ? hard_delete(tx, plan.record, options.delete_dependent_resources, "delete",
-                                            principal, now)
-                              : soft_delete(tx, plan, options.delete_dependent_resources, principal, now);
-    result.warnings = std::move(plan.warnings);
+  /// Carries out a decided delete and returns its answer (cleanup tasks with their ids).
+  DeleteResult apply_delete(StoreTransaction& tx, DeletePlan& plan, const MaybePrincipal& principal,
+                            Timestamp now) const {
+    DeleteResult result = std::move(plan.outcome);
+    if (plan.permanent) {
+      apply_hard_delete(tx, plan.record, plan.components, result, "delete", principal, now);
+    } else {
+      apply_soft_delete(tx, plan, result, principal, now);
+    }
     return result;
   }
 };
@@ -937,8 +975,8 @@ std::vector<DeleteResult> Engine::remove_many(const std::vector<std::string>& wo
     }
   }
   AuditTarget target{"delete", "", "", "", ""};
-  return impl_->write(target, principal, [&](StoreTransaction& tx, Timestamp now) {
-    // Decide every member before changing any: all or nothing.
+  // Decide every member before changing any: all or nothing.
+  auto decide = [&](StoreTransaction& tx, Timestamp now) {
     std::vector<DeletePlan> plans;
     for (std::size_t i = 0; i < workspace_ids.size(); ++i) {
       target = AuditTarget{"delete", "", "", "", workspace_ids[i]};
@@ -949,10 +987,25 @@ std::vector<DeleteResult> Engine::remove_many(const std::vector<std::string>& wo
                       describe(record.workspace) + " is listed twice; list each workspace once");
         }
       }
-      plans.push_back(impl_->plan_delete(tx, record, options, principal, facts[i], workspace_ids.size()));
+      plans.push_back(impl_->plan_delete(tx, record, options, principal, facts[i], workspace_ids.size(), now));
     }
+    return plans;
+  };
+  if (options.dry_run) {
+    // The decision alone, in a read transaction: the same checks and answer, nothing
+    // written and nothing audited.
+    auto tx = store_->begin(TransactionMode::read);
     std::vector<DeleteResult> results;
-    for (auto& plan : plans) results.push_back(impl_->apply_delete(tx, plan, options, principal, now));
+    for (auto& plan : decide(*tx, clock_->now())) {
+      results.push_back(std::move(plan.outcome));
+      results.back().dry_run = true;
+    }
+    return results;
+  }
+  return impl_->write(target, principal, [&](StoreTransaction& tx, Timestamp now) {
+    std::vector<DeletePlan> plans = decide(tx, now);
+    std::vector<DeleteResult> results;
+    for (auto& plan : plans) results.push_back(impl_->apply_delete(tx, plan, principal, now));
     return results;
   });
 }
@@ -1058,21 +1111,29 @@ DeleteResult Engine::purge(const std::string& subscription_id, const std::string
   });
 }
 
-PurgeReport Engine::purge_expired(const MaybePrincipal& principal) {
+PurgeReport Engine::purge_expired(const MaybePrincipal& principal, bool dry_run) {
   RB_OPEN_GUARD
   PurgeReport report;
-  if (principal) {
+  report.dry_run = dry_run;
+  // A dry run reads everything in one read transaction; the real sweep writes in chunks so
+  // other writers get their turn.
+  std::unique_ptr<StoreTransaction> read_tx = dry_run ? store_->begin(TransactionMode::read) : nullptr;
+  const Timestamp dry_now = clock_->now();
+  auto step = [&](auto&& body) {
     AuditTarget target{"", "", "", "", ""};
-    impl_->write(target, principal, [&](StoreTransaction& tx, Timestamp) {
+    if (dry_run) return body(*read_tx, dry_now);
+    return impl_->write(target, principal, body);
+  };
+  if (principal) {
+    step([&](StoreTransaction& tx, Timestamp) {
       Impl::check_permission(tx, policy_.base(), Action::purge, principal, "", "expired workspaces");
       return 0;
     });
   }
-  // Expired soft-deleted workspaces, in chunks so other writers get their turn.
+  // Expired soft-deleted workspaces.
   std::optional<ExpiryCursor> cursor;
   for (bool more = true; more;) {
-    AuditTarget target{"", "", "", "", ""};
-    more = impl_->write(target, principal, [&](StoreTransaction& tx, Timestamp now) {
+    more = step([&](StoreTransaction& tx, Timestamp now) {
       const auto rows = tx.expired(now, cursor, kPurgeChunk);
       std::vector<const WorkspaceRecord*> purge;
       purge.reserve(rows.size());
@@ -1094,13 +1155,14 @@ PurgeReport Engine::purge_expired(const MaybePrincipal& principal) {
   consider(policy_.base());
   for (const auto& tenant : policy_.tenants()) consider(policy_.rules_for(tenant));
   if (shortest) {
-    AuditTarget target{"", "", "", "", ""};
-    impl_->write(target, principal, [&](StoreTransaction& tx, Timestamp now) {
+    step([&](StoreTransaction& tx, Timestamp now) {
       const Timestamp before = add_days(now, -*shortest);
       const auto rows = tx.orphaned(std::nullopt, before, std::numeric_limits<std::int32_t>::max());
       std::vector<const WorkspaceRecord*> purge;
       for (const auto& row : rows) {
         const auto days = impl_->rules(row.workspace.subscription_id).orphans.purge_after_days;
+        // A dry run's first sweep removed nothing: skip what it already reported.
+        if (dry_run && gone(row, impl_->rules(row.workspace.subscription_id), now)) continue;
         if (days && add_days(now, -*days) >= *row.orphaned_at) purge.push_back(&row);
       }
       impl_->purge_rows(tx, purge, principal, now, report);

@@ -167,6 +167,7 @@ class Engine:
         permanently_delete: bool = False,
         confirm_name: str | None = None,
         principal: Principal | None = None,
+        dry_run: bool = False,
     ) -> DeleteResult: ...
     def remove_many(
         self,
@@ -175,6 +176,7 @@ class Engine:
         permanently_delete: bool = False,
         confirm_name: str | None = None,
         principal: Principal | None = None,
+        dry_run: bool = False,
     ) -> list[DeleteResult]: ...
     def list_live(
         self,
@@ -207,7 +209,9 @@ class Engine:
     def purge(
         self, subscription_id: str, resource_group: str, name: str, principal: Principal | None = None
     ) -> DeleteResult: ...
-    def purge_expired(self, principal: Principal | None = None) -> PurgeReport: ...
+    def purge_expired(
+        self, principal: Principal | None = None, dry_run: bool = False
+    ) -> PurgeReport: ...
     def list_deletable(self, subscription_id: str) -> list[DeletableWorkspace]: ...
     def purge_by_id(
         self,

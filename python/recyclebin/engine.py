@@ -156,10 +156,16 @@ class Engine:
 
     # --- admin -----------------------------------------------------------------------------------
 
-    def purge_expired(self, *, principal: Principal | None = None) -> PurgeReport:
+    def purge_expired(self, *, principal: Principal | None = None,
+                      dry_run: bool = False) -> PurgeReport:
         """Removes what has expired (and orphans due for purge) from storage and writes their
-        cleanup tasks. Expired workspaces already behave as purged; this makes storage match."""
-        return self._core.purge_expired(_core_principal(principal))
+        cleanup tasks. Expired workspaces already behave as purged; this makes storage match.
+
+        ``dry_run=True`` makes the same checks and answers what the call would remove (the
+        cleanup tasks it would write, each with ``id == 0``), changing nothing."""
+        if not isinstance(dry_run, bool):
+            raise TypeError(f"dry_run must be a bool, not {type(dry_run).__name__}")
+        return self._core.purge_expired(_core_principal(principal), dry_run)
 
     def list_deletable(self, subscription_id: str) -> list[DeletableWorkspace]:
         """Workspaces an admin may purge now with :meth:`purge_by_id`: held past their date

@@ -279,10 +279,12 @@ class RecoverResult(_Result):
 @dataclass(frozen=True, repr=False, slots=True)
 class PurgeReport(_Result):
     """What :meth:`Engine.purge_expired` removed: ``(subscription, group, name)`` of each
-    purged workspace, and the cleanup tasks written."""
+    purged workspace, and the cleanup tasks written. ``dry_run``: the report of a dry run,
+    which removed nothing (its cleanup tasks have ``id == 0``)."""
 
     purged: list[tuple[str, str, str]]
     cleanup: list[CleanupTask]
+    dry_run: bool = False
 
 
 @dataclass(frozen=True, repr=False, slots=True)

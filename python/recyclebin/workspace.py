@@ -403,6 +403,7 @@ class Workspace:
         no_wait: bool = False,
         confirm_name: str | None = None,
         principal: Principal | None = None,
+        dry_run: bool = False,
     ) -> DeleteResult:
         """Deletes the workspace: into the recycle bin by default, for good with
         ``permanently_delete=True`` (or where the policy says so, e.g. CMK workspaces).
@@ -410,13 +411,18 @@ class Workspace:
         ``delete_dependent_resources`` (permanent only) also destroys components the policy
         preserves, never standalone ones. ``no_wait`` has no effect in-process. Where the
         policy asks, ``confirm_name`` must equal the workspace's name.
+
+        ``dry_run=True`` makes every check of the real call, in the same order, and raises
+        what it would raise (not audited); otherwise it answers what the delete would do
+        (``result.dry_run`` is ``True``, cleanup tasks have ``id == 0``) and changes nothing.
         """
         # no_wait: the engine is synchronous; accepted (and checked) for SDK compatibility.
         if (type(no_wait) is not bool or type(delete_dependent_resources) is not bool
-                or type(permanently_delete) is not bool):
+                or type(permanently_delete) is not bool or type(dry_run) is not bool):
             _flag(no_wait, "no_wait")
             _flag(delete_dependent_resources, "delete_dependent_resources")
             _flag(permanently_delete, "permanently_delete")
+            _flag(dry_run, "dry_run")
         if confirm_name is not None:
             _require_str(confirm_name, "confirm_name")
         result = self._engine._core.remove(
@@ -425,8 +431,10 @@ class Workspace:
             permanently_delete,
             confirm_name,
             None if principal is None else _core_principal(principal),
+            dry_run,
         )
-        self._state = "deleted"
+        if not dry_run:
+            self._state = "deleted"
         return result
 
     def refresh(self, *, principal: Principal | None = None) -> None:

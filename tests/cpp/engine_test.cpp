@@ -373,6 +373,119 @@ TEST_F(EngineTest, ADeleteWhosePurgeDateCannotBeRepresentedChangesNothing) {
   EXPECT_EQ(engine->list_deleted("sub", std::nullopt, std::nullopt, std::nullopt, std::nullopt).items.size(), 1u);
 }
 
+/// Everything a dry run must leave alone.
+struct Snapshot {
+  std::size_t audit = 0, cleanup = 0, deleted = 0;
+  bool operator==(const Snapshot&) const = default;
+};
+Snapshot snapshot(Engine& e) {
+  return {e.audit_log(std::nullopt).size(), e.cleanup_tasks().size(),
+          e.list_deleted("sub", std::nullopt, std::nullopt, std::nullopt, std::nullopt).items.size()};
+}
+
+TEST_F(EngineTest, ADryRunAnswersWhatTheDeleteWouldDoAndChangesNothing) {
+  open_yaml(R"(version: 1
+name: p
+preconditions: {warnings: [sessions]}
+components:
+  models: {on_delete: retain}
+  compute: {on_delete: destroy}
+  volume: {on_delete: preserve}
+)");
+  engine->set_facts_provider([](const Workspace&) { return Facts{{"sessions", 2}}; });
+  const Workspace w = make("ws", {{"models", "m-1", false}, {"compute", "c-1", false}, {"volume", "v-1", false}}, 7);
+  const Snapshot before = snapshot(*engine);
+  for (bool permanent : {false, true}) {
+    DeleteOptions options;
+    options.permanently_delete = permanent;
+    options.dry_run = true;
+    const DeleteResult dry = engine->remove(w.id, options, std::nullopt);
+    EXPECT_TRUE(dry.dry_run);
+    EXPECT_EQ(dry.permanent, permanent);
+    EXPECT_EQ(dry.deleted_at, kJan1);
+    EXPECT_EQ(dry.purge_at, permanent ? std::nullopt : std::optional<Timestamp>(add_days(kJan1, 7)));
+    EXPECT_EQ(dry.retained, permanent ? std::vector<std::string>{} : std::vector<std::string>{"models"});
+    EXPECT_EQ(dry.destroyed, permanent ? (std::vector<std::string>{"models", "compute"}) : std::vector<std::string>{"compute"});
+    EXPECT_EQ(dry.preserved, std::vector<std::string>{"volume"});
+    EXPECT_EQ(dry.warnings, std::vector<std::string>{"sessions: 2"});
+    ASSERT_EQ(dry.cleanup.size(), permanent ? 2u : 1u);
+    for (const auto& task : dry.cleanup) {
+      EXPECT_EQ(task.id, 0);
+      EXPECT_EQ(task.workspace_id, w.id);
+    }
+    EXPECT_EQ(snapshot(*engine), before);
+    EXPECT_EQ(engine->get_by_id(w.id, std::nullopt).components.size(), 3u);
+  }
+  // The real call answers the same, with real task ids.
+  const DeleteResult real = soft_delete(w);
+  EXPECT_FALSE(real.dry_run);
+  EXPECT_EQ(real.retained, std::vector<std::string>{"models"});
+  ASSERT_EQ(real.cleanup.size(), 1u);
+  EXPECT_GT(real.cleanup[0].id, 0);
+  EXPECT_EQ(real.cleanup[0].ref, "c-1");
+}
+
+TEST_F(EngineTest, ADryRunRaisesWhatTheRealCallWouldInTheSameOrderUnaudited) {
+  open_yaml(R"(version: 1
+name: p
+preconditions: {require_stopped: true, require_confirm_name: true, blockers: [jobs]}
+permanent_delete: {allowed: false}
+permissions: {delete: [owner]}
+)");
+  const Workspace w = engine->create({"sub", "rg", "ws", std::nullopt, false, {}}, kAlice);
+  const Snapshot before = snapshot(*engine);
+  DeleteOptions options;
+  options.dry_run = true;
+  options.permanently_delete = true;
+  expect_error(ErrorCode::permission_denied, [&] { engine->remove(w.id, options, kBob); });
+  expect_error(ErrorCode::workspace_not_stopped, [&] { engine->remove(w.id, options, kAlice); });
+  engine->stop(w.id, std::nullopt);
+  const Snapshot stopped = snapshot(*engine);
+  EXPECT_EQ(stopped.audit, before.audit + 1);
+  expect_error(ErrorCode::operation_not_allowed, [&] { engine->remove(w.id, options, kAlice); });
+  options.permanently_delete = false;
+  const std::string m = expect_error(ErrorCode::precondition_failed, [&] { engine->remove(w.id, options, kAlice); });
+  EXPECT_TRUE(contains(m, "confirm_name")) << m;
+  options.confirm_name = "ws";
+  expect_error(ErrorCode::precondition_failed, [&] { engine->remove(w.id, options, kAlice); });  // no facts provider
+  expect_error(ErrorCode::workspace_not_found, [&] { engine->remove("nope", options, kAlice); });
+  EXPECT_EQ(snapshot(*engine), stopped);  // no refusal was audited
+  engine->set_facts_provider([](const Workspace&) { return Facts{{"jobs", 0}}; });
+  EXPECT_TRUE(engine->remove(w.id, options, kAlice).dry_run);
+  EXPECT_EQ(snapshot(*engine), stopped);
+}
+
+TEST_F(EngineTest, PurgeExpiredDryRunReportsWhatTheSweepWouldRemove) {
+  open_yaml("version: 1\nname: p\norphans: {purge_after_days: 3}\ncomponents:\n  blocks: {on_delete: retain}\n");
+  const Workspace a = make("a", {{"blocks", "b-a", false}}, 3);
+  const Workspace b = make("b", {{"blocks", "b-b", false}}, 5);
+  const Workspace o = engine->create({"sub", "rg", "o", std::nullopt, false, {{"blocks", "b-o", false}}}, kAlice);
+  engine->revoke(o.id, "alice", std::nullopt);  // orphaned now
+  soft_delete(a);
+  soft_delete(b);
+  clock->advance(3 * kMicrosPerDay - 1);
+  EXPECT_TRUE(engine->purge_expired(std::nullopt, true).purged.empty());
+  clock->advance(1);  // a expires now; o has been orphaned 3 days
+  const Snapshot before = snapshot(*engine);
+  const PurgeReport dry = engine->purge_expired(std::nullopt, true);
+  EXPECT_TRUE(dry.dry_run);
+  ASSERT_EQ(dry.purged.size(), 2u);
+  EXPECT_EQ(dry.purged[0].name, "a");
+  EXPECT_EQ(dry.purged[1].name, "o");
+  ASSERT_EQ(dry.cleanup.size(), 2u);
+  EXPECT_EQ(dry.cleanup[0].id, 0);
+  EXPECT_EQ(snapshot(*engine), before);
+  EXPECT_EQ(engine->get_by_id(o.id, std::nullopt).name, "o");
+  const PurgeReport real = engine->purge_expired(std::nullopt);
+  EXPECT_FALSE(real.dry_run);
+  ASSERT_EQ(real.purged.size(), 2u);
+  ASSERT_EQ(real.cleanup.size(), 2u);
+  EXPECT_EQ(real.cleanup[0].ref, dry.cleanup[0].ref);
+  EXPECT_EQ(real.cleanup[1].ref, dry.cleanup[1].ref);
+  EXPECT_GT(real.cleanup[0].id, 0);
+  expect_error(ErrorCode::permission_denied, [&] { engine->purge_expired(kBob, true); });
+}
+
 TEST_F(EngineTest, RecoverRestoresReattachesAndReportsWhatMustBeRecreated) {
   open(Policy::from_yaml(R"(version: 1
 name: p

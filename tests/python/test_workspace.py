@@ -710,3 +710,40 @@ def test_reprs_and_html(engine: rb.Engine, clock: rb.ManualClock) -> None:
     assert "purged=[('sub-1', 'rg-1', 'ws')]" in repr(report)
     assert "sub-1/rg-1/ws" in report._repr_html_()
     assert "<table" in engine.audit_log()[0]._repr_html_()
+
+
+# --- dry runs (API.md version 2) -----------------------------------------------------------------
+
+
+def test_dry_run_delete_answers_and_changes_nothing(make_engine: MakeEngine) -> None:
+    engine = make_engine(components={"models": {"on_delete": "retain"},
+                                     "compute_instance": {"on_delete": "destroy"}})
+    ws = create(engine, components=[rb.Component("models", "m"), rb.Component("compute_instance", "ci")])
+    audit = len(engine.audit_log())
+    for permanent in (False, True):
+        result = ws.delete(permanently_delete=permanent, dry_run=True)
+        assert result.dry_run is True and result.permanent is permanent
+        assert [t.id for t in result.cleanup] == ([0, 0] if permanent else [0])
+        assert (result.purge_at is None) is permanent
+    assert rb.Workspace.get("ws", SUB, RG, engine=engine).state == "running"
+    assert len(engine.audit_log()) == audit and engine.cleanup_tasks() == []
+    real = ws.delete()
+    assert real.dry_run is False and real.retained == ["models"]
+    with pytest.raises(rb.OperationNotAllowed):  # in the bin now: the dry run raises as the real call
+        ws.delete(dry_run=True)
+    with pytest.raises(TypeError, match="dry_run"):
+        ws.delete(dry_run="yes")  # type: ignore[arg-type]
+
+
+def test_dry_run_purge_expired_reports_and_removes_nothing(make_engine: MakeEngine,
+                                                           clock: rb.ManualClock) -> None:
+    engine = make_engine()
+    ws = create(engine, soft_delete_retention_days=1)
+    ws.delete()
+    clock.advance(timedelta(days=1))
+    report = engine.purge_expired(dry_run=True)
+    assert report.dry_run is True and report.purged == [(SUB, RG, "ws")]
+    assert len(engine.audit_log()) == 2
+    real = engine.purge_expired()
+    assert real.dry_run is False and real.purged == [(SUB, RG, "ws")]
+    assert engine.purge_expired(dry_run=True).purged == []

@@ -81,7 +81,9 @@ class Engine {
   DeleteResult purge(const std::string& subscription_id, const std::string& resource_group,
                      const std::string& name, const MaybePrincipal& principal);
 
-  PurgeReport purge_expired(const MaybePrincipal& principal);
+  /// Removes every expired workspace (and orphans past their policy's days). dry_run: the
+  /// same checks and report (cleanup tasks with id 0), nothing written.
+  PurgeReport purge_expired(const MaybePrincipal& principal, bool dry_run = false);
   /// What purge_by_id would remove now; a workspace both orphaned and past its deletion date
   /// is listed once under each kind. Oldest `since` first.
   std::vector<DeletableWorkspace> list_deletable(const std::string& subscription_id);

@@ -54,6 +54,9 @@ struct DeleteOptions {
   bool delete_dependent_resources = false;  // permanent only: also destroy `preserve` kinds
   bool permanently_delete = false;          // skip the recycle bin
   std::optional<std::string> confirm_name;  // the typed-in name, where the policy asks for it
+  /// Make every check of the real call and answer what it would do (cleanup tasks with id 0),
+  /// writing nothing: no audit record, no cleanup task, no state.
+  bool dry_run = false;
 };
 
 /// How Engine::purge_by_id runs; the defaults are the plain purge.
@@ -126,6 +129,7 @@ struct PurgedWorkspace {
 struct PurgeReport {
   std::vector<PurgedWorkspace> purged;
   std::vector<CleanupTask> cleanup;
+  bool dry_run = false;  // nothing was written; every cleanup task has id 0
 };
 
 struct DeletableWorkspace {
