@@ -36,5 +36,6 @@ fi
 echo "setup: installing recyclebin into .venv (extras: $extras)"
 "$venv_py" -m pip install -q --upgrade pip
 "$venv_py" -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.12" cmake ninja
-"$venv_py" -m pip install -q --no-build-isolation ".[$extras]"
+# The bindings build with the same warnings as the core, and -Werror, as the C++ tests do.
+"$venv_py" -m pip install -q --no-build-isolation --config-settings=cmake.define.RECYCLEBIN_WERROR=ON ".[$extras]"
 echo "$digest" > "$stamp"
