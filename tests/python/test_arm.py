@@ -35,7 +35,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 import recyclebin as rb
-from rest_helpers import cli_command, free_loopback_port, run_cli
+from rest_helpers import (
+    ALICE,
+    BOB,
+    PLATFORM,
+    TOKENS,
+    answers_health,
+    cli_command,
+    free_loopback_port,
+    run_cli,
+)
 
 # azure-ai-ml's schemas use marshmallow APIs that marshmallow deprecates; those warnings
 # are the SDK's, not ours (the suite turns warnings into errors).
@@ -57,13 +66,6 @@ SUB = "sub-arm"
 RG = "rg-arm"
 OTHER_RG = "rg-other"
 MANY_RG = "rg-many"
-TOKENS = {
-    "tok-platform": {"principal": "platform-service", "platform": True},
-    "tok-alice": {"principal": "alice"},
-    "tok-bob": {"principal": "bob"},
-}
-ALICE = {"Authorization": "Bearer tok-alice"}
-PLATFORM = {"Authorization": "Bearer tok-platform"}
 API = "api-version=2025-12-01"
 PROVIDER = "Microsoft.MachineLearningServices/workspaces"
 STARTUP_TIMEOUT = 30.0
@@ -145,18 +147,6 @@ class Server:
                             verify=ssl.create_default_context(cafile=str(self.tls.ca)))
 
 
-def answers_over_tls(server: Server) -> bool:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline and server.process.poll() is None:
-        try:
-            with server.http(None) as client:
-                if client.get("/healthz", timeout=1).status_code == 200:
-                    return True
-        except httpx.TransportError:
-            time.sleep(0.1)
-    return False
-
-
 def start_server(directory: Path, tls: TlsFiles) -> Server:
     tokens = directory / "tokens.json"
     tokens.write_text(json.dumps(TOKENS))
@@ -174,7 +164,7 @@ def start_server(directory: Path, tls: TlsFiles) -> Server:
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env)
         server = Server(process, f"https://127.0.0.1:{port}", port, db, tls, log)
         try:
-            if answers_over_tls(server):
+            if answers_health(lambda: server.http(None), process, STARTUP_TIMEOUT):
                 return server
         except BaseException:
             process.kill()
@@ -312,6 +302,18 @@ def create(server: Server, name: str, rg: str = RG,
     return body
 
 
+def assert_refused_and_kept(server: Server, ml: MLClient, created: dict[str, Any],
+                            says: str, **delete_options: bool) -> None:
+    """begin_delete raises the server's 409 (its message naming ``says``); the workspace
+    is still there and nothing went to the cleanup outbox."""
+    with pytest.raises(HttpResponseError) as refused:
+        ml.workspaces.begin_delete(created["name"], **delete_options)
+    assert refused.value.status_code == 409
+    assert says in str(refused.value)
+    assert ml.workspaces.get(created["name"]).name == created["name"]
+    assert cleanup_refs(server, created["id"]) == set()
+
+
 def cleanup_refs(server: Server, workspace_id: str) -> set[tuple[str, str]]:
     with server.http(PLATFORM) as client:
         response = client.get("/cleanupTasks", params={"workspace_id": workspace_id})
@@ -418,12 +420,8 @@ def test_dependent_resources_go_to_the_cleanup_outbox(server: Server,
     ml = ml_client(server, monkeypatch)
 
     # Without a permanent delete the policy refuses, and nothing is deleted.
-    with pytest.raises(HttpResponseError) as refused:
-        ml.workspaces.begin_delete("ws-dep", delete_dependent_resources=True)
-    assert refused.value.status_code == 409
-    assert "permanently_delete" in str(refused.value)
-    assert ml.workspaces.get("ws-dep").name == "ws-dep"
-    assert cleanup_refs(server, created["id"]) == set()
+    assert_refused_and_kept(server, ml, created, "permanently_delete",
+                            delete_dependent_resources=True)
 
     ml.workspaces.begin_delete("ws-dep", delete_dependent_resources=True,
                                permanently_delete=True).result(timeout=10)
@@ -438,13 +436,8 @@ def test_a_standalone_linked_resource_stops_the_delete(server: Server,
     created = create(server, "ws-shared", components=[
         {"kind": "dependent_resources", "ref": shared, "standalone": True}])
     ml = ml_client(server, monkeypatch)
-    with pytest.raises(HttpResponseError) as refused:
-        ml.workspaces.begin_delete("ws-shared", delete_dependent_resources=True,
-                                   permanently_delete=True)
-    assert refused.value.status_code == 409
-    assert "standalone" in str(refused.value)
-    assert ml.workspaces.get("ws-shared").name == "ws-shared"
-    assert cleanup_refs(server, created["id"]) == set()
+    assert_refused_and_kept(server, ml, created, "standalone",
+                            delete_dependent_resources=True, permanently_delete=True)
     # Without the dependent resources the same delete goes through, and keeps the account.
     ml.workspaces.begin_delete("ws-shared", delete_dependent_resources=False,
                                permanently_delete=True).result(timeout=10)
@@ -569,7 +562,7 @@ def test_linked_resources_answer_only_for_components(server: Server) -> None:
                 response = client.request(method, f"{unknown}?api-version=2019-06-01")
                 assert response.status_code == 404
                 assert response.json()["error"]["code"] == "not_found"
-    with server.http({"Authorization": "Bearer tok-bob"}) as bob:
+    with server.http(BOB) as bob:
         assert bob.delete(f"{store}?api-version=2019-06-01").status_code == 202
     with server.http() as client:
         # Bob's linked delete never rides on Alice's delete of her workspace.
