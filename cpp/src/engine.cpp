@@ -145,6 +145,20 @@ LiveCursor decode_live_cursor(const std::string& text) {
   return LiveCursor{std::move(*group), std::move(*name)};
 }
 
+/// Checks a listing's scope and limit; the row count to ask the store for: one more than
+/// the limit, which tells whether another page exists (everything when nullopt).
+std::size_t listing_rows(const std::string& subscription_id,
+                         const std::optional<std::string>& resource_group,
+                         std::optional<std::size_t> limit) {
+  check_identifier(subscription_id, "subscription_id");
+  if (resource_group) check_identifier(*resource_group, "resource_group");
+  if (limit && *limit == 0) {
+    throw Error(ErrorCode::invalid_argument, "limit must be at least 1 (or None for everything)");
+  }
+  constexpr std::size_t kUnlimited = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+  return limit ? std::min(*limit, kUnlimited - 1) + 1 : kUnlimited;
+}
+
 DeletedWorkspace to_deleted(const WorkspaceRecord& r) {
   const Workspace& w = r.workspace;
   return {w.id, w.name, w.subscription_id, w.resource_group, r.deleted_at.value_or(0),
@@ -855,18 +869,11 @@ WorkspacePage Engine::list_live(const std::string& subscription_id,
                                 std::optional<std::size_t> limit, const std::optional<std::string>& cursor,
                                 const MaybePrincipal&) {
   RB_OPEN_GUARD
-  check_identifier(subscription_id, "subscription_id");
-  if (resource_group) check_identifier(*resource_group, "resource_group");
-  if (limit && *limit == 0) {
-    throw Error(ErrorCode::invalid_argument, "limit must be at least 1 (or None for everything)");
-  }
   LiveQuery query;
+  query.limit = listing_rows(subscription_id, resource_group, limit);
   query.subscription_id = subscription_id;
   query.resource_group = resource_group;
   if (cursor) query.after = decode_live_cursor(*cursor);
-  // One more than asked tells whether another page exists.
-  constexpr std::size_t kUnlimited = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
-  query.limit = limit ? std::min(*limit, kUnlimited - 1) + 1 : kUnlimited;
   auto tx = store_->begin(TransactionMode::read);
   auto rows = tx->list_live(query);
   WorkspacePage page;
@@ -1015,21 +1022,14 @@ DeletedPage Engine::list_deleted(const std::string& subscription_id,
                                  std::optional<std::size_t> limit, const std::optional<std::string>& cursor,
                                  const MaybePrincipal&) {
   RB_OPEN_GUARD
-  check_identifier(subscription_id, "subscription_id");
-  if (resource_group) check_identifier(*resource_group, "resource_group");
-  if (limit && *limit == 0) {
-    throw Error(ErrorCode::invalid_argument, "limit must be at least 1 (or None for everything)");
-  }
+  DeletedQuery query;
+  query.limit = listing_rows(subscription_id, resource_group, limit);
   const Rules& r = impl_->rules(subscription_id);
   const Timestamp now = clock_->now();
-  DeletedQuery query;
   query.subscription_id = subscription_id;
   query.resource_group = resource_group;
   if (r.retention.on_expiry == OnExpiry::purge) query.purge_after = now;
   if (cursor) query.after = decode_cursor(*cursor);
-  // One more than asked tells whether another page exists.
-  constexpr std::size_t kUnlimited = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
-  query.limit = limit ? std::min(*limit, kUnlimited - 1) + 1 : kUnlimited;
   auto tx = store_->begin(TransactionMode::read);
   auto rows = tx->list_deleted(query);
   DeletedPage page;

@@ -208,7 +208,6 @@ class _Call:
     """An authenticated ARM call: who, and in which subscription."""
     caller: "rb.Principal | None"
     subscription_id: str
-    api_version: str
 
 
 def create_arm_router(engine: rb.Engine, authenticate: Authenticator, *,
@@ -245,7 +244,7 @@ def create_arm_router(engine: rb.Engine, authenticate: Authenticator, *,
             raise ApiError(400, "invalid_request",
                            f"api-version {api_version!r} is not a version: use YYYY-MM-DD, "
                            "optionally with -preview (every version answers the same bodies)")
-        return _Call(caller, subscription_id, api_version)
+        return _Call(caller, subscription_id)
 
     Call = Annotated[_Call, Depends(arm_call)]
     Top = Annotated[int, Query(alias="$top", ge=1, le=1000, description="Page size.")]
@@ -353,8 +352,8 @@ def create_arm_router(engine: rb.Engine, authenticate: Authenticator, *,
                     resource_name: Name) -> dict[str, Any]:
         """Storage account, key vault, Application Insights or container registry of a live
         workspace, as a generic ARM resource."""
-        _, component, arm_id = find_linked(call, resource_group, namespace, resource_type,
-                                           resource_name)
+        _, component, _ = find_linked(call, resource_group, namespace, resource_type,
+                                      resource_name)
         return {"id": component.ref, "name": resource_name,
                 "type": f"{namespace}/{resource_type}", "location": location,
                 "properties": {}}

@@ -357,6 +357,13 @@ def _responses(*docs: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[s
     return merged
 
 
+def _next_link(request: Request, next_cursor: str | None, limit: int) -> str | None:
+    """This request's URL for the page at ``next_cursor``; None on the last page."""
+    if next_cursor is None:
+        return None
+    return str(request.url.include_query_params(cursor=next_cursor, limit=limit))
+
+
 def require_platform(caller: "rb.Principal | None", what: str) -> None:
     if caller is not None:
         raise Forbidden(f"{what} is for the platform only (a token with platform: true)")
@@ -435,12 +442,9 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
                   ) -> WorkspacePageModel:
         page = rb.Workspace.list(subscription_id, resource_group, limit=limit, cursor=cursor,
                                  principal=caller, engine=engine)
-        next_link = None
-        if page.next_cursor is not None:
-            next_link = str(request.url.include_query_params(cursor=page.next_cursor,
-                                                             limit=limit))
         return WorkspacePageModel(value=[_workspace(ws) for ws in page],
-                                  next_cursor=page.next_cursor, next_link=next_link)
+                                  next_cursor=page.next_cursor,
+                                  next_link=_next_link(request, page.next_cursor, limit))
 
     @router.get("/subscriptions/{subscription_id}/workspaces", response_model=WorkspacePageModel,
                 tags=tagged("workspaces"), summary="List the live workspaces of a subscription",
@@ -570,12 +574,9 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
                 ) -> DeletedPageModel:
         page = rb.Workspace.list_deleted(subscription_id, resource_group, limit=limit,
                                          cursor=cursor, principal=caller, engine=engine)
-        next_link = None
-        if page.next_cursor is not None:
-            next_link = str(request.url.include_query_params(cursor=page.next_cursor,
-                                                             limit=limit))
         return DeletedPageModel(value=[_deleted_workspace(d) for d in page],
-                                next_cursor=page.next_cursor, next_link=next_link)
+                                next_cursor=page.next_cursor,
+                                next_link=_next_link(request, page.next_cursor, limit))
 
     @router.get("/subscriptions/{subscription_id}/deletedWorkspaces",
                 response_model=DeletedPageModel, tags=tagged("recycle bin"),

@@ -12,7 +12,7 @@ import html
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import _core
 
@@ -235,14 +235,16 @@ def _deleted_table(items: Iterable[DeletedWorkspace], caption: str) -> str:
     )
 
 
-class DeletedPage(list[DeletedWorkspace]):
-    """One page of :meth:`Workspace.list_deleted`: a ``list[DeletedWorkspace]``, newest
-    deletion first, with ``next_cursor`` (``None`` on the last page) to pass back as
-    ``cursor=`` for the next page."""
+_Item = TypeVar("_Item")
+
+
+class _Page(list[_Item], Generic[_Item]):
+    """A page of a keyset-paged listing: a list, with ``next_cursor`` (``None`` on the last
+    page) to pass back as ``cursor=`` for the next page."""
 
     __slots__ = ("_next_cursor",)
 
-    def __init__(self, items: Iterable[DeletedWorkspace] = (), next_cursor: str | None = None) -> None:
+    def __init__(self, items: Iterable[_Item] = (), next_cursor: str | None = None) -> None:
         super().__init__(items)
         self._next_cursor = next_cursor
 
@@ -252,10 +254,18 @@ class DeletedPage(list[DeletedWorkspace]):
         return self._next_cursor
 
     def __repr__(self) -> str:
-        return f"DeletedPage({super().__repr__()}, next_cursor={self._next_cursor!r})"
+        return f"{type(self).__name__}({super().__repr__()}, next_cursor={self._next_cursor!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (DeletedPage, (list(self), self._next_cursor))
+        return (type(self), (list(self), self._next_cursor))
+
+
+class DeletedPage(_Page[DeletedWorkspace]):
+    """One page of :meth:`Workspace.list_deleted`: a ``list[DeletedWorkspace]``, newest
+    deletion first, with ``next_cursor`` (``None`` on the last page) to pass back as
+    ``cursor=`` for the next page."""
+
+    __slots__ = ()
 
     def _repr_html_(self) -> str:
         caption = f"{len(self)} deleted workspace{'s' if len(self) != 1 else ''}"

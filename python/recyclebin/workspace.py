@@ -12,13 +12,12 @@ import builtins
 import numbers
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 from . import _core
 from .engine import Engine, _resolve_engine
 from .errors import InvalidArgument, InvalidRetention
 from .models import Component, Principal, _core_principal, _require_str
-from .results import DeletedPage, DeletedWorkspace, DeleteResult, RecoverResult
+from .results import DeletedPage, DeletedWorkspace, DeleteResult, RecoverResult, _Page
 
 __all__ = ["Workspace", "WorkspacePage"]
 
@@ -49,7 +48,14 @@ def _flag(value: object, what: str) -> bool:
     return value
 
 
-def _page_limit(limit: object) -> int | None:
+def _listing_limit(subscription_id: object, resource_group: object, cursor: object,
+                   limit: object) -> int | None:
+    """Checks a listing's arguments; the limit to hand the core."""
+    _require_str(subscription_id, "subscription_id")
+    if resource_group is not None:
+        _require_str(resource_group, "resource_group")
+    if cursor is not None:
+        _require_str(cursor, "cursor")
     if limit is None:
         return None
     if isinstance(limit, bool) or not isinstance(limit, int):
@@ -240,12 +246,7 @@ class Workspace:
         everything; otherwise pass the page's ``next_cursor`` back as ``cursor=`` for the
         next page (a page costs the same at any depth)."""
         eng = _resolve_engine(engine)
-        _require_str(subscription_id, "subscription_id")
-        if resource_group is not None:
-            _require_str(resource_group, "resource_group")
-        if cursor is not None:
-            _require_str(cursor, "cursor")
-        limit = _page_limit(limit)
+        limit = _listing_limit(subscription_id, resource_group, cursor, limit)
         items, next_cursor = eng._core.list_live(
             eng._workspaces, subscription_id, resource_group, limit, cursor,
             None if principal is None else _core_principal(principal),
@@ -268,12 +269,7 @@ class Workspace:
         first; also those whose group is gone. ``limit=None`` lists everything; otherwise
         pass the page's ``next_cursor`` back as ``cursor=`` for the next page."""
         eng = _resolve_engine(engine)
-        _require_str(subscription_id, "subscription_id")
-        if resource_group is not None:
-            _require_str(resource_group, "resource_group")
-        if cursor is not None:
-            _require_str(cursor, "cursor")
-        limit = _page_limit(limit)
+        limit = _listing_limit(subscription_id, resource_group, cursor, limit)
         # Each item's as_of is the engine's time just before the read (taken by the binding).
         items, next_cursor = eng._core.list_deleted(
             subscription_id, resource_group, limit, cursor,
@@ -443,27 +439,12 @@ class Workspace:
         engine._core.get_by_id(engine._workspaces, self._snapshot[0], _core_principal(principal))
 
 
-class WorkspacePage(list[Workspace]):
+class WorkspacePage(_Page[Workspace]):
     """One page of :meth:`Workspace.list`: a ``list[Workspace]`` ordered by
     ``(resource_group, name)``, with ``next_cursor`` (``None`` on the last page) to pass
     back as ``cursor=`` for the next page."""
 
-    __slots__ = ("_next_cursor",)
-
-    def __init__(self, items: Iterable[Workspace] = (), next_cursor: str | None = None) -> None:
-        super().__init__(items)
-        self._next_cursor = next_cursor
-
-    @property
-    def next_cursor(self) -> str | None:
-        """Where the next page starts, or ``None`` when there is none."""
-        return self._next_cursor
-
-    def __repr__(self) -> str:
-        return f"WorkspacePage({super().__repr__()}, next_cursor={self._next_cursor!r})"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (WorkspacePage, (list(self), self._next_cursor))
+    __slots__ = ()
 
 
 # The binding makes the facade's Workspace objects itself (object.__new__ plus its three

@@ -6,9 +6,12 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+
+import httpx
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 SUB = "sub-1"
@@ -66,3 +69,18 @@ def run_cli(args: Sequence[str], *, cwd: Path | None = None, timeout: float = 60
         full_env.update(env)
     return subprocess.run([*command, *args], cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
                           capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def answers_health(client: Callable[[], httpx.Client], process: subprocess.Popen[bytes],
+                   timeout: float) -> bool:
+    """Polls ``GET /healthz`` on new clients until it answers 200 (True), or the process
+    ends or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with client() as http:
+                if http.get("/healthz", timeout=1).status_code == 200:
+                    return True
+        except httpx.TransportError:
+            time.sleep(0.1)
+    return False

@@ -35,7 +35,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 import recyclebin as rb
-from rest_helpers import cli_command, free_loopback_port, run_cli
+from rest_helpers import (
+    ALICE,
+    BOB,
+    PLATFORM,
+    TOKENS,
+    answers_health,
+    cli_command,
+    free_loopback_port,
+    run_cli,
+)
 
 # azure-ai-ml's schemas use marshmallow APIs that marshmallow deprecates; those warnings
 # are the SDK's, not ours (the suite turns warnings into errors).
@@ -57,13 +66,6 @@ SUB = "sub-arm"
 RG = "rg-arm"
 OTHER_RG = "rg-other"
 MANY_RG = "rg-many"
-TOKENS = {
-    "tok-platform": {"principal": "platform-service", "platform": True},
-    "tok-alice": {"principal": "alice"},
-    "tok-bob": {"principal": "bob"},
-}
-ALICE = {"Authorization": "Bearer tok-alice"}
-PLATFORM = {"Authorization": "Bearer tok-platform"}
 API = "api-version=2025-12-01"
 PROVIDER = "Microsoft.MachineLearningServices/workspaces"
 STARTUP_TIMEOUT = 30.0
@@ -145,18 +147,6 @@ class Server:
                             verify=ssl.create_default_context(cafile=str(self.tls.ca)))
 
 
-def answers_over_tls(server: Server) -> bool:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline and server.process.poll() is None:
-        try:
-            with server.http(None) as client:
-                if client.get("/healthz", timeout=1).status_code == 200:
-                    return True
-        except httpx.TransportError:
-            time.sleep(0.1)
-    return False
-
-
 def start_server(directory: Path, tls: TlsFiles) -> Server:
     tokens = directory / "tokens.json"
     tokens.write_text(json.dumps(TOKENS))
@@ -174,7 +164,7 @@ def start_server(directory: Path, tls: TlsFiles) -> Server:
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env)
         server = Server(process, f"https://127.0.0.1:{port}", port, db, tls, log)
         try:
-            if answers_over_tls(server):
+            if answers_health(lambda: server.http(None), process, STARTUP_TIMEOUT):
                 return server
         except BaseException:
             process.kill()
@@ -312,6 +302,18 @@ def create(server: Server, name: str, rg: str = RG,
     return body
 
 
+def assert_refused_and_kept(server: Server, ml: MLClient, created: dict[str, Any],
+                            says: str, **delete_options: bool) -> None:
+    """begin_delete raises the server's 409 (its message naming ``says``); the workspace
+    is still there and nothing went to the cleanup outbox."""
+    with pytest.raises(HttpResponseError) as refused:
+        ml.workspaces.begin_delete(created["name"], **delete_options)
+    assert refused.value.status_code == 409
+    assert says in str(refused.value)
+    assert ml.workspaces.get(created["name"]).name == created["name"]
+    assert cleanup_refs(server, created["id"]) == set()
+
+
 def cleanup_refs(server: Server, workspace_id: str) -> set[tuple[str, str]]:
     with server.http(PLATFORM) as client:
         response = client.get("/cleanupTasks", params={"workspace_id": workspace_id})
@@ -418,12 +420,8 @@ def test_dependent_resources_go_to_the_cleanup_outbox(server: Server,
     ml = ml_client(server, monkeypatch)
 
     # Without a permanent delete the policy refuses, and nothing is deleted.
-    with pytest.raises(HttpResponseError) as refused:
-        ml.workspaces.begin_delete("ws-dep", delete_dependent_resources=True)
-    assert refused.value.status_code == 409
-    assert "permanently_delete" in str(refused.value)
-    assert ml.workspaces.get("ws-dep").name == "ws-dep"
-    assert cleanup_refs(server, created["id"]) == set()
+    assert_refused_and_kept(server, ml, created, "permanently_delete",
+                            delete_dependent_resources=True)
 
     ml.workspaces.begin_delete("ws-dep", delete_dependent_resources=True,
                                permanently_delete=True).result(timeout=10)
@@ -438,13 +436,8 @@ def test_a_standalone_linked_resource_stops_the_delete(server: Server,
     created = create(server, "ws-shared", components=[
         {"kind": "dependent_resources", "ref": shared, "standalone": True}])
     ml = ml_client(server, monkeypatch)
-    with pytest.raises(HttpResponseError) as refused:
-        ml.workspaces.begin_delete("ws-shared", delete_dependent_resources=True,
-                                   permanently_delete=True)
-    assert refused.value.status_code == 409
-    assert "standalone" in str(refused.value)
-    assert ml.workspaces.get("ws-shared").name == "ws-shared"
-    assert cleanup_refs(server, created["id"]) == set()
+    assert_refused_and_kept(server, ml, created, "standalone",
+                            delete_dependent_resources=True, permanently_delete=True)
     # Without the dependent resources the same delete goes through, and keeps the account.
     ml.workspaces.begin_delete("ws-shared", delete_dependent_resources=False,
                                permanently_delete=True).result(timeout=10)
@@ -569,7 +562,7 @@ def test_linked_resources_answer_only_for_components(server: Server) -> None:
                 response = client.request(method, f"{unknown}?api-version=2019-06-01")
                 assert response.status_code == 404
                 assert response.json()["error"]["code"] == "not_found"
-    with server.http({"Authorization": "Bearer tok-bob"}) as bob:
+    with server.http(BOB) as bob:
         assert bob.delete(f"{store}?api-version=2019-06-01").status_code == 202
     with server.http() as client:
         # Bob's linked delete never rides on Alice's delete of her workspace.
@@ -582,16 +575,101 @@ def test_linked_resources_answer_only_for_components(server: Server) -> None:
 # ----------------------------------------------------------------------- serve options
 
 def test_serve_refuses_half_or_broken_tls_settings(tmp_path: Path) -> None:
+    from recyclebin.server import check_tls_files
+
     tls = make_tls_files(tmp_path)
     half = run_cli(["serve", "--db", str(tmp_path / "x.db"), "--ssl-certfile", str(tls.cert)])
-    assert half.returncode != 0
+    assert half.returncode == 2
     assert "both --ssl-certfile and --ssl-keyfile" in half.stderr
-    swapped = run_cli(["serve", "--db", str(tmp_path / "x.db"), "--ssl-certfile", str(tls.key),
-                       "--ssl-keyfile", str(tls.cert)])
-    assert swapped.returncode != 0
-    assert "do not load as a PEM certificate chain" in swapped.stderr
-    missing = run_cli(["serve", "--db", str(tmp_path / "x.db"), "--ssl-certfile",
-                       str(tmp_path / "nope.pem"), "--ssl-keyfile", str(tls.key)])
-    assert missing.returncode != 0
-    assert "nope.pem: no such file" in missing.stderr
     assert not (tmp_path / "x.db").exists()  # refused before anything was opened
+    with pytest.raises(ValueError, match="do not load as a PEM certificate chain"):
+        check_tls_files(tls.key, tls.cert)  # swapped
+    with pytest.raises(ValueError, match="nope.pem: no such file"):
+        check_tls_files(tmp_path / "nope.pem", tls.key)
+    with pytest.raises(ValueError, match="both --ssl-certfile and --ssl-keyfile"):
+        check_tls_files(None, tls.key)
+    check_tls_files(tls.cert, tls.key)  # a good pair passes
+    check_tls_files(None, None)  # plain HTTP
+
+
+# ----------------------------------------------------------- the router, in process
+
+def in_process(engine: rb.Engine, **options: Any) -> Any:
+    """A TestClient on an app with only the ARM router (no network at all)."""
+    from fastapi import FastAPI
+
+    from recyclebin.arm import create_arm_router
+    from recyclebin.auth import BearerTokenAuth, grants_from_mapping
+
+    with warnings.catch_warnings():
+        # Starlette warns (an error here) that it wants httpx2 for its TestClient.
+        warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+        from fastapi.testclient import TestClient
+    app = FastAPI()
+    app.state.arm_router = create_arm_router(
+        engine, BearerTokenAuth(grants_from_mapping(TOKENS)), **options)
+    app.include_router(app.state.arm_router)
+    return TestClient(app)
+
+
+def arm_route_names(app: Any) -> set[str]:
+    return {route.name for route in app.state.arm_router.routes}
+
+
+def matched_routes(app: Any, requests: list[tuple[str, str]]) -> set[str]:
+    """The names of the ARM routes that these requests reach (the first match each)."""
+    from starlette.routing import Match
+    names = set()
+    for method, path in requests:
+        scope = {"type": "http", "method": method, "path": path, "root_path": ""}
+        names |= {next(r.name for r in app.state.arm_router.routes
+                       if r.matches(scope)[0] == Match.FULL)}
+    return names
+
+
+def test_every_route_makes_the_one_subscription_check(tmp_path: Path) -> None:
+    asked: list[tuple[str | None, str]] = []
+
+    def only_sub_arm(caller: rb.Principal | None, subscription_id: str) -> None:
+        asked.append((None if caller is None else caller.id, subscription_id))
+        if subscription_id != SUB:
+            raise rb.PermissionDenied(f"this token may not act in {subscription_id}")
+
+    with rb.Engine.open(str(tmp_path / "rb.db"), policy="azureml") as local:
+        store = linked("Microsoft.Storage/storageAccounts", "checked", rg=RG)
+        rb.Workspace.create("sub-other", RG, "theirs", engine=local,
+                            components=[rb.Component("dependent_resources",
+                                                     store.replace(SUB, "sub-other"))])
+        client = in_process(local, authorize_subscription=only_sub_arm)
+        other = [arm_ws(rg=None), arm_ws(), arm_ws("theirs"), store]
+        requests = [("GET", path.replace(SUB, "sub-other")) for path in other]
+        requests += [("DELETE", arm_ws("theirs").replace(SUB, "sub-other")),
+                     ("DELETE", store.replace(SUB, "sub-other"))]
+        assert matched_routes(client.app, requests) == arm_route_names(client.app)  # all
+        for method, path in requests:
+            # No api-version either: the subscription check comes first.
+            response = client.request(method, path, headers=ALICE)
+            assert response.status_code == 403, (method, path, response.text)
+            assert response.json()["error"]["code"] == "permission_denied"
+        assert asked == [("alice", "sub-other")] * len(requests)
+        assert rb.Workspace.get("theirs", "sub-other", RG, engine=local).name == "theirs"
+        anonymous = client.get(arm_ws("theirs").replace(SUB, "sub-other"))
+        assert anonymous.status_code == 401  # authentication before the subscription check
+        assert len(asked) == len(requests)
+
+
+def test_a_linked_delete_is_forgotten_after_its_time(tmp_path: Path) -> None:
+    store = linked("Microsoft.Storage/storageAccounts", "forgotten")
+    with rb.Engine.open(str(tmp_path / "rb.db"), policy="azureml") as local:
+        ws = rb.Workspace.create(SUB, RG, "ws-ttl", engine=local,
+                                 components=[rb.Component("dependent_resources", store)])
+        client = in_process(local, dependent_delete_ttl=0.2)
+        assert client.delete(f"{store}?api-version=2019-06-01",
+                             headers=PLATFORM).status_code == 202
+        time.sleep(0.3)
+        gone = client.delete(f"{arm_ws('ws-ttl')}?{API}&forceToPurge=true", headers=PLATFORM)
+        assert gone.status_code == 200
+        assert gone.json()["preserved"] == ["dependent_resources"]
+        assert [t for t in local.cleanup_tasks() if t.workspace_id == ws.id] == []
+    with pytest.raises(ValueError, match="dependent_delete_ttl"):
+        in_process(local, dependent_delete_ttl=0)

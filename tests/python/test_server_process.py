@@ -22,6 +22,7 @@ from rest_helpers import (
     RG,
     SUB,
     TOKENS,
+    answers_health,
     cli_command,
     deleted_path,
     free_loopback_port,
@@ -73,14 +74,8 @@ def start_server(tmp_path: Path, *extra: str) -> Server:
                  "--db", str(tmp_path / "rb.db"), "--tokens", str(tokens), *extra],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=clean_env())
         server = Server(process, f"http://127.0.0.1:{port}", log)
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                with server.client(None) as client:
-                    if client.get("/healthz", timeout=1).status_code == 200:
-                        return server
-            except httpx.TransportError:
-                time.sleep(0.1)
+        if answers_health(lambda: server.client(None), process, STARTUP_TIMEOUT):
+            return server
         if process.poll() is None:
             process.kill()
             process.wait(timeout=SHUTDOWN_TIMEOUT)
