@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -36,7 +37,7 @@ constexpr std::size_t kMaxDepth = 32;
 constexpr std::size_t kMaxPolicyBytes = std::size_t{64} << 20;  // yaml-cpp marks are ints
 // Every tenant's rules are a copy of the base with the overrides applied, so the base's
 // lists and names are copied once per tenant: this bounds the product.
-constexpr std::size_t kMaxTenantCopyBytes = std::size_t{256} << 20;
+constexpr std::size_t kMaxTenantCopyBytes = std::size_t{64} << 20;
 constexpr std::size_t kQuoteLimit = 80;  // bytes of input quoted in a message
 
 template <class T> struct is_optional : std::false_type {};
@@ -227,13 +228,13 @@ class TreeBuilder final : public YAML::EventHandler {
                        YAML::EmitterStyle::value) override {
     open(mark, tag, anchor, Node::Kind::sequence);
   }
-  void OnSequenceEnd() override { open_.pop_back(); }
+  void OnSequenceEnd() override { close(); }
 
   void OnMapStart(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
                   YAML::EmitterStyle::value) override {
     open(mark, tag, anchor, Node::Kind::mapping);
   }
-  void OnMapEnd() override { open_.pop_back(); }
+  void OnMapEnd() override { close(); }
 
  private:
   struct Open {
@@ -241,6 +242,7 @@ class TreeBuilder final : public YAML::EventHandler {
     bool has_key = false;  // a mapping's key was read; its value comes next
     std::string key;
     YAML::Mark key_mark;
+    bool is_key;  // a mapping or list written as a key: refused when it ends
   };
 
   bool expecting_key() const {
@@ -308,16 +310,30 @@ class TreeBuilder final : public YAML::EventHandler {
 
   void open(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor, Node::Kind kind) {
     check_properties(mark, tag, anchor);
-    if (expecting_key()) {
-      decoder_.fail(mark, std::string("a key that is ") + kind_name(kind) +
-                              "; a key is a word or a quoted string");
-    }
     if (open_.size() >= kMaxDepth) {
       decoder_.fail(mark, "nested deeper than " + std::to_string(kMaxDepth) +
                               " levels of mappings and lists; a policy needs at most 5 "
                               "(tenants.ID.components.KIND.on_delete)");
     }
-    open_.push_back(Open{&add(mark, kind), false, {}, {}});
+    if (expecting_key()) {
+      // Refused when it ends, so that an unclosed '[' (which yaml-cpp reads as the start of
+      // a key) is reported as what it is: nesting, or a missing ']'.
+      Node& key = key_nodes_.emplace_back();
+      key.kind = kind;
+      key.mark = mark;
+      open_.push_back(Open{&key, false, {}, {}, true});
+      return;
+    }
+    open_.push_back(Open{&add(mark, kind), false, {}, {}, false});
+  }
+
+  void close() {
+    if (open_.back().is_key) {
+      const Node& key = *open_.back().node;
+      decoder_.fail(key.mark, std::string("a key that is ") + kind_name(key.kind) +
+                                  "; a key is a word or a quoted string");
+    }
+    open_.pop_back();
   }
 
   /// A new node where the parser is: the document itself, a list item or a mapping value.
@@ -349,6 +365,7 @@ class TreeBuilder final : public YAML::EventHandler {
   bool has_root_ = false;
   Node root_;
   std::vector<Open> open_;
+  std::deque<Node> key_nodes_;  // keys that are not text, until they end and are refused
 };
 
 /// The one document of `text` (already checked to be NUL-free UTF-8), or a PolicyError.
@@ -707,7 +724,14 @@ Policy Policy::from_yaml(std::string_view text, std::string_view source) {
       decoder.fail(tenants_node->mark, "'tenants' must be a mapping of subscription id to overrides");
     }
     const std::size_t cost = copy_cost(base);
-    std::size_t total_cost = 0;
+    if (tenants_node->items.size() * cost > kMaxTenantCopyBytes) {
+      decoder.fail(root.keys[root.index.find("tenants")->second].second,
+                   "too many tenants for the size of the base: each tenant's rules are a copy of the "
+                   "base's " + std::to_string(cost) + " bytes of names, lists and components, and " +
+                   std::to_string(tenants_node->items.size()) + " tenants pass the limit of " +
+                   std::to_string(kMaxTenantCopyBytes >> 20) + " MiB; shorten the base's lists, or "
+                   "split the policy");
+    }
     for (std::size_t i = 0; i < tenants_node->items.size(); ++i) {
       const auto& [tenant, tenant_mark] = tenants_node->keys[i];
       const Node& override_node = tenants_node->items[i];
@@ -723,14 +747,6 @@ Policy Policy::from_yaml(std::string_view text, std::string_view source) {
                            "'; a tenant may override: retention, soft_delete, permanent_delete, "
                            "name_reservation, preconditions, orphans, components, permissions");
         }
-      }
-      total_cost += cost;
-      if (total_cost > kMaxTenantCopyBytes) {
-        decoder.fail(tenant_mark, "too many tenants for the size of the base: each tenant's rules copy "
-                                  "the base's " + std::to_string(cost) + " bytes of names, lists and "
-                                  "components, and " + std::to_string(i + 1) + " tenants pass the limit of " +
-                                  std::to_string(kMaxTenantCopyBytes >> 20) + " MiB; shorten the base's "
-                                  "lists or split the policy");
       }
       Marks marks;
       Rules rules = base;  // the overrides apply over a copy of the base
