@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up (scripts/setup.sh) and runs every test: GoogleTest through ctest (a plain build
 # with -Werror, then the same tests under AddressSanitizer + UndefinedBehaviorSanitizer),
-# then pytest. Extra arguments go to pytest. RECYCLEBIN_SANITIZE=0 skips the sanitizer run.
+# then the policy fuzzer for a bounded time (scripts/fuzz.sh: RECYCLEBIN_FUZZ_SECONDS, default
+# 60; 0 skips it), then pytest. Extra arguments go to pytest. RECYCLEBIN_SANITIZE=0 skips the
+# sanitizer run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -18,6 +20,9 @@ export PATH="$PWD/.venv/bin:$PATH"  # cmake and ninja from the venv when the sys
 run_ctest build/cpp -DCMAKE_BUILD_TYPE=RelWithDebInfo
 if [ "${RECYCLEBIN_SANITIZE:-1}" != "0" ]; then
   run_ctest build/cpp-sanitize -DCMAKE_BUILD_TYPE=Debug -DRECYCLEBIN_SANITIZE=ON
+fi
+if [ "${RECYCLEBIN_FUZZ_SECONDS:-60}" != "0" ]; then
+  ./scripts/fuzz.sh
 fi
 
 .venv/bin/python -m pytest "$@"

@@ -97,7 +97,9 @@ struct Rules {
   PreconditionRules preconditions;
   OrphanRules orphans;
   std::map<std::string, ComponentRule> components;    // kind -> rule; "default" for the rest
-  std::map<Action, std::vector<std::string>> permissions;  // absent action: open to anyone
+  // Roles allowed each action. Fail closed (API.md, version 2): an absent action is allowed
+  // only to the workspace's owner (and the platform); an absent `create`, to any principal.
+  std::map<Action, std::vector<std::string>> permissions;
 
   /// The rule for a component kind ("default" entry, else retain).
   ComponentRule component_rule(std::string_view kind) const;
@@ -139,11 +141,16 @@ std::string enum_names() {
 
 class Policy {
  public:
-  /// Parses and validates YAML text. `source` (a file path) prefixes error positions:
-  /// "source:line:column: message"; without it, "line:column: message".
-  /// Throws Error(policy_error).
+  /// Parses and validates YAML text, in time linear in its size. `source` (a file path)
+  /// prefixes error positions: "source:line:column: message"; without it,
+  /// "line:column: message". Refused, at the offending place: NUL bytes and text that is not
+  /// UTF-8 (also where escapes decode to them), a second document, duplicate keys, keys that
+  /// are not text, tags, anchors and aliases, unterminated quotes, nesting deeper than 32, a
+  /// quoted integer or boolean, more than 64 MiB. Messages are UTF-8 without NUL: input they
+  /// quote is escaped. Throws Error(policy_error).
   static Policy from_yaml(std::string_view text, std::string_view source = {});
-  /// Reads and parses a file; errors start with "path:line:column:".
+  /// Reads and parses a file; errors start with "path:line:column:". A path with a NUL
+  /// byte, a directory or a device is refused.
   static Policy load(const std::string& path);
   /// A policy compiled into the library (policies/*.yaml); unknown names list the known ones.
   static Policy builtin(std::string_view name);
