@@ -8,6 +8,7 @@
 #include <chrono>
 
 #include "fixtures.hpp"
+#include "recyclebin/sqlite_store.hpp"
 
 namespace recyclebin {
 namespace {
