@@ -171,6 +171,9 @@ Connection::Connection(const Target& target) : target_(&target) {
     throw Error(ErrorCode::storage_error,
                 target.where + ": cannot connect: " + scrub(trim(PQerrorMessage(connection_.get()))));
   }
+  // The server's notices ("relation already exists, skipping") are not errors; libpq would
+  // print them on stderr.
+  PQsetNoticeProcessor(connection_.get(), [](void*, const char*) {}, nullptr);
 }
 
 std::string Connection::scrub(std::string message) const { return scrub_password(std::move(message), target_->password); }

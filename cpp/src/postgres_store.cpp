@@ -225,8 +225,8 @@ class PostgresTransaction final : public StoreTransaction {
 
   void commit() override {
     committing_ = true;
+    open_ = false;  // COMMIT ends the transaction whether it succeeds or not
     conn_->exec("COMMIT");
-    open_ = false;
   }
   bool committing() const { return committing_; }
 
@@ -739,6 +739,18 @@ class PostgresStore final : public Store {
       if (!exists.boolean(0, 0)) {
         const auto create = connection.exec("SELECT format('CREATE SCHEMA %I', $1::text)", pg::Params().add(schema_));
         connection.exec_once(create.text(0, 0), pg::Params());
+      }
+      const auto rights = connection.exec(
+          "SELECT has_schema_privilege($1, 'USAGE'), has_schema_privilege($1, 'CREATE'), current_user, "
+          "to_regclass(format('%I.schema_migrations', $1::text)) IS NOT NULL",
+          pg::Params().add(schema_));
+      const bool usage = rights.boolean(0, 0), create = rights.boolean(0, 1), migrated_before = rights.boolean(0, 3);
+      if (!usage || (!create && !migrated_before)) {
+        throw Error(ErrorCode::storage_error,
+                    target_.where + ", " + schema_name + ": permission denied: user '" + rights.text(0, 2) +
+                        "' lacks " + (usage ? "CREATE" : create ? "USAGE" : "USAGE and CREATE") +
+                        " on the schema; grant it (GRANT USAGE, CREATE ON SCHEMA ... TO ...) or choose "
+                        "another schema with options=-csearch_path=NAME");
       }
       connection.exec(
           "CREATE TABLE IF NOT EXISTS schema_migrations ("

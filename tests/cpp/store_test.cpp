@@ -3,9 +3,13 @@
 
 #include <sqlite3.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <thread>
-#include <chrono>
 
 #include "fixtures.hpp"
 #include "recyclebin/sqlite_store.hpp"
@@ -74,6 +78,57 @@ TEST(Store, LocationForms) {
   EXPECT_EQ(user_version(db.path()), sqlite_schema_version());
   expect_error(ErrorCode::invalid_argument, [] { open_sqlite_store(""); });
   expect_error(ErrorCode::storage_error, [] { open_sqlite_store("/nonexistent-dir/x/y.db"); });
+}
+
+// Issue 10: several processes opening one brand-new file at once sometimes failed with
+// "PRAGMA journal_mode = WAL: database is locked" (entering WAL takes a lock SQLite's busy
+// handler does not wait for). Every open must succeed.
+TEST(Store, ManyProcessesOpeningOneNewFileAllSucceed) {
+  constexpr int kRounds = 60, kProcesses = 8;
+  int failures = 0;
+  std::string first_failure;
+  for (int round = 0; round < kRounds; ++round) {
+    TempDb db;
+    int go[2], report[2];
+    ASSERT_EQ(::pipe(go), 0);
+    ASSERT_EQ(::pipe(report), 0);
+    std::vector<pid_t> children;
+    for (int i = 0; i < kProcesses; ++i) {
+      const pid_t pid = ::fork();
+      ASSERT_GE(pid, 0);
+      if (pid == 0) {
+        ::close(go[1]);
+        char byte = 0;
+        if (::read(go[0], &byte, 1) != 1) ::_exit(3);  // all start together
+        int code = 0;
+        try {
+          auto store = open_sqlite_store(db.path());
+          store->begin(TransactionMode::read)->find_by_id("x");
+        } catch (const std::exception& e) {
+          const std::string line = std::string(e.what()).substr(0, 200) + "\n";
+          if (::write(report[1], line.data(), line.size()) < 0) code = 2;
+          code = 1;
+        }
+        ::_exit(code);
+      }
+      children.push_back(pid);
+    }
+    ::close(go[0]);
+    ::close(report[1]);
+    const char start[kProcesses] = {};
+    ASSERT_EQ(::write(go[1], start, sizeof start), static_cast<ssize_t>(sizeof start));
+    ::close(go[1]);
+    for (const pid_t pid : children) {
+      int status = 0;
+      ::waitpid(pid, &status, 0);
+      if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ++failures;
+    }
+    char buffer[512] = {};
+    const ssize_t n = ::read(report[0], buffer, sizeof buffer - 1);
+    if (n > 0 && first_failure.empty()) first_failure.assign(buffer, static_cast<std::size_t>(n));
+    ::close(report[0]);
+  }
+  EXPECT_EQ(failures, 0) << "of " << kRounds * kProcesses << " opens; first: " << first_failure;
 }
 
 TEST(Store, RefusesANewerSchema) {
