@@ -166,7 +166,7 @@ struct Engine::Impl {
   }
 
   // ---- the one shape of every write ----
-  // Each write is a body run by the store in one serializable write (Store::write): the
+  // Each write is a body run by the store in one write transaction (Store::write): the
   // store retries conflicts by running the body again (so the body reads `now` afresh and
   // keeps its answer from its last run only); a refusal rolls the body back and is audited.
   template <class Body>

@@ -1,8 +1,12 @@
-// The shared PostgreSQL store. Writes are SERIALIZABLE transactions, retried here on
-// serialization failures, deadlocks, lock timeouts and unique violations by concurrent
-// commits; name reservation is the same pair of partial unique indexes as on SQLite; purge
-// sweeps and cleanup claims take their rows FOR UPDATE SKIP LOCKED, so several replicas
-// work side by side instead of queueing on each other's rows. A small pool of connections
+// The shared PostgreSQL store. A write is a READ COMMITTED transaction that locks the rows
+// it acts on as it reads them (SELECT ... FOR UPDATE: a concurrent write of the same
+// workspace waits, then sees its outcome), with the partial unique indexes as the last word
+// on names (the same pair as on SQLite): a unique violation, a deadlock, a lock timeout or a
+// serialization failure is a conflict, and the write runs again here. Purge sweeps and
+// cleanup claims take their rows FOR UPDATE SKIP LOCKED, so several replicas work side by
+// side instead of queueing on each other's rows. (SERIALIZABLE would give the same outcomes
+// with far more conflicts: its predicate locks on index pages make unrelated workspaces
+// collide.) A small pool of connections
 // (one per concurrent transaction), each reconnected when it drops.
 
 #include "recyclebin/postgres_store.hpp"
@@ -17,6 +21,8 @@
 
 #include "pg.hpp"
 #include "recyclebin/error.hpp"
+#include "connection_pool.hpp"
+#include "store_rows.hpp"
 
 namespace recyclebin {
 namespace {
@@ -114,43 +120,20 @@ CREATE INDEX cleanup_tasks_pending ON cleanup_tasks (id) WHERE completed_at IS N
 #define RB_CLEANUP_COLUMNS \
   "id, kind, ref, workspace_id, created_at, attempts, last_error, leased_by, leased_until "
 
-std::vector<std::string> split_lines(const std::string& text) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    const std::size_t end = std::min(text.find('\n', start), text.size());
-    out.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
-}
+using rows::join_lines;
 
-std::string join_lines(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& item : items) out += (out.empty() ? "" : "\n") + item;
-  return out;
-}
+/// One row of a result, read the way store_rows.hpp reads rows.
+struct RowView {
+  const pg::Result& result;
+  int row;
+  std::string text(int c) const { return result.text(row, c); }
+  std::int64_t int64(int c) const { return result.int64(row, c); }
+  bool flag(int c) const { return result.boolean(row, c); }
+  std::optional<std::string> opt_text(int c) const { return result.opt_text(row, c); }
+  std::optional<std::int64_t> opt_int64(int c) const { return result.opt_int64(row, c); }
+};
 
-WorkspaceRecord read_workspace(const pg::Result& r, int row) {
-  WorkspaceRecord w;
-  w.workspace.id = r.text(row, 0);
-  w.workspace.subscription_id = r.text(row, 1);
-  w.workspace.resource_group = r.text(row, 2);
-  w.workspace.name = r.text(row, 3);
-  w.workspace.state = static_cast<WorkspaceState>(r.int64(row, 4));
-  w.workspace.retention_days = static_cast<int>(r.int64(row, 5));
-  w.workspace.cmk_encrypted = r.boolean(row, 6);
-  w.workspace.created_at = r.int64(row, 7);
-  w.deleted_at = r.opt_int64(row, 8);
-  w.purge_at = r.opt_int64(row, 9);
-  w.deleted_seq = r.int64(row, 10);
-  w.orphaned_at = r.opt_int64(row, 11);
-  w.had_members = r.boolean(row, 12);
-  w.group_key = r.opt_text(row, 13);
-  w.tenant_key = r.opt_text(row, 14);
-  w.retained_kinds = split_lines(r.text(row, 15));
-  return w;
-}
+WorkspaceRecord read_workspace(const pg::Result& r, int row) { return rows::workspace(RowView{r, row}); }
 
 std::vector<WorkspaceRecord> read_workspaces(const pg::Result& r) {
   std::vector<WorkspaceRecord> out;
@@ -164,19 +147,7 @@ std::optional<WorkspaceRecord> read_one(const pg::Result& r) {
   return read_workspace(r, 0);
 }
 
-CleanupTask read_cleanup(const pg::Result& r, int row) {
-  CleanupTask t;
-  t.id = r.int64(row, 0);
-  t.kind = r.text(row, 1);
-  t.ref = r.text(row, 2);
-  t.workspace_id = r.text(row, 3);
-  t.created_at = r.int64(row, 4);
-  t.attempts = static_cast<int>(r.int64(row, 5));
-  t.last_error = r.opt_text(row, 6);
-  t.leased_by = r.opt_text(row, 7);
-  t.leased_until = r.opt_int64(row, 8);
-  return t;
-}
+CleanupTask read_cleanup(const pg::Result& r, int row) { return rows::cleanup_task(RowView{r, row}); }
 
 std::vector<CleanupTask> read_cleanups(const pg::Result& r) {
   std::vector<CleanupTask> out;
@@ -230,31 +201,37 @@ class PostgresTransaction final : public StoreTransaction {
   }
   bool committing() const { return committing_; }
 
+  // In a write, the point lookups lock what they return (FOR UPDATE): the checks the engine
+  // makes on a row hold until the transaction ends.
+#define RB_LOOKUP(sql) (mode_ == TransactionMode::write ? sql " FOR UPDATE" : sql)
+
   std::optional<WorkspaceRecord> find_by_id(const std::string& id) override {
-    return read_one(conn_->exec(RB_SELECT_WORKSPACES "WHERE id = $1", pg::Params().add(id)));
+    return read_one(conn_->exec(RB_LOOKUP(RB_SELECT_WORKSPACES "WHERE id = $1"), pg::Params().add(id)));
   }
 
   std::optional<WorkspaceRecord> find_live(const std::string& subscription_id, const std::string& resource_group,
                                            const std::string& name) override {
-    return read_one(conn_->exec(RB_SELECT_WORKSPACES "WHERE group_key = $1 AND deleted_at IS NULL",
+    return read_one(conn_->exec(RB_LOOKUP(RB_SELECT_WORKSPACES "WHERE group_key = $1 AND deleted_at IS NULL"),
                                 pg::Params().add(group_name_key(subscription_id, resource_group, name))));
   }
 
   std::vector<WorkspaceRecord> find_deleted(const std::string& subscription_id, const std::string& resource_group,
                                             const std::string& name) override {
-    return read_workspaces(conn_->exec(RB_SELECT_WORKSPACES
-                                       "WHERE subscription_id = $1 AND resource_group = $2 AND name = $3 "
-                                       "AND deleted_at IS NOT NULL ORDER BY deleted_at DESC, deleted_seq DESC",
-                                       pg::Params().add(subscription_id).add(resource_group).add(name)));
+    return read_workspaces(
+        conn_->exec(RB_LOOKUP(RB_SELECT_WORKSPACES
+                              "WHERE subscription_id = $1 AND resource_group = $2 AND name = $3 "
+                              "AND deleted_at IS NOT NULL ORDER BY deleted_at DESC, deleted_seq DESC"),
+                    pg::Params().add(subscription_id).add(resource_group).add(name)));
   }
 
   std::vector<WorkspaceRecord> find_name_holders(const std::string& group_key, const std::string& tenant_key) override {
     // The group holder first, as on SQLite (one row may hold both keys).
-    return read_workspaces(conn_->exec(RB_SELECT_WORKSPACES
-                                       "WHERE group_key = $1 OR tenant_key = $2 "
-                                       "ORDER BY (group_key IS NOT DISTINCT FROM $1) DESC, id",
+    return read_workspaces(conn_->exec(RB_LOOKUP(RB_SELECT_WORKSPACES
+                                                 "WHERE group_key = $1 OR tenant_key = $2 "
+                                                 "ORDER BY (group_key IS NOT DISTINCT FROM $1) DESC, id"),
                                        pg::Params().add(group_key).add(tenant_key)));
   }
+#undef RB_LOOKUP
 
   void insert_workspace(const WorkspaceRecord& r) override {
     const Workspace& w = r.workspace;
@@ -314,10 +291,7 @@ class PostgresTransaction final : public StoreTransaction {
         "SELECT kind, ref, standalone, destroyed, position FROM components WHERE workspace_id = $1 ORDER BY position",
         pg::Params().add(workspace_id));
     std::vector<StoredComponent> out;
-    for (int row = 0; row < r.rows(); ++row) {
-      out.push_back({Component{r.text(row, 0), r.text(row, 1), r.boolean(row, 2)}, r.boolean(row, 3),
-                     r.int64(row, 4)});
-    }
+    for (int row = 0; row < r.rows(); ++row) out.push_back(rows::component(RowView{r, row}));
     return out;
   }
 
@@ -461,9 +435,7 @@ class PostgresTransaction final : public StoreTransaction {
         "ORDER BY j.ord, c.position",
         pg::Params().add_array(ids));
     for (int row = 0; row < r.rows(); ++row) {
-      out.at(static_cast<std::size_t>(r.int64(row, 0) - 1))
-          .push_back({Component{r.text(row, 1), r.text(row, 2), r.boolean(row, 3)}, r.boolean(row, 4),
-                      r.int64(row, 5)});
+      out.at(static_cast<std::size_t>(r.int64(row, 0) - 1)).push_back(rows::component(RowView{r, row}, 1));
     }
     return out;
   }
@@ -511,22 +483,9 @@ class PostgresTransaction final : public StoreTransaction {
                           "ORDER BY deleted_at DESC, deleted_seq DESC LIMIT $5",
                           params);
 #undef RB_SELECT_LISTING
-    std::vector<DeletedListing> rows;
-    rows.reserve(static_cast<std::size_t>(r.rows()));
-    for (int row = 0; row < r.rows(); ++row) {
-      DeletedListing& listing = rows.emplace_back();
-      DeletedWorkspace& w = listing.workspace;
-      w.id = r.text(row, 0);
-      w.name = r.text(row, 1);
-      w.subscription_id = r.text(row, 2);
-      w.resource_group = r.text(row, 3);
-      w.deleted_at = r.int64(row, 4);
-      w.purge_at = r.int64(row, 5);
-      w.retention_days = static_cast<int>(r.int64(row, 6));
-      w.retained = split_lines(r.text(row, 7));
-      listing.position = {w.deleted_at, r.int64(row, 8)};
-    }
-    return rows;
+    std::vector<DeletedListing> page(static_cast<std::size_t>(r.rows()));
+    for (int row = 0; row < r.rows(); ++row) rows::listing(RowView{r, row}, page[static_cast<std::size_t>(row)]);
+    return page;
   }
 
   std::vector<WorkspaceRecord> expired(Timestamp now, const std::optional<ExpiryCursor>& after,
@@ -602,8 +561,7 @@ class PostgresStore final : public Store {
   explicit PostgresStore(const std::string& url) : target_(pg::parse_target(url)) {
     auto connection = connect();
     migrate(*connection);
-    idle_.push_back(std::move(connection));
-    created_ = 1;
+    pool_.adopt(std::move(connection));
   }
 
   std::unique_ptr<StoreTransaction> begin(TransactionMode mode) override { return open_transaction(mode); }
@@ -640,16 +598,10 @@ class PostgresStore final : public Store {
     }
   }
 
+  /// A dropped connection is not kept: the next transaction connects anew.
   void release(std::unique_ptr<pg::Connection> connection) {
-    {
-      std::lock_guard lock(mutex_);
-      if (connection && connection->ok()) {
-        idle_.push_back(std::move(connection));
-      } else {
-        --created_;  // dropped: the next transaction connects anew
-      }
-    }
-    available_.notify_one();
+    const bool reusable = connection && connection->ok();
+    pool_.release(std::move(connection), reusable);
   }
 
  private:
@@ -706,26 +658,7 @@ class PostgresStore final : public Store {
   }
 
   std::unique_ptr<pg::Connection> acquire() {
-    std::unique_lock lock(mutex_);
-    for (;;) {
-      if (!idle_.empty()) {
-        auto connection = std::move(idle_.back());
-        idle_.pop_back();
-        return connection;
-      }
-      if (created_ < kMaxConnections) {
-        ++created_;
-        lock.unlock();
-        try {
-          return connect();
-        } catch (...) {
-          lock.lock();
-          --created_;
-          throw;
-        }
-      }
-      available_.wait(lock);
-    }
+    return pool_.acquire([&] { return connect(); });
   }
 
   void migrate(pg::Connection& connection) {
@@ -779,17 +712,14 @@ class PostgresStore final : public Store {
 
   pg::Target target_;
   std::string schema_;
-  std::mutex mutex_;
-  std::condition_variable available_;
-  std::vector<std::unique_ptr<pg::Connection>> idle_;
-  std::size_t created_ = 0;
+  ConnectionPool<pg::Connection> pool_{kMaxConnections};
 };
 
 PostgresTransaction::PostgresTransaction(PostgresStore& store, std::unique_ptr<pg::Connection> connection,
                                          TransactionMode mode)
     : store_(store), conn_(std::move(connection)), mode_(mode) {
   try {
-    conn_->exec(mode == TransactionMode::write ? "BEGIN ISOLATION LEVEL SERIALIZABLE"
+    conn_->exec(mode == TransactionMode::write ? "BEGIN ISOLATION LEVEL READ COMMITTED"
                                                : "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
   } catch (...) {
     store_.release(std::move(conn_));

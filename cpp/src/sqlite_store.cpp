@@ -21,6 +21,8 @@
 #include "recyclebin/error.hpp"
 #include "recyclebin/policy.hpp"
 #include "recyclebin/sqlite_store.hpp"
+#include "connection_pool.hpp"
+#include "store_rows.hpp"
 
 namespace recyclebin {
 namespace {
@@ -128,6 +130,7 @@ class Statement {
     if (is_null(column)) return std::nullopt;
     return text(column);
   }
+  bool flag(int column) const { return int64(column) != 0; }
 
  private:
   /// The parameter's index. Names are string literals, so the lookup (a scan of the
@@ -495,43 +498,10 @@ std::string json_array(const std::vector<std::string>& items) {
   return out + "]";
 }
 
-std::vector<std::string> split_lines(const std::string& text) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    const std::size_t end = std::min(text.find('\n', start), text.size());
-    out.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
-}
+using rows::join_lines;
+using rows::split_lines;
 
-std::string join_lines(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& item : items) out += (out.empty() ? "" : "\n") + item;
-  return out;
-}
-
-WorkspaceRecord read_workspace(const Statement& s) {
-  WorkspaceRecord r;
-  r.workspace.id = s.text(0);
-  r.workspace.subscription_id = s.text(1);
-  r.workspace.resource_group = s.text(2);
-  r.workspace.name = s.text(3);
-  r.workspace.state = static_cast<WorkspaceState>(s.int64(4));
-  r.workspace.retention_days = static_cast<int>(s.int64(5));
-  r.workspace.cmk_encrypted = s.int64(6) != 0;
-  r.workspace.created_at = s.int64(7);
-  r.deleted_at = s.opt_int64(8);
-  r.purge_at = s.opt_int64(9);
-  r.deleted_seq = s.int64(10);
-  r.orphaned_at = s.opt_int64(11);
-  r.had_members = s.int64(12) != 0;
-  r.group_key = s.opt_text(13);
-  r.tenant_key = s.opt_text(14);
-  r.retained_kinds = split_lines(s.text(15));
-  return r;
-}
+WorkspaceRecord read_workspace(const Statement& s) { return rows::workspace(s); }
 
 std::vector<WorkspaceRecord> read_workspaces(Statement& s) {
   std::vector<WorkspaceRecord> rows;
@@ -564,19 +534,7 @@ Statement& bind_workspace(Statement& s, const WorkspaceRecord& r) {
       .bind(":retained_kinds", join_lines(r.retained_kinds));
 }
 
-CleanupTask read_cleanup(const Statement& s) {
-  CleanupTask t;
-  t.id = s.int64(0);
-  t.kind = s.text(1);
-  t.ref = s.text(2);
-  t.workspace_id = s.text(3);
-  t.created_at = s.int64(4);
-  t.attempts = static_cast<int>(s.int64(5));
-  t.last_error = s.opt_text(6);
-  t.leased_by = s.opt_text(7);
-  t.leased_until = s.opt_int64(8);
-  return t;
-}
+CleanupTask read_cleanup(const Statement& s) { return rows::cleanup_task(s); }
 
 class SqliteStoreImpl;
 
@@ -720,9 +678,7 @@ class SqliteTransaction final : public StoreTransaction {
         "ORDER BY position");
     s.bind(":id", workspace_id);
     std::vector<StoredComponent> out;
-    while (s.step()) {
-      out.push_back({Component{s.text(0), s.text(1), s.int64(2) != 0}, s.int64(3) != 0, s.int64(4)});
-    }
+    while (s.step()) out.push_back(rows::component(s));
     return out;
   }
 
@@ -864,10 +820,8 @@ class SqliteTransaction final : public StoreTransaction {
   }
 
   std::optional<bool> fail_cleanup(std::int64_t task_id, const std::string& error, Timestamp retry_at) override {
-    Statement& s = conn_->prepare("SELECT completed_at IS NULL FROM cleanup_tasks WHERE id = :id");
-    s.bind(":id", task_id);
-    if (!s.step()) return std::nullopt;
-    if (s.int64(0) == 0) return false;
+    const auto pending = is_pending(task_id);
+    if (!pending || !*pending) return pending;
     conn_->prepare(
             "UPDATE cleanup_tasks SET attempts = attempts + 1, last_error = :error, leased_by = NULL, "
             "leased_until = NULL, available_at = :retry_at WHERE id = :id")
@@ -879,10 +833,8 @@ class SqliteTransaction final : public StoreTransaction {
   }
 
   std::optional<bool> complete_cleanup(std::int64_t task_id, Timestamp at) override {
-    Statement& s = conn_->prepare("SELECT completed_at IS NULL FROM cleanup_tasks WHERE id = :id");
-    s.bind(":id", task_id);
-    if (!s.step()) return std::nullopt;
-    if (s.int64(0) == 0) return false;
+    const auto pending = is_pending(task_id);
+    if (!pending || !*pending) return pending;
     conn_->prepare("UPDATE cleanup_tasks SET completed_at = :at, leased_by = NULL, leased_until = NULL WHERE id = :id")
         .bind(":at", at)
         .bind(":id", task_id)
@@ -899,8 +851,7 @@ class SqliteTransaction final : public StoreTransaction {
         "ORDER BY j.key, c.position");
     s.bind(":ids", json_array(ids));
     while (s.step()) {
-      out.at(static_cast<std::size_t>(s.int64(0)))
-          .push_back({Component{s.text(1), s.text(2), s.int64(3) != 0}, s.int64(4) != 0, s.int64(5)});
+      out.at(static_cast<std::size_t>(s.int64(0))).push_back(rows::component(s, 1));
     }
     return out;
   }
@@ -958,22 +909,10 @@ class SqliteTransaction final : public StoreTransaction {
         .bind(":purge_after", purge_after)
         .bind(":limit", static_cast<std::int64_t>(q.limit));
     if (q.resource_group) s.bind(":g", *q.resource_group);
-    std::vector<DeletedListing> rows;
-    rows.reserve(std::min<std::size_t>(q.limit, 1'000));
-    while (s.step()) {
-      DeletedListing& row = rows.emplace_back();
-      DeletedWorkspace& w = row.workspace;
-      w.id = s.text(0);
-      w.name = s.text(1);
-      w.subscription_id = s.text(2);
-      w.resource_group = s.text(3);
-      w.deleted_at = s.int64(4);
-      w.purge_at = s.int64(5);
-      w.retention_days = static_cast<int>(s.int64(6));
-      w.retained = split_lines(s.text(7));
-      row.position = {w.deleted_at, s.int64(8)};
-    }
-    return rows;
+    std::vector<DeletedListing> page;
+    page.reserve(std::min<std::size_t>(q.limit, 1'000));
+    while (s.step()) rows::listing(s, page.emplace_back());
+    return page;
   }
 
   std::vector<WorkspaceRecord> expired(Timestamp now, const std::optional<ExpiryCursor>& after,
@@ -1012,6 +951,14 @@ class SqliteTransaction final : public StoreTransaction {
   }
 
  private:
+  /// nullopt: no such task; otherwise whether it is still pending.
+  std::optional<bool> is_pending(std::int64_t task_id) {
+    Statement& s = conn_->prepare("SELECT completed_at IS NULL FROM cleanup_tasks WHERE id = :id");
+    s.bind(":id", task_id);
+    if (!s.step()) return std::nullopt;
+    return s.int64(0) != 0;
+  }
+
   using NameKeys = std::pair<std::optional<std::string>, std::optional<std::string>>;
 
   std::optional<WorkspaceRecord> remember(std::optional<WorkspaceRecord> row) {
@@ -1035,7 +982,7 @@ class SqliteTransaction final : public StoreTransaction {
 class SqliteStoreImpl final : public SqliteStore {
  public:
   SqliteStoreImpl(std::string path, bool memory)
-      : path_(std::move(path)), memory_(memory), max_connections_(memory ? 1 : kMaxFileConnections) {
+      : path_(std::move(path)), memory_(memory), pool_(memory ? 1 : kMaxFileConnections) {
     auto connection = std::make_unique<Connection>(path_, memory_);
     // Several processes may create and migrate a new file at once: the one that gets the
     // write lock migrates, the others wait (the busy timeout) and find it done.
@@ -1044,13 +991,12 @@ class SqliteStoreImpl final : public SqliteStore {
       checkpointer_ = std::make_unique<Checkpointer>(path_);
       checkpointer_->watch(connection->handle());
     }
-    idle_.push_back(std::move(connection));
-    created_ = 1;
+    pool_.adopt(std::move(connection));
   }
 
   ~SqliteStoreImpl() override {
     checkpointer_.reset();  // its thread stops first; the last connection to close folds the WAL in
-    idle_.clear();
+    pool_.clear();
   }
 
   std::unique_ptr<StoreTransaction> begin(TransactionMode mode) override { return open_transaction(mode); }
@@ -1090,13 +1036,7 @@ class SqliteStoreImpl final : public SqliteStore {
     if (pending.error) std::rethrow_exception(pending.error);
   }
 
-  void release(std::unique_ptr<Connection> connection) {
-    {
-      std::lock_guard lock(mutex_);
-      idle_.push_back(std::move(connection));
-    }
-    available_.notify_one();
-  }
+  void release(std::unique_ptr<Connection> connection) { pool_.release(std::move(connection)); }
 
  private:
   struct PendingWrite {
@@ -1183,26 +1123,7 @@ class SqliteStoreImpl final : public SqliteStore {
   }
 
   std::unique_ptr<Connection> acquire() {
-    std::unique_lock lock(mutex_);
-    for (;;) {
-      if (!idle_.empty()) {
-        auto connection = std::move(idle_.back());
-        idle_.pop_back();
-        return connection;
-      }
-      if (created_ < max_connections_) {
-        ++created_;
-        lock.unlock();
-        try {
-          return std::make_unique<Connection>(path_, memory_, checkpointer_.get());
-        } catch (...) {
-          lock.lock();
-          --created_;
-          throw;
-        }
-      }
-      available_.wait(lock);
-    }
+    return pool_.acquire([&] { return std::make_unique<Connection>(path_, memory_, checkpointer_.get()); });
   }
 
   static void migrate(Connection& connection) {
@@ -1232,12 +1153,8 @@ class SqliteStoreImpl final : public SqliteStore {
 
   std::string path_;
   bool memory_;
-  std::size_t max_connections_;
-  std::mutex mutex_;
-  std::condition_variable available_;
   std::unique_ptr<Checkpointer> checkpointer_;
-  std::vector<std::unique_ptr<Connection>> idle_;
-  std::size_t created_ = 0;
+  ConnectionPool<Connection> pool_;  // after the checkpointer: connections close first
 
   std::mutex queue_mutex_;
   std::condition_variable queue_done_;

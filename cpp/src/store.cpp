@@ -2,10 +2,30 @@
 
 #include "recyclebin/store.hpp"
 
+#include <algorithm>
+
 #include "recyclebin/postgres_store.hpp"
 #include "recyclebin/sqlite_store.hpp"
+#include "store_rows.hpp"
 
 namespace recyclebin {
+
+std::vector<std::string> rows::split_lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    const std::size_t end = std::min(text.find('\n', start), text.size());
+    out.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+std::string rows::join_lines(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : "\n") + item;
+  return out;
+}
 
 std::string group_name_key(const std::string& subscription_id, const std::string& resource_group,
                            const std::string& name) {

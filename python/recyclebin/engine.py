@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -23,6 +24,12 @@ FactsProvider = Callable[["Workspace"], Mapping[str, int]]
 """``fn(workspace) -> {"running_jobs": 0, "active_sessions": 1}``: what the platform knows."""
 
 _POLICY_SUFFIXES = (".yaml", ".yml")
+_URI_PASSWORD = re.compile(r"^(postgres(?:ql)?://[^:/@?]*:)[^/?]*@")
+
+
+def _without_password(location: str) -> str:
+    """``location`` with a PostgreSQL URI's password replaced by ``***`` (for reprs and logs)."""
+    return _URI_PASSWORD.sub(r"\1***@", location)
 
 
 def _resolve_policy(policy: str | os.PathLike[str] | Policy) -> Policy:
@@ -227,7 +234,8 @@ class Engine:
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
-        return f"<recyclebin.Engine {self._location!r} policy={self._policy.name!r} {state}>"
+        location = _without_password(self._location)
+        return f"<recyclebin.Engine {location!r} policy={self._policy.name!r} {state}>"
 
 
 _default_engine: Engine | None = None

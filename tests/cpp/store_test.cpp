@@ -1,4 +1,5 @@
-// The SQLite store: durability, schema versioning, the unique indexes, index use.
+// The SQLite store's own promises: durability, schema versioning, WAL checkpoints, index use,
+// several processes opening one file (what both stores promise: store_contract_test.cpp).
 #include <gtest/gtest.h>
 
 #include <sqlite3.h>
@@ -254,68 +255,6 @@ TEST(Store, WorkspaceIdsAreOpaqueHexInCreationOrder) {
   }
 }
 
-TEST(Store, UniqueIndexIsTheLastWordOnNames) {
-  auto store = open_sqlite_store(":memory:");
-  WorkspaceRecord a;
-  a.workspace = {"id-a", "sub", "rg", "ws", 14, false, WorkspaceState::running, kJan1, {}};
-  a.group_key = group_name_key("sub", "rg", "ws");
-  WorkspaceRecord b = a;
-  b.workspace.id = "id-b";
-  auto tx = store->begin(TransactionMode::write);
-  tx->insert_workspace(a);
-  expect_error(ErrorCode::workspace_exists, [&] { tx->insert_workspace(b); });
-  b.group_key.reset();
-  b.tenant_key = tenant_name_key("sub", "ws");
-  tx->insert_workspace(b);
-  WorkspaceRecord c = b;
-  c.workspace.id = "id-c";
-  expect_error(ErrorCode::workspace_exists, [&] { tx->insert_workspace(c); });
-}
-
-TEST(Store, SetOperationsTakeEveryListedWorkspaceAndOnlyThose) {
-  auto store = open_sqlite_store(":memory:");
-  auto tx = store->begin(TransactionMode::write);
-  std::vector<std::string> ids;
-  for (const std::string id : {"a", "b\"quote", "c\\back\nline", "d"}) {
-    WorkspaceRecord r;
-    r.workspace = {id, "sub", "rg", "n-" + id, 14, false, WorkspaceState::running, kJan1, {}};
-    tx->insert_workspace(r);
-    tx->insert_components(id, {{"models", id + "/m0", false}, {"logs", id + "/l1", true}});
-    tx->put_member(id, "alice", "owner");
-    ids.push_back(id);
-  }
-  const std::vector<std::string> taken = {ids[2], ids[0], ids[1]};  // any order; "d" stays
-  const auto components = tx->components_of(taken);
-  ASSERT_EQ(components.size(), 3u);
-  for (std::size_t i = 0; i < taken.size(); ++i) {
-    ASSERT_EQ(components[i].size(), 2u);
-    EXPECT_EQ(components[i][0].component.ref, taken[i] + "/m0");
-    EXPECT_EQ(components[i][1].component.ref, taken[i] + "/l1");
-    EXPECT_TRUE(components[i][1].component.standalone);
-    EXPECT_EQ(components[i][1].position, 1);
-  }
-  tx->append_audit_for(taken, {0, kJan1, "expire", "", "", "", "ok", "", "reaper"});
-  tx->remove_workspaces(taken);
-  const auto log = tx->audit_log(std::nullopt);
-  ASSERT_EQ(log.size(), 3u);
-  for (std::size_t i = 0; i < taken.size(); ++i) {
-    EXPECT_EQ(log[i].workspace_id, taken[i]);
-    EXPECT_EQ(log[i].name, "n-" + taken[i]);
-    EXPECT_EQ(log[i].subscription_id, "sub");
-    EXPECT_EQ(log[i].principal_id, "reaper");
-  }
-  for (const auto& id : taken) {
-    EXPECT_FALSE(tx->find_by_id(id).has_value());
-    EXPECT_TRUE(tx->components(id).empty());
-    EXPECT_FALSE(tx->member_role(id, "alice").has_value());
-  }
-  EXPECT_TRUE(tx->find_by_id("d").has_value());
-  EXPECT_EQ(tx->components("d").size(), 2u);
-  EXPECT_EQ(tx->member_role("d", "alice"), "owner");
-  tx->remove_workspaces({});  // an empty set is a no-op
-  EXPECT_TRUE(tx->components_of({}).empty());
-}
-
 TEST(Store, TheWalIsCheckpointedOffTheCommitPathAndStaysBounded) {
   TempDb db;
   {
@@ -348,38 +287,6 @@ TEST(Store, TheWalIsCheckpointedOffTheCommitPathAndStaysBounded) {
   auto engine = Engine::open(db.path(), Policy::builtin("default"), std::make_shared<ManualClock>(kJan1));
   EXPECT_EQ(engine->get("sub", "rg7", "w7", std::nullopt).name, "w7");
   EXPECT_EQ(open_sqlite_store(":memory:")->stats().background_checkpoints, 0);  // no WAL, no thread
-}
-
-TEST(Store, FindDeletedMergesReservedAndReleasedRowsNewestFirst) {
-  // The same name deleted three times under changing policies: reserved (group_key kept)
-  // between two deletes that released it (scope none).
-  auto store = open_sqlite_store(":memory:");
-  auto tx = store->begin(TransactionMode::write);
-  const auto deleted = [&](const std::string& id, Timestamp at, std::int64_t seq, bool reserved,
-                           const std::string& name = "ws") {
-    WorkspaceRecord r;
-    r.workspace = {id, "sub", "rg", name, 14, false, WorkspaceState::running, kJan1, {}};
-    r.deleted_at = at;
-    r.purge_at = add_days(at, 14);
-    r.deleted_seq = seq;
-    if (reserved) r.group_key = group_name_key("sub", "rg", "ws");
-    tx->insert_workspace(r);
-  };
-  deleted("oldest", kJan1 + 1, 1, false);
-  deleted("middle", kJan1 + 2, 2, true);
-  deleted("newest", kJan1 + 2, 3, false);  // same instant: the later seq is newer
-  deleted("other-name", kJan1 + 5, 4, false, "other");
-  std::vector<std::string> ids;
-  for (const auto& r : tx->find_deleted("sub", "rg", "ws")) ids.push_back(r.workspace.id);
-  EXPECT_EQ(ids, (std::vector<std::string>{"newest", "middle", "oldest"}));
-}
-
-TEST(Store, UncommittedTransactionRollsBack) {
-  auto store = open_sqlite_store(":memory:");
-  WorkspaceRecord a;
-  a.workspace = {"id-a", "sub", "rg", "ws", 14, false, WorkspaceState::running, kJan1, {}};
-  { store->begin(TransactionMode::write)->insert_workspace(a); }
-  EXPECT_FALSE(store->begin(TransactionMode::read)->find_by_id("id-a").has_value());
 }
 
 TEST(Store, HotQueriesUseIndexesNotScans) {

@@ -60,6 +60,13 @@ def test_an_unusable_database_is_a_storage_error_without_the_password(kind: str)
         assert fragment in message, message
 
 
+def test_the_repr_never_shows_the_password(tmp_path: Path) -> None:
+    location = pg_location(str(tmp_path / "repr"))
+    _user, password, *_ = _parts()
+    with rb.Engine.open(location) as engine:
+        assert password not in repr(engine) and "***@" in repr(engine), repr(engine)
+
+
 def test_engines_share_one_database(store_location: StoreLocation, clock: rb.ManualClock) -> None:
     location = store_location("shared")
     with rb.Engine.open(location, clock=clock) as first, rb.Engine.open(location, clock=clock) as second:

@@ -4,14 +4,19 @@
 // cannot tell them apart, and a behaviour that holds on one store only is a bug in the other.
 //
 // Contract, failures included (both stores):
-// - Isolation. A write (Store::write) is serializable: its outcome is as if every write of
-//   every engine sharing the store ran one at a time, so the checks the engine makes inside
-//   it (is the name free? is the workspace still in the bin?) hold when it commits.
-//   SQLite gets this from its single writer (BEGIN IMMEDIATE); PostgreSQL from SERIALIZABLE
-//   transactions. A read transaction (begin(read)) sees one consistent snapshot.
+// - Isolation. The outcome of writes (Store::write) is as if every write of every engine
+//   sharing the store ran one at a time: the checks the engine makes inside a write (is the
+//   name free? is the workspace still in the bin?) hold when it commits. To that end, in a
+//   write the rows that find_by_id, find_live, find_deleted and find_name_holders return are
+//   locked against other writes until the transaction ends (a concurrent write of the same
+//   workspace waits, then sees its outcome), and a name the engine found free is guarded by
+//   the unique indexes. SQLite: its single writer (BEGIN IMMEDIATE) locks everything.
+//   PostgreSQL: READ COMMITTED with SELECT ... FOR UPDATE. A read transaction (begin(read))
+//   sees one consistent snapshot.
 // - Conflicts. A conflict is a write that cannot commit as it ran because of a concurrent
 //   one: a lock wait past the store's lock timeout, a serialization failure, a deadlock, or
-//   a unique index violated by a concurrent commit. The store rolls the write back and runs
+//   a unique index violated by a concurrent commit (the name the engine found free was taken
+//   meanwhile; run again, the engine sees the holder and refuses properly). The store rolls the write back and runs
 //   it again, with a short randomized backoff, up to kMaxWriteAttempts times; callers never
 //   see a conflict. Only when the attempts run out does write() throw
 //   Error(storage_error) (or Error(workspace_exists) for a unique violation that persists).
@@ -206,7 +211,7 @@ class Store {
   virtual ~Store() = default;
   /// A transaction used as it is: reads, or a write its caller commits (not retried).
   virtual std::unique_ptr<StoreTransaction> begin(TransactionMode mode) = 0;
-  /// Runs `apply` in a serializable write and commits it, retrying conflicts (see above).
+  /// Runs `apply` in a write transaction and commits it, retrying conflicts (see above).
   /// `on_refusal` may be empty.
   virtual void write(const Apply& apply, const OnRefusal& on_refusal) = 0;
 };
