@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 debs=(cmake g++ make libboost1.81-dev libboost-date-time1.81-dev libsqlite3-dev libyaml-cpp-dev libgtest-dev
+      libpq-dev postgresql-15       # the PostgreSQL store, and its throwaway test server
       clang-14 libclang-rt-14-dev)  # clang: the policy fuzzer (scripts/fuzz.sh)
 missing=()
 for pkg in "${debs[@]}"; do

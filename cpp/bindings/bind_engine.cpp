@@ -177,7 +177,9 @@ struct RecordSpec {
 
 const std::array<RecordSpec, static_cast<std::size_t>(Record::count)>& record_specs() {
   static const std::array<RecordSpec, static_cast<std::size_t>(Record::count)> specs{{
-      {"cleanup_task", {"id", "kind", "ref", "workspace_id", "created_at"}},
+      {"cleanup_task",
+       {"id", "kind", "ref", "workspace_id", "created_at", "attempts", "last_error", "leased_by",
+        "leased_until"}},
       {"delete_result",
        {"permanent", "deleted_at", "purge_at", "retained", "destroyed", "preserved", "cleanup",
         "warnings", "dry_run"}},
@@ -316,8 +318,11 @@ void register_workspace_type(const py::handle& cls) {
 }
 
 py::object cleanup_task_value(const CleanupTask& t) {
-  return record<5>(Record::cleanup_task, {integer(t.id), py_str(t.kind), py_str(t.ref),
-                                          py_str(t.workspace_id), to_datetime(t.created_at)});
+  return record<9>(Record::cleanup_task,
+                   {integer(t.id), py_str(t.kind), py_str(t.ref), py_str(t.workspace_id),
+                    to_datetime(t.created_at), integer(t.attempts),
+                    t.last_error ? py_str(*t.last_error) : py::none(),
+                    t.leased_by ? py_str(*t.leased_by) : py::none(), optional_datetime(t.leased_until)});
 }
 
 py::object delete_result_value(const DeleteResult& r) {
@@ -859,6 +864,21 @@ void bind_engine(py::module_& m) {
           "complete_cleanup",
           [](Engine& e, std::int64_t task_id) { without_gil([&] { e.complete_cleanup(task_id); }); },
           py::arg("task_id"))
+      .def(
+          "claim_cleanup",
+          [](Engine& e, const std::string& worker, std::size_t limit, const py::handle& lease) {
+            const std::int64_t micros = from_timedelta(lease, "lease");
+            return list_of(without_gil([&] { return e.claim_cleanup(worker, limit, micros); }),
+                           cleanup_task_value);
+          },
+          py::arg("worker"), py::arg("limit"), py::arg("lease"))
+      .def(
+          "fail_cleanup",
+          [](Engine& e, std::int64_t task_id, const std::string& error, const py::handle& retry_after) {
+            const std::int64_t micros = from_timedelta(retry_after, "retry_after");
+            without_gil([&] { e.fail_cleanup(task_id, error, micros); });
+          },
+          py::arg("task_id"), py::arg("error"), py::arg("retry_after"))
       .def(
           "audit_log",
           [](Engine& e, const OptionalString& subscription_id) {

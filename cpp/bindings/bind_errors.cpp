@@ -98,7 +98,9 @@ void bind_errors(py::module_& m) {
       {ErrorCode::not_found, "NotFound",
        "No such object, e.g. an unknown cleanup task id (also a KeyError).", PyExc_KeyError},
       {ErrorCode::storage_error, "StorageError",
-       "The store failed (disk, corrupt file, lock timeout).", nullptr},
+       "The store failed or cannot be reached (disk, corrupt file, database server down, bad "
+       "credentials); nothing of the operation was applied, and it is safe to retry.",
+       nullptr},
   }};
 
   py::object plain_str = py::module_::import("builtins").attr("BaseException").attr("__str__");

@@ -6,8 +6,6 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
-#include <condition_variable>
-#include <deque>
 #include <exception>
 #include <limits>
 #include <mutex>
@@ -19,14 +17,17 @@ namespace {
 
 constexpr std::size_t kPurgeChunk = 2'000;  // rows per purge_expired transaction
 
-/// 32 hex digits: the system time in microseconds, then random bits. Ids created close in
+/// The latest time the engine writes (Python's datetime ends with year 9999).
+constexpr Timestamp kLatestTime = 253'402'300'799'999'999;  // 9999-12-31T23:59:59.999999Z
+
+/// 32 hex digits: the engine's time in microseconds, then random bits. Ids created close in
 /// time sort close together, so inserts touch few B-tree pages (unlike fully random ids);
-/// the random tail keeps them unique across threads and processes.
-std::string new_workspace_id() {
+/// the random tail keeps them unique across threads, processes and machines.
+std::string new_workspace_id(Timestamp now) {
   thread_local boost::uuids::random_generator generator;
   const boost::uuids::uuid random = generator();
   char text[33];
-  const auto micros = static_cast<unsigned long long>(SystemClock().now()) & 0xFFFFFFFFFFFFFull;  // 13 hex digits
+  const auto micros = static_cast<unsigned long long>(now) & 0xFFFFFFFFFFFFFull;  // 13 hex digits
   std::snprintf(text, sizeof text, "%013llx", micros);
   static constexpr char kHex[] = "0123456789abcdef";
   for (std::size_t i = 0; i < 19; ++i) {
@@ -35,6 +36,15 @@ std::string new_workspace_id() {
   }
   text[32] = '\0';
   return text;
+}
+
+CleanupTask new_cleanup_task(const Component& c, const std::string& workspace_id, Timestamp now) {
+  CleanupTask task;
+  task.kind = c.kind;
+  task.ref = c.ref;
+  task.workspace_id = workspace_id;
+  task.created_at = now;
+  return task;
 }
 
 std::string principal_id(const MaybePrincipal& principal) { return principal ? principal->id : ""; }
@@ -222,99 +232,33 @@ struct Engine::Impl {
   }
 
   // ---- the one shape of every write ----
-  // Each write is a body run in a store transaction; a refusal rolls the body back and is
-  // audited. Concurrent writers share commits (group commit): the first waiting thread
-  // becomes the leader, runs every queued body in one transaction, each under its own
-  // savepoint, commits once and wakes the others. A call returns only after the commit
-  // that holds its changes, so durability is the same as one commit per call.
-  struct PendingWrite {
-    std::function<void(StoreTransaction&, Timestamp)> body;
-    const AuditTarget* target = nullptr;
-    const MaybePrincipal* principal = nullptr;
-    std::exception_ptr error;
-    bool done = false;
-  };
-
-  static constexpr std::size_t kMaxBatch = 64;
-  std::mutex queue_mutex;
-  std::condition_variable queue_done;
-  std::deque<PendingWrite*> queue;
-  bool leader_active = false;
-
+  // Each write is a body run by the store in one write transaction (Store::write): the
+  // store retries conflicts by running the body again (so the body reads `now` afresh and
+  // keeps its answer from its last run only); a refusal rolls the body back and is audited.
   template <class Body>
   auto write(AuditTarget& target, const MaybePrincipal& principal, Body&& body) {
     using Result = std::invoke_result_t<Body&, StoreTransaction&, Timestamp>;
     std::optional<Result> result;
-    PendingWrite pending;
-    pending.body = [&](StoreTransaction& tx, Timestamp now) { result.emplace(body(tx, now)); };
-    pending.target = &target;
-    pending.principal = &principal;
-    submit(pending);
+    Timestamp now = 0;
+    engine.store_->write(
+        [&](StoreTransaction& tx) {
+          now = engine.clock_->now();
+          result.reset();
+          result.emplace(body(tx, now));
+        },
+        [&](StoreTransaction& tx, const std::exception_ptr& error) {
+          audit_refusal(tx, target, principal, error, now);
+        });
     return std::move(*result);
   }
 
-  void submit(PendingWrite& pending) {
-    std::unique_lock lock(queue_mutex);
-    queue.push_back(&pending);
-    while (!pending.done) {
-      if (leader_active) {
-        queue_done.wait(lock);
-        continue;
-      }
-      leader_active = true;
-      std::vector<PendingWrite*> batch;
-      while (!queue.empty() && batch.size() < kMaxBatch) {
-        batch.push_back(queue.front());
-        queue.pop_front();
-      }
-      lock.unlock();
-      run_batch(batch);
-      lock.lock();
-      for (PendingWrite* write : batch) write->done = true;
-      leader_active = false;
-      queue_done.notify_all();
-    }
-    if (pending.error) std::rethrow_exception(pending.error);
-  }
-
-  void run_batch(const std::vector<PendingWrite*>& batch) noexcept {
-    const bool shared = batch.size() > 1;
+  static void audit_refusal(StoreTransaction& tx, const AuditTarget& target, const MaybePrincipal& principal,
+                            const std::exception_ptr& error, Timestamp now) {
+    if (target.action.empty()) return;
     try {
-      auto tx = engine.store_->begin(TransactionMode::write);
-      for (PendingWrite* write : batch) {
-        const Timestamp now = engine.clock_->now();
-        if (shared) tx->savepoint();
-        try {
-          write->body(*tx, now);
-          if (shared) tx->release_savepoint();
-        } catch (...) {
-          write->error = std::current_exception();
-          if (shared) {
-            tx->rollback_to_savepoint();
-            tx->release_savepoint();
-          } else {
-            tx.reset();  // roll back, then audit the refusal in a transaction of its own
-            tx = engine.store_->begin(TransactionMode::write);
-          }
-          audit_refusal(*tx, *write, now);
-        }
-      }
-      tx->commit();
-    } catch (...) {
-      // Nothing of this batch is durable: every call that had not failed fails now.
-      for (PendingWrite* write : batch) {
-        if (!write->error) write->error = std::current_exception();
-      }
-    }
-  }
-
-  static void audit_refusal(StoreTransaction& tx, const PendingWrite& write, Timestamp now) {
-    try {
-      std::rethrow_exception(write.error);
-    } catch (const Error& error) {
-      if (is_refusal(error.code()) && !write.target->action.empty()) {
-        audit(tx, *write.target, *write.principal, now, "refused:" + code_name(error.code()));
-      }
+      std::rethrow_exception(error);
+    } catch (const Error& e) {
+      if (is_refusal(e.code())) audit(tx, target, principal, now, "refused:" + code_name(e.code()));
     } catch (...) {
     }
   }
@@ -540,7 +484,7 @@ struct Engine::Impl {
       } else {
         add_kind(result.destroyed, c.kind);
         plan.destroyed_now.push_back(stored.position);
-        result.cleanup.push_back({0, c.kind, c.ref, w.id, now});
+        result.cleanup.push_back(new_cleanup_task(c, w.id, now));
       }
     }
   }
@@ -553,7 +497,7 @@ struct Engine::Impl {
                            const std::string& action, const MaybePrincipal& principal, Timestamp now) const {
     const auto components = tx.components(record.workspace.id);
     DeleteResult result = disposal(record, components, dependent, now);
-    apply_hard_delete(tx, record, components, result, action, principal, now);
+    apply_hard_delete(tx, record, result, action, principal, now);
     return result;
   }
 
@@ -569,11 +513,10 @@ struct Engine::Impl {
   }
 
   /// Carries out a decided hard delete: its cleanup tasks get their ids, the row goes.
-  static void apply_hard_delete(StoreTransaction& tx, const WorkspaceRecord& record,
-                                const std::vector<StoredComponent>& components, DeleteResult& result,
+  static void apply_hard_delete(StoreTransaction& tx, const WorkspaceRecord& record, DeleteResult& result,
                                 const std::string& action, const MaybePrincipal& principal, Timestamp now) {
     for (auto& task : result.cleanup) task = tx.add_cleanup(task);
-    tx.remove_workspace(record.workspace.id, !components.empty(), record.had_members);
+    tx.remove_workspace(record.workspace.id);
     audit_ok(tx, action, record.workspace, principal, now);
   }
 
@@ -599,7 +542,7 @@ struct Engine::Impl {
         continue;
       }
       add_kind(result.destroyed, c.kind);
-      if (!stored.destroyed) result.cleanup.push_back({0, c.kind, c.ref, workspace_id, now});
+      if (!stored.destroyed) result.cleanup.push_back(new_cleanup_task(c, workspace_id, now));
     }
   }
 
@@ -692,7 +635,6 @@ struct Engine::Impl {
     record.purge_at = result.purge_at;
     record.retained_kinds = result.retained;
     w.retention_days = plan.retention_days;
-    const auto keys_before = std::make_pair(record.group_key, record.tenant_key);
     switch (r.name_reservation.scope) {
       case ReservationScope::group:
         break;  // the live group key stays: the name is held in its group
@@ -709,7 +651,6 @@ struct Engine::Impl {
     }
     record.deleted_seq = audit_ok(tx, "delete", w, principal, now);
     tx.set_bin(record);
-    if (keys_before != std::make_pair(record.group_key, record.tenant_key)) tx.set_name_keys(record);
   }
 
   /// Carries out a decided delete and returns its answer (cleanup tasks with their ids).
@@ -717,7 +658,7 @@ struct Engine::Impl {
                             Timestamp now) const {
     DeleteResult result = std::move(plan.outcome);
     if (plan.permanent) {
-      apply_hard_delete(tx, plan.record, plan.components, result, "delete", principal, now);
+      apply_hard_delete(tx, plan.record, result, "delete", principal, now);
     } else {
       apply_soft_delete(tx, plan, result, principal, now);
     }
@@ -733,7 +674,7 @@ Engine::Engine(std::unique_ptr<Store> store, Policy policy, std::shared_ptr<cons
 
 std::unique_ptr<Engine> Engine::open(const std::string& location, Policy policy,
                                      std::shared_ptr<const Clock> clock) {
-  return std::make_unique<Engine>(open_sqlite_store(location), std::move(policy), std::move(clock));
+  return std::make_unique<Engine>(open_store(location), std::move(policy), std::move(clock));
 }
 
 Engine::~Engine() = default;
@@ -816,7 +757,7 @@ Workspace Engine::create(const CreateRequest& request, const MaybePrincipal& pri
 
     WorkspaceRecord record;
     Workspace& w = record.workspace;
-    w.id = new_workspace_id();
+    w.id = new_workspace_id(now);
     w.subscription_id = request.subscription_id;
     w.resource_group = request.resource_group;
     w.name = request.name;
@@ -1082,11 +1023,9 @@ RecoverResult Engine::recover(const std::string& subscription_id, const std::str
     record.purge_at.reset();
     record.deleted_seq = 0;
     record.retained_kinds.clear();
-    const auto keys_before = std::make_pair(record.group_key, record.tenant_key);
     record.tenant_key.reset();
     record.group_key = group_name_key(subscription_id, resource_group, name);
     tx.set_bin(record);
-    if (keys_before != std::make_pair(record.group_key, record.tenant_key)) tx.set_name_keys(record);
     Impl::audit_ok(tx, "recover", w, principal, now);
     result.workspace = impl_->with_components(tx, w);
     return result;
@@ -1115,8 +1054,9 @@ PurgeReport Engine::purge_expired(const MaybePrincipal& principal, bool dry_run)
   RB_OPEN_GUARD
   PurgeReport report;
   report.dry_run = dry_run;
-  // A dry run reads everything in one read transaction; the real sweep writes in chunks so
-  // other writers get their turn.
+  // A dry run reads everything in one read transaction. The real sweep writes in chunks so
+  // other writers get their turn; a store may run a write body more than once (it retries
+  // conflicts), so each body builds its own part of the report, merged once it committed.
   std::unique_ptr<StoreTransaction> read_tx = dry_run ? store_->begin(TransactionMode::read) : nullptr;
   const Timestamp dry_now = clock_->now();
   auto step = [&](auto&& body) {
@@ -1124,16 +1064,28 @@ PurgeReport Engine::purge_expired(const MaybePrincipal& principal, bool dry_run)
     if (dry_run) return body(*read_tx, dry_now);
     return impl_->write(target, principal, body);
   };
+  auto merge = [&](PurgeReport& part) {
+    for (auto& item : part.purged) report.purged.push_back(std::move(item));
+    for (auto& task : part.cleanup) report.cleanup.push_back(std::move(task));
+  };
   if (principal) {
     step([&](StoreTransaction& tx, Timestamp) {
       Impl::check_permission(tx, policy_.base(), Action::purge, principal, "", "expired workspaces");
       return 0;
     });
   }
-  // Expired soft-deleted workspaces.
+  // Expired soft-deleted workspaces. Several engines may sweep at once: each chunk skips
+  // rows another engine is removing, and the report lists only what this call removed.
+  struct Chunk {
+    PurgeReport report;
+    std::optional<ExpiryCursor> next;
+    bool more = false;
+  };
   std::optional<ExpiryCursor> cursor;
   for (bool more = true; more;) {
-    more = step([&](StoreTransaction& tx, Timestamp now) {
+    Chunk chunk = step([&](StoreTransaction& tx, Timestamp now) {
+      Chunk out;
+      out.report.dry_run = dry_run;
       const auto rows = tx.expired(now, cursor, kPurgeChunk);
       std::vector<const WorkspaceRecord*> purge;
       purge.reserve(rows.size());
@@ -1141,10 +1093,14 @@ PurgeReport Engine::purge_expired(const MaybePrincipal& principal, bool dry_run)
         // Held rows wait for an administrator's purge_by_id.
         if (impl_->rules(row.workspace.subscription_id).retention.on_expiry != OnExpiry::hold) purge.push_back(&row);
       }
-      impl_->purge_rows(tx, purge, principal, now, report);
-      if (!rows.empty()) cursor = ExpiryCursor{*rows.back().purge_at, rows.back().workspace.id};
-      return rows.size() == kPurgeChunk;
+      impl_->purge_rows(tx, purge, principal, now, out.report);
+      if (!rows.empty()) out.next = ExpiryCursor{*rows.back().purge_at, rows.back().workspace.id};
+      out.more = rows.size() == kPurgeChunk;
+      return out;
     });
+    merge(chunk.report);
+    if (chunk.next) cursor = chunk.next;
+    more = chunk.more;
   }
 
   // Orphans, where some policy purges them after a number of days.
@@ -1155,7 +1111,9 @@ PurgeReport Engine::purge_expired(const MaybePrincipal& principal, bool dry_run)
   consider(policy_.base());
   for (const auto& tenant : policy_.tenants()) consider(policy_.rules_for(tenant));
   if (shortest) {
-    step([&](StoreTransaction& tx, Timestamp now) {
+    PurgeReport orphans = step([&](StoreTransaction& tx, Timestamp now) {
+      PurgeReport out;
+      out.dry_run = dry_run;
       const Timestamp before = add_days(now, -*shortest);
       const auto rows = tx.orphaned(std::nullopt, before, std::numeric_limits<std::int32_t>::max());
       std::vector<const WorkspaceRecord*> purge;
@@ -1165,9 +1123,10 @@ PurgeReport Engine::purge_expired(const MaybePrincipal& principal, bool dry_run)
         if (dry_run && gone(row, impl_->rules(row.workspace.subscription_id), now)) continue;
         if (days && add_days(now, -*days) >= *row.orphaned_at) purge.push_back(&row);
       }
-      impl_->purge_rows(tx, purge, principal, now, report);
-      return 0;
+      impl_->purge_rows(tx, purge, principal, now, out);
+      return out;
     });
+    merge(orphans);
   }
   return report;
 }
@@ -1223,12 +1182,59 @@ std::vector<CleanupTask> Engine::cleanup_tasks() {
 
 void Engine::complete_cleanup(std::int64_t task_id) {
   RB_OPEN_GUARD
-  auto tx = store_->begin(TransactionMode::write);
-  const auto done = tx->complete_cleanup(task_id, clock_->now());
-  if (!done) {
-    throw Error(ErrorCode::not_found, "no cleanup task with id " + std::to_string(task_id));
+  AuditTarget target;  // not audited: the outbox is the platform's bookkeeping
+  impl_->write(target, std::nullopt, [&](StoreTransaction& tx, Timestamp now) {
+    if (!tx.complete_cleanup(task_id, now)) {
+      throw Error(ErrorCode::not_found, "no cleanup task with id " + std::to_string(task_id));
+    }
+    return 0;
+  });
+}
+
+std::vector<CleanupTask> Engine::claim_cleanup(const std::string& worker, std::size_t limit,
+                                               std::int64_t lease_micros) {
+  RB_OPEN_GUARD
+  check_identifier(worker, "worker");
+  if (limit == 0) throw Error(ErrorCode::invalid_argument, "limit must be at least 1");
+  if (lease_micros <= 0) {
+    throw Error(ErrorCode::invalid_argument,
+                "lease must be longer than zero (it is how long the worker holds the tasks)");
   }
-  tx->commit();
+  AuditTarget target;
+  return impl_->write(target, std::nullopt, [&](StoreTransaction& tx, Timestamp now) {
+    if (lease_micros > kLatestTime - now) {
+      throw Error(ErrorCode::invalid_argument,
+                  "lease of " + std::to_string(lease_micros / kMicrosPerSecond) +
+                      " seconds would end after year 9999; give a shorter lease");
+    }
+    return tx.claim_cleanup(worker, now, now + lease_micros, limit);
+  });
+}
+
+void Engine::fail_cleanup(std::int64_t task_id, const std::string& error, std::int64_t retry_after_micros) {
+  RB_OPEN_GUARD
+  if (error.find('\0') != std::string::npos) {
+    throw Error(ErrorCode::invalid_argument, "error text contains a NUL character; give printable text");
+  }
+  constexpr std::size_t kMaxErrorBytes = 64 * 1024;
+  if (error.size() > kMaxErrorBytes) {
+    throw Error(ErrorCode::invalid_argument, "error text is " + std::to_string(error.size()) +
+                                                 " bytes; at most " + std::to_string(kMaxErrorBytes) +
+                                                 " are kept, shorten it");
+  }
+  if (retry_after_micros < 0) {
+    throw Error(ErrorCode::invalid_argument, "retry_after must not be negative (0: claimable at once)");
+  }
+  AuditTarget target;
+  impl_->write(target, std::nullopt, [&](StoreTransaction& tx, Timestamp now) {
+    if (retry_after_micros > kLatestTime - now) {
+      throw Error(ErrorCode::invalid_argument, "retry_after would end after year 9999; give a shorter one");
+    }
+    if (!tx.fail_cleanup(task_id, error, now + retry_after_micros)) {
+      throw Error(ErrorCode::not_found, "no cleanup task with id " + std::to_string(task_id));
+    }
+    return 0;
+  });
 }
 
 std::vector<AuditRecord> Engine::audit_log(const std::optional<std::string>& subscription_id) {

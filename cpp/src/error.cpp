@@ -18,7 +18,7 @@ int http_status(ErrorCode code) {
     case ErrorCode::engine_closed: return 503;
     case ErrorCode::invalid_argument: return 400;
     case ErrorCode::not_found: return 404;
-    case ErrorCode::storage_error: return 500;
+    case ErrorCode::storage_error: return 503;  // unavailable: nothing applied, safe to retry
   }
   return 500;
 }

@@ -1,13 +1,18 @@
 // The embedded SQLite store. One connection per concurrent transaction (a small pool),
-// WAL so readers never wait for the writer, BEGIN IMMEDIATE for writers, a busy timeout so
-// several processes can share one file, and prepared statements cached per connection.
+// WAL so readers never wait for the writer, BEGIN IMMEDIATE for writers (the single writer
+// lock is what makes writes serializable), a busy timeout so several processes can share
+// one file, prepared statements cached per connection, and group commit: concurrent writes
+// share one COMMIT (SQLite's main cost), each under a savepoint of its own.
 
 #include <sqlite3.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <deque>
+#include <random>
 #include <mutex>
 #include <string_view>
 #include <thread>
@@ -15,13 +20,41 @@
 
 #include "recyclebin/error.hpp"
 #include "recyclebin/policy.hpp"
-#include "recyclebin/store.hpp"
+#include "recyclebin/sqlite_store.hpp"
+#include "connection_pool.hpp"
+#include "store_rows.hpp"
 
 namespace recyclebin {
 namespace {
 
 constexpr int kBusyTimeoutMs = 10'000;
 constexpr std::size_t kMaxFileConnections = 8;
+
+/// SQLITE_BUSY or SQLITE_LOCKED outside the busy handler's reach: changing the journal mode
+/// of a file another process is creating, for one. Retried by with_busy_retry.
+class SqliteBusy : public Error {
+ public:
+  using Error::Error;
+};
+
+bool is_busy(int rc) { return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED; }
+
+/// Runs `step` until it does not meet SqliteBusy, sleeping a little between tries, for at
+/// most the busy timeout; then the last SqliteBusy goes to the caller.
+template <class Step>
+void with_busy_retry(Step&& step) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
+  thread_local std::minstd_rand jitter(std::random_device{}());
+  for (;;) {
+    try {
+      step();
+      return;
+    } catch (const SqliteBusy&) {
+      if (std::chrono::steady_clock::now() >= deadline) throw;
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(500 + jitter() % 5'000));
+  }
+}
 
 [[noreturn]] void throw_sqlite(sqlite3* db, int rc, std::string_view what) {
   const int extended = db ? sqlite3_extended_errcode(db) : rc;
@@ -30,8 +63,9 @@ constexpr std::size_t kMaxFileConnections = 8;
                 "the name is already held by another workspace (unique index): " +
                     std::string(db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
   }
-  throw Error(ErrorCode::storage_error, std::string(what) + ": " +
-                                            (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
+  const std::string message = std::string(what) + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  if (is_busy(rc)) throw SqliteBusy(ErrorCode::storage_error, message);
+  throw Error(ErrorCode::storage_error, message);
 }
 
 /// A cached prepared statement; bind by name, step, read columns. Reset on each use.
@@ -96,6 +130,7 @@ class Statement {
     if (is_null(column)) return std::nullopt;
     return text(column);
   }
+  bool flag(int column) const { return int64(column) != 0; }
 
  private:
   /// The parameter's index. Names are string literals, so the lookup (a scan of the
@@ -139,10 +174,17 @@ class Checkpointer {
     sqlite3_busy_timeout(db_, kBusyTimeoutMs);
     // A connection learns that the file is in WAL mode only once it reads it; until then
     // a checkpoint is a silent no-op.
-    if (sqlite3_exec(db_, "PRAGMA journal_mode = WAL", nullptr, nullptr, nullptr) != SQLITE_OK) {
-      const std::string message = sqlite3_errmsg(db_);
+    try {
+      with_busy_retry([&] {
+        const int rc = sqlite3_exec(db_, "PRAGMA journal_mode = WAL", nullptr, nullptr, nullptr);
+        if (rc == SQLITE_OK) return;
+        const std::string message = "cannot open database '" + path + "' for checkpoints: " + sqlite3_errmsg(db_);
+        if (is_busy(rc)) throw SqliteBusy(ErrorCode::storage_error, message);
+        throw Error(ErrorCode::storage_error, message);
+      });
+    } catch (...) {
       sqlite3_close_v2(db_);
-      throw Error(ErrorCode::storage_error, "cannot open database '" + path + "' for checkpoints: " + message);
+      throw;
     }
     thread_ = std::thread([this] { run(); });
   }
@@ -161,7 +203,7 @@ class Checkpointer {
   /// Installs the WAL hook on a connection of the store.
   void watch(sqlite3* db) { sqlite3_wal_hook(db, &Checkpointer::on_commit, this); }
 
-  StoreStats stats() const { return {background_.load(), inline_.load()}; }  // checkpoints that copied pages
+  SqliteStats stats() const { return {background_.load(), inline_.load()}; }  // checkpoints that copied pages
 
  private:
   static int on_commit(void* self, sqlite3* db, const char* schema, int frames) {
@@ -228,9 +270,16 @@ class Connection {
     }
     sqlite3_busy_timeout(db_, kBusyTimeoutMs);
     if (!memory) {
-      exec("PRAGMA journal_mode = WAL");
-      exec("PRAGMA synchronous = NORMAL");
-      exec("PRAGMA cache_size = -16384");  // 16 MiB per connection: hot index pages stay in memory
+      try {
+        // Entering WAL needs a lock the busy handler does not wait for while another
+        // process creates the file: wait here instead, within the busy timeout.
+        with_busy_retry([&] { exec("PRAGMA journal_mode = WAL"); });
+        exec("PRAGMA synchronous = NORMAL");
+        exec("PRAGMA cache_size = -16384");  // 16 MiB per connection: hot index pages stay in memory
+      } catch (...) {
+        sqlite3_close_v2(db_);
+        throw;
+      }
       if (checkpointer) checkpointer->watch(db_);
     }
   }
@@ -248,7 +297,9 @@ class Connection {
       const std::string text = message ? message : sqlite3_errstr(rc);
       sqlite3_free(message);
       if (sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_UNIQUE) throw_sqlite(db_, rc, sql);
-      throw Error(ErrorCode::storage_error, std::string(sql).substr(0, 60) + ": " + text + " (" + std::to_string(sqlite3_extended_errcode(db_)) + ")");
+      const std::string what = std::string(sql).substr(0, 60) + ": " + text;
+      if (is_busy(rc)) throw SqliteBusy(ErrorCode::storage_error, what);
+      throw Error(ErrorCode::storage_error, what);
     }
   }
 
@@ -404,13 +455,24 @@ INSERT INTO members_v3 SELECT workspace_id, principal_id, role FROM members;
 DROP TABLE members;
 ALTER TABLE members_v3 RENAME TO members;
 )sql",
-    // 4: the live listing (list_live) seeks and walks one range in (resource_group, name)
+    // 4: cleanup workers: leases, attempts, the last error, a retry time.
+    R"sql(
+ALTER TABLE cleanup_tasks ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE cleanup_tasks ADD COLUMN last_error TEXT;
+ALTER TABLE cleanup_tasks ADD COLUMN leased_by TEXT;
+ALTER TABLE cleanup_tasks ADD COLUMN leased_until INTEGER;
+ALTER TABLE cleanup_tasks ADD COLUMN available_at INTEGER NOT NULL DEFAULT 0;
+)sql",
+    // 5: the live listing (list_live) seeks and walks one range in (resource_group, name)
     // order, however many workspaces the subscription has, live or in the bin.
     R"sql(
 CREATE INDEX workspaces_live_listing ON workspaces(subscription_id, resource_group, name)
   WHERE deleted_at IS NULL;
 )sql",
 };
+
+#define RB_SELECT_CLEANUP \
+  "SELECT id, kind, ref, workspace_id, created_at, attempts, last_error, leased_by, leased_until FROM cleanup_tasks "
 
 #define RB_SELECT_WORKSPACES                                                                      \
   "SELECT id, subscription_id, resource_group, name, state, retention_days, cmk_encrypted, "     \
@@ -442,43 +504,10 @@ std::string json_array(const std::vector<std::string>& items) {
   return out + "]";
 }
 
-std::vector<std::string> split_lines(const std::string& text) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    const std::size_t end = std::min(text.find('\n', start), text.size());
-    out.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
-}
+using rows::join_lines;
+using rows::split_lines;
 
-std::string join_lines(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& item : items) out += (out.empty() ? "" : "\n") + item;
-  return out;
-}
-
-WorkspaceRecord read_workspace(const Statement& s) {
-  WorkspaceRecord r;
-  r.workspace.id = s.text(0);
-  r.workspace.subscription_id = s.text(1);
-  r.workspace.resource_group = s.text(2);
-  r.workspace.name = s.text(3);
-  r.workspace.state = static_cast<WorkspaceState>(s.int64(4));
-  r.workspace.retention_days = static_cast<int>(s.int64(5));
-  r.workspace.cmk_encrypted = s.int64(6) != 0;
-  r.workspace.created_at = s.int64(7);
-  r.deleted_at = s.opt_int64(8);
-  r.purge_at = s.opt_int64(9);
-  r.deleted_seq = s.int64(10);
-  r.orphaned_at = s.opt_int64(11);
-  r.had_members = s.int64(12) != 0;
-  r.group_key = s.opt_text(13);
-  r.tenant_key = s.opt_text(14);
-  r.retained_kinds = split_lines(s.text(15));
-  return r;
-}
+WorkspaceRecord read_workspace(const Statement& s) { return rows::workspace(s); }
 
 std::vector<WorkspaceRecord> read_workspaces(Statement& s) {
   std::vector<WorkspaceRecord> rows;
@@ -511,11 +540,13 @@ Statement& bind_workspace(Statement& s, const WorkspaceRecord& r) {
       .bind(":retained_kinds", join_lines(r.retained_kinds));
 }
 
-class SqliteStore;
+CleanupTask read_cleanup(const Statement& s) { return rows::cleanup_task(s); }
+
+class SqliteStoreImpl;
 
 class SqliteTransaction final : public StoreTransaction {
  public:
-  SqliteTransaction(SqliteStore& store, std::unique_ptr<Connection> connection, TransactionMode mode);
+  SqliteTransaction(SqliteStoreImpl& store, std::unique_ptr<Connection> connection, TransactionMode mode);
   ~SqliteTransaction() override;
 
   void commit() override {
@@ -524,20 +555,22 @@ class SqliteTransaction final : public StoreTransaction {
     open_ = false;
   }
 
-  void savepoint() override { conn_->prepare("SAVEPOINT operation").run(); }
-  void rollback_to_savepoint() override { conn_->prepare("ROLLBACK TO operation").run(); }
-  void release_savepoint() override { conn_->prepare("RELEASE operation").run(); }
+  // An undo point inside the transaction (one level), for group commit: several writes
+  // share a commit while a refused one leaves no trace.
+  void savepoint() { conn_->prepare("SAVEPOINT operation").run(); }
+  void rollback_to_savepoint() { conn_->prepare("ROLLBACK TO operation").run(); }
+  void release_savepoint() { conn_->prepare("RELEASE operation").run(); }
 
   std::optional<WorkspaceRecord> find_by_id(const std::string& id) override {
-    return read_one(conn_->prepare(RB_SELECT_WORKSPACES "WHERE id = :id").bind(":id", id));
+    return remember(read_one(conn_->prepare(RB_SELECT_WORKSPACES "WHERE id = :id").bind(":id", id)));
   }
 
   std::optional<WorkspaceRecord> find_live(const std::string& subscription_id,
                                            const std::string& resource_group,
                                            const std::string& name) override {
-    return read_one(conn_->prepare(RB_SELECT_WORKSPACES
-                                   "WHERE group_key = :key AND deleted_at IS NULL")
-                        .bind(":key", group_name_key(subscription_id, resource_group, name)));
+    return remember(read_one(conn_->prepare(RB_SELECT_WORKSPACES
+                                            "WHERE group_key = :key AND deleted_at IS NULL")
+                                 .bind(":key", group_name_key(subscription_id, resource_group, name))));
   }
 
   std::vector<WorkspaceRecord> find_deleted(const std::string& subscription_id,
@@ -561,6 +594,7 @@ class SqliteTransaction final : public StoreTransaction {
       };
       rows.insert(std::find_if_not(rows.begin(), rows.end(), newer), std::move(*keyed));
     }
+    for (const auto& row : rows) remember_keys(row);
     return rows;
   }
 
@@ -577,6 +611,7 @@ class SqliteTransaction final : public StoreTransaction {
         if (holders.empty() || holders.front().workspace.id != row->workspace.id) holders.push_back(std::move(*row));
       }
     }
+    for (const auto& row : holders) remember_keys(row);
     return holders;
   }
 
@@ -621,22 +656,26 @@ class SqliteTransaction final : public StoreTransaction {
         .bind(":id", r.workspace.id)
         .run();
     expect_one_change(r.workspace.id);
-  }
-
-  void set_name_keys(const WorkspaceRecord& r) override {
+    // The keys only when they differ from what this transaction read: SQLite updates an
+    // index whenever its column is assigned, and each key has a unique index.
+    const NameKeys keys{r.group_key, r.tenant_key};
+    const auto known = keys_read_.find(r.workspace.id);
+    if (known != keys_read_.end() && known->second == keys) return;
     conn_->prepare("UPDATE workspaces SET group_key = :group_key, tenant_key = :tenant_key WHERE id = :id")
         .bind(":group_key", r.group_key)
         .bind(":tenant_key", r.tenant_key)
         .bind(":id", r.workspace.id)
         .run();
     expect_one_change(r.workspace.id);
+    keys_read_[r.workspace.id] = keys;
   }
 
-  void remove_workspace(const std::string& id, bool has_components, bool has_members) override {
+  void remove_workspace(const std::string& id) override {
     // The children by their primary key prefix (there are no foreign keys to cascade).
-    if (has_components) conn_->prepare("DELETE FROM components WHERE workspace_id = :id").bind(":id", id).run();
-    if (has_members) conn_->prepare("DELETE FROM members WHERE workspace_id = :id").bind(":id", id).run();
+    conn_->prepare("DELETE FROM components WHERE workspace_id = :id").bind(":id", id).run();
+    conn_->prepare("DELETE FROM members WHERE workspace_id = :id").bind(":id", id).run();
     conn_->prepare("DELETE FROM workspaces WHERE id = :id").bind(":id", id).run();
+    keys_read_.erase(id);
   }
 
   std::vector<StoredComponent> components(const std::string& workspace_id) override {
@@ -645,9 +684,7 @@ class SqliteTransaction final : public StoreTransaction {
         "ORDER BY position");
     s.bind(":id", workspace_id);
     std::vector<StoredComponent> out;
-    while (s.step()) {
-      out.push_back({Component{s.text(0), s.text(1), s.int64(2) != 0}, s.int64(3) != 0, s.int64(4)});
-    }
+    while (s.step()) out.push_back(rows::component(s));
     return out;
   }
 
@@ -763,20 +800,48 @@ class SqliteTransaction final : public StoreTransaction {
   }
 
   std::vector<CleanupTask> pending_cleanup() override {
-    Statement& s = conn_->prepare(
-        "SELECT id, kind, ref, workspace_id, created_at FROM cleanup_tasks "
-        "WHERE completed_at IS NULL ORDER BY id");
+    Statement& s = conn_->prepare(RB_SELECT_CLEANUP "WHERE completed_at IS NULL ORDER BY id");
     std::vector<CleanupTask> out;
-    while (s.step()) out.push_back({s.int64(0), s.text(1), s.text(2), s.text(3), s.int64(4)});
+    while (s.step()) out.push_back(read_cleanup(s));
     return out;
   }
 
+  std::vector<CleanupTask> claim_cleanup(const std::string& worker, Timestamp now, Timestamp leased_until,
+                                         std::size_t limit) override {
+    // The writer lock makes this one claim at a time: nothing to skip.
+    Statement& s = conn_->prepare(
+        "UPDATE cleanup_tasks SET leased_by = :worker, leased_until = :until WHERE id IN ("
+        "SELECT id FROM cleanup_tasks WHERE completed_at IS NULL "
+        "AND (leased_until IS NULL OR leased_until <= :now) AND available_at <= :now "
+        "ORDER BY id LIMIT :limit) "
+        "RETURNING id, kind, ref, workspace_id, created_at, attempts, last_error, leased_by, leased_until");
+    s.bind(":worker", worker)
+        .bind(":until", leased_until)
+        .bind(":now", now)
+        .bind(":limit", static_cast<std::int64_t>(std::min<std::size_t>(limit, std::numeric_limits<std::int64_t>::max())));
+    std::vector<CleanupTask> out;
+    while (s.step()) out.push_back(read_cleanup(s));
+    std::sort(out.begin(), out.end(), [](const CleanupTask& a, const CleanupTask& b) { return a.id < b.id; });
+    return out;
+  }
+
+  std::optional<bool> fail_cleanup(std::int64_t task_id, const std::string& error, Timestamp retry_at) override {
+    const auto pending = is_pending(task_id);
+    if (!pending || !*pending) return pending;
+    conn_->prepare(
+            "UPDATE cleanup_tasks SET attempts = attempts + 1, last_error = :error, leased_by = NULL, "
+            "leased_until = NULL, available_at = :retry_at WHERE id = :id")
+        .bind(":error", error)
+        .bind(":retry_at", retry_at)
+        .bind(":id", task_id)
+        .run();
+    return true;
+  }
+
   std::optional<bool> complete_cleanup(std::int64_t task_id, Timestamp at) override {
-    Statement& s = conn_->prepare("SELECT completed_at IS NULL FROM cleanup_tasks WHERE id = :id");
-    s.bind(":id", task_id);
-    if (!s.step()) return std::nullopt;
-    if (s.int64(0) == 0) return false;
-    conn_->prepare("UPDATE cleanup_tasks SET completed_at = :at WHERE id = :id")
+    const auto pending = is_pending(task_id);
+    if (!pending || !*pending) return pending;
+    conn_->prepare("UPDATE cleanup_tasks SET completed_at = :at, leased_by = NULL, leased_until = NULL WHERE id = :id")
         .bind(":at", at)
         .bind(":id", task_id)
         .run();
@@ -792,8 +857,7 @@ class SqliteTransaction final : public StoreTransaction {
         "ORDER BY j.key, c.position");
     s.bind(":ids", json_array(ids));
     while (s.step()) {
-      out.at(static_cast<std::size_t>(s.int64(0)))
-          .push_back({Component{s.text(1), s.text(2), s.int64(3) != 0}, s.int64(4) != 0, s.int64(5)});
+      out.at(static_cast<std::size_t>(s.int64(0))).push_back(rows::component(s, 1));
     }
     return out;
   }
@@ -851,22 +915,10 @@ class SqliteTransaction final : public StoreTransaction {
         .bind(":purge_after", purge_after)
         .bind(":limit", static_cast<std::int64_t>(q.limit));
     if (q.resource_group) s.bind(":g", *q.resource_group);
-    std::vector<DeletedListing> rows;
-    rows.reserve(std::min<std::size_t>(q.limit, 1'000));
-    while (s.step()) {
-      DeletedListing& row = rows.emplace_back();
-      DeletedWorkspace& w = row.workspace;
-      w.id = s.text(0);
-      w.name = s.text(1);
-      w.subscription_id = s.text(2);
-      w.resource_group = s.text(3);
-      w.deleted_at = s.int64(4);
-      w.purge_at = s.int64(5);
-      w.retention_days = static_cast<int>(s.int64(6));
-      w.retained = split_lines(s.text(7));
-      row.position = {w.deleted_at, s.int64(8)};
-    }
-    return rows;
+    std::vector<DeletedListing> page;
+    page.reserve(std::min<std::size_t>(q.limit, 1'000));
+    while (s.step()) rows::listing(s, page.emplace_back());
+    return page;
   }
 
   std::vector<WorkspaceRecord> list_live(const LiveQuery& q) override {
@@ -928,72 +980,179 @@ class SqliteTransaction final : public StoreTransaction {
   }
 
  private:
+  /// nullopt: no such task; otherwise whether it is still pending.
+  std::optional<bool> is_pending(std::int64_t task_id) {
+    Statement& s = conn_->prepare("SELECT completed_at IS NULL FROM cleanup_tasks WHERE id = :id");
+    s.bind(":id", task_id);
+    if (!s.step()) return std::nullopt;
+    return s.int64(0) != 0;
+  }
+
+  using NameKeys = std::pair<std::optional<std::string>, std::optional<std::string>>;
+
+  std::optional<WorkspaceRecord> remember(std::optional<WorkspaceRecord> row) {
+    if (row) remember_keys(*row);
+    return row;
+  }
+  void remember_keys(const WorkspaceRecord& row) { keys_read_[row.workspace.id] = {row.group_key, row.tenant_key}; }
+
   void expect_one_change(const std::string& id) {
     if (sqlite3_changes(conn_->handle()) != 1) {
       throw Error(ErrorCode::storage_error, "workspace " + id + " vanished during the transaction");
     }
   }
 
-  SqliteStore& store_;
+  SqliteStoreImpl& store_;
   std::unique_ptr<Connection> conn_;
   bool open_ = true;
+  std::unordered_map<std::string, NameKeys> keys_read_;  // name keys as read (or last written) here
 };
 
-class SqliteStore final : public Store {
+class SqliteStoreImpl final : public SqliteStore {
  public:
-  SqliteStore(std::string path, bool memory)
-      : path_(std::move(path)), memory_(memory), max_connections_(memory ? 1 : kMaxFileConnections) {
+  SqliteStoreImpl(std::string path, bool memory)
+      : path_(std::move(path)), memory_(memory), pool_(memory ? 1 : kMaxFileConnections) {
     auto connection = std::make_unique<Connection>(path_, memory_);
-    migrate(*connection);
+    // Several processes may create and migrate a new file at once: the one that gets the
+    // write lock migrates, the others wait (the busy timeout) and find it done.
+    with_busy_retry([&] { migrate(*connection); });
     if (!memory_) {
       checkpointer_ = std::make_unique<Checkpointer>(path_);
       checkpointer_->watch(connection->handle());
     }
-    idle_.push_back(std::move(connection));
-    created_ = 1;
+    pool_.adopt(std::move(connection));
   }
 
-  ~SqliteStore() override {
+  ~SqliteStoreImpl() override {
     checkpointer_.reset();  // its thread stops first; the last connection to close folds the WAL in
-    idle_.clear();
+    pool_.clear();
   }
 
-  std::unique_ptr<StoreTransaction> begin(TransactionMode mode) override {
+  std::unique_ptr<StoreTransaction> begin(TransactionMode mode) override { return open_transaction(mode); }
+
+  SqliteStats stats() const override { return checkpointer_ ? checkpointer_->stats() : SqliteStats{}; }
+
+  // ---- group commit ----
+  // Concurrent writes share commits: the first waiting thread becomes the leader, runs every
+  // queued write in one transaction, each under its own savepoint, commits once and wakes
+  // the others. A call returns only after the commit that holds its changes, so durability
+  // is the same as one commit per call. If a shared commit fails, each write of the batch
+  // runs again in a transaction of its own, so one failure does not fail its neighbours.
+  void write(const Apply& apply, const OnRefusal& on_refusal) override {
+    PendingWrite pending;
+    pending.apply = &apply;
+    pending.on_refusal = &on_refusal;
+    std::unique_lock lock(queue_mutex_);
+    queue_.push_back(&pending);
+    while (!pending.done) {
+      if (leader_active_) {
+        queue_done_.wait(lock);
+        continue;
+      }
+      leader_active_ = true;
+      std::vector<PendingWrite*> batch;
+      while (!queue_.empty() && batch.size() < kMaxBatch) {
+        batch.push_back(queue_.front());
+        queue_.pop_front();
+      }
+      lock.unlock();
+      run_batch(batch);
+      lock.lock();
+      for (PendingWrite* write : batch) write->done = true;
+      leader_active_ = false;
+      queue_done_.notify_all();
+    }
+    if (pending.error) std::rethrow_exception(pending.error);
+  }
+
+  void release(std::unique_ptr<Connection> connection) { pool_.release(std::move(connection)); }
+
+ private:
+  struct PendingWrite {
+    const Apply* apply = nullptr;
+    const OnRefusal* on_refusal = nullptr;
+    std::exception_ptr error;
+    bool done = false;
+  };
+  static constexpr std::size_t kMaxBatch = 64;
+
+  std::unique_ptr<SqliteTransaction> open_transaction(TransactionMode mode) {
     return std::make_unique<SqliteTransaction>(*this, acquire(), mode);
   }
 
-  StoreStats stats() const override { return checkpointer_ ? checkpointer_->stats() : StoreStats{}; }
-
-  void release(std::unique_ptr<Connection> connection) {
-    {
-      std::lock_guard lock(mutex_);
-      idle_.push_back(std::move(connection));
+  static bool is_refusal(const std::exception_ptr& error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const Error& e) {
+      return e.code() != ErrorCode::storage_error;
+    } catch (...) {
+      return false;
     }
-    available_.notify_one();
   }
 
- private:
-  std::unique_ptr<Connection> acquire() {
-    std::unique_lock lock(mutex_);
-    for (;;) {
-      if (!idle_.empty()) {
-        auto connection = std::move(idle_.back());
-        idle_.pop_back();
-        return connection;
+  void run_batch(const std::vector<PendingWrite*>& batch) noexcept {
+    if (batch.size() > 1) {
+      try {
+        auto tx = open_transaction(TransactionMode::write);
+        for (PendingWrite* write : batch) run_shared(*tx, *write);
+        tx->commit();
+        return;
+      } catch (...) {
+        // Nothing of the batch is durable: each write runs again on its own.
       }
-      if (created_ < max_connections_) {
-        ++created_;
-        lock.unlock();
-        try {
-          return std::make_unique<Connection>(path_, memory_, checkpointer_.get());
-        } catch (...) {
-          lock.lock();
-          --created_;
-          throw;
-        }
-      }
-      available_.wait(lock);
     }
+    for (PendingWrite* write : batch) {
+      write->error = nullptr;
+      run_alone(*write);
+    }
+  }
+
+  /// One write of a shared batch, under a savepoint.
+  static void run_shared(SqliteTransaction& tx, PendingWrite& write) {
+    tx.savepoint();
+    try {
+      (*write.apply)(tx);
+      tx.release_savepoint();
+      return;
+    } catch (...) {
+      write.error = std::current_exception();
+    }
+    tx.rollback_to_savepoint();
+    if (*write.on_refusal && is_refusal(write.error)) {
+      try {
+        (*write.on_refusal)(tx, write.error);
+      } catch (...) {
+        tx.rollback_to_savepoint();  // the refusal stands, unaudited
+      }
+    }
+    tx.release_savepoint();
+  }
+
+  /// One write in a transaction of its own; a refusal is audited in another.
+  void run_alone(PendingWrite& write) noexcept {
+    try {
+      {
+        auto tx = open_transaction(TransactionMode::write);
+        try {
+          (*write.apply)(*tx);
+          tx->commit();
+          return;
+        } catch (...) {
+          write.error = std::current_exception();
+        }
+      }  // rolled back
+      if (*write.on_refusal && is_refusal(write.error)) {
+        auto tx = open_transaction(TransactionMode::write);
+        (*write.on_refusal)(*tx, write.error);
+        tx->commit();
+      }
+    } catch (...) {
+      if (!write.error) write.error = std::current_exception();
+    }
+  }
+
+  std::unique_ptr<Connection> acquire() {
+    return pool_.acquire([&] { return std::make_unique<Connection>(path_, memory_, checkpointer_.get()); });
   }
 
   static void migrate(Connection& connection) {
@@ -1023,15 +1182,16 @@ class SqliteStore final : public Store {
 
   std::string path_;
   bool memory_;
-  std::size_t max_connections_;
-  std::mutex mutex_;
-  std::condition_variable available_;
   std::unique_ptr<Checkpointer> checkpointer_;
-  std::vector<std::unique_ptr<Connection>> idle_;
-  std::size_t created_ = 0;
+  ConnectionPool<Connection> pool_;  // after the checkpointer: connections close first
+
+  std::mutex queue_mutex_;
+  std::condition_variable queue_done_;
+  std::deque<PendingWrite*> queue_;
+  bool leader_active_ = false;
 };
 
-SqliteTransaction::SqliteTransaction(SqliteStore& store, std::unique_ptr<Connection> connection,
+SqliteTransaction::SqliteTransaction(SqliteStoreImpl& store, std::unique_ptr<Connection> connection,
                                      TransactionMode mode)
     : store_(store), conn_(std::move(connection)) {
   try {
@@ -1056,19 +1216,9 @@ SqliteTransaction::~SqliteTransaction() {
 
 }  // namespace
 
-std::string group_name_key(const std::string& subscription_id, const std::string& resource_group,
-                           const std::string& name) {
-  // \x1f (unit separator) cannot be confused with characters of real names.
-  return subscription_id + '\x1f' + resource_group + '\x1f' + name;
-}
-
-std::string tenant_name_key(const std::string& subscription_id, const std::string& name) {
-  return subscription_id + '\x1f' + name;
-}
-
 int sqlite_schema_version() { return static_cast<int>(std::size(kMigrations)); }
 
-std::unique_ptr<Store> open_sqlite_store(const std::string& location) {
+std::unique_ptr<SqliteStore> open_sqlite_store(const std::string& location) {
   std::string path = location;
   if (path.rfind("sqlite://", 0) == 0) {
     path = path.substr(std::string_view("sqlite://").size());  // "/rel.db" or "//abs.db" or ""
@@ -1081,7 +1231,7 @@ std::unique_ptr<Store> open_sqlite_store(const std::string& location) {
                 "sqlite:////abs/path.db or :memory:");
   }
   const bool memory = path == ":memory:";
-  return std::make_unique<SqliteStore>(path, memory);
+  return std::make_unique<SqliteStoreImpl>(path, memory);
 }
 
 }  // namespace recyclebin

@@ -104,7 +104,8 @@ class OutputFormat(str, enum.Enum):
 
 DbOption = Annotated[str, typer.Option(
     "--db", envvar="RECYCLEBIN_DB", show_envvar=True,
-    help="Database: a file path, sqlite:///relative.db, sqlite:////abs/path.db or :memory:.")]
+    help="Database: a file path, sqlite:///relative.db, sqlite:////abs/path.db or :memory: "
+         "(SQLite), or postgresql://user:password@host:5432/db (PostgreSQL, shared by replicas).")]
 PolicyOption = Annotated[str, typer.Option(
     "--policy", envvar="RECYCLEBIN_POLICY", show_envvar=True,
     help="A built-in policy name (default, azureml, dataworks, parsec, exostellar, "

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,12 @@ FactsProvider = Callable[["Workspace"], Mapping[str, int]]
 """``fn(workspace) -> {"running_jobs": 0, "active_sessions": 1}``: what the platform knows."""
 
 _POLICY_SUFFIXES = (".yaml", ".yml")
+_URI_PASSWORD = re.compile(r"^(postgres(?:ql)?://[^:/@?]*:)[^/?]*@")
+
+
+def _without_password(location: str) -> str:
+    """``location`` with a PostgreSQL URI's password replaced by ``***`` (for reprs and logs)."""
+    return _URI_PASSWORD.sub(r"\1***@", location)
 
 
 def _resolve_policy(policy: str | os.PathLike[str] | Policy) -> Policy:
@@ -72,7 +79,9 @@ class Engine:
         engine deciding by ``policy``.
 
         ``location``: a file path, ``"sqlite:///relative.db"``, ``"sqlite:////abs/path.db"``
-        or ``":memory:"``. ``policy``: a built-in name (a string with no ``/`` and no
+        or ``":memory:"`` (SQLite), or a libpq URI ``"postgresql://user:pw@host:5432/db"``
+        (also ``postgres://``; ``?options=-csearch_path%3Dschema`` picks the schema) for the
+        PostgreSQL store that several replicas share. ``policy``: a built-in name (a string with no ``/`` and no
         ``.yaml``/``.yml`` suffix), a path to a YAML file, or an :class:`rb.Policy`.
         ``clock``: ``None`` for the system's UTC clock, or an :class:`rb.ManualClock`.
         """
@@ -219,6 +228,36 @@ class Engine:
             raise TypeError(f"task_id must be an int, not {type(task_id).__name__}")
         self._core.complete_cleanup(task_id)
 
+    def claim_cleanup(
+        self, worker: str, *, limit: int = 100, lease: timedelta = timedelta(minutes=5)
+    ) -> list[CleanupTask]:
+        """Leases up to ``limit`` pending tasks, oldest first, to ``worker`` until
+        ``now + lease``: those not leased (or whose lease ran out) whose retry time has come.
+        Several workers, in one process or many, sharing one store, never get the same task
+        while its lease holds. Finish each with :meth:`complete_cleanup` or
+        :meth:`fail_cleanup`."""
+        _require_str(worker, "worker")
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise TypeError(f"limit must be an int, not {type(limit).__name__}")
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        if not isinstance(lease, timedelta):
+            raise TypeError(f"lease must be a datetime.timedelta, not {type(lease).__name__}")
+        return self._core.claim_cleanup(worker, limit, lease)
+
+    def fail_cleanup(self, task_id: int, error: str, *,
+                     retry_after: timedelta = timedelta(0)) -> None:
+        """Ends the task's lease, adds one to its ``attempts``, records ``error`` as its
+        ``last_error`` and makes it claimable again from ``now + retry_after``. A completed
+        task is left as it is; an unknown id raises ``KeyError`` (:class:`rb.NotFound`)."""
+        if isinstance(task_id, bool) or not isinstance(task_id, int):
+            raise TypeError(f"task_id must be an int, not {type(task_id).__name__}")
+        _require_str(error, "error")
+        if not isinstance(retry_after, timedelta):
+            raise TypeError(
+                f"retry_after must be a datetime.timedelta, not {type(retry_after).__name__}")
+        self._core.fail_cleanup(task_id, error, retry_after)
+
     def audit_log(self, subscription_id: str | None = None) -> list[AuditRecord]:
         """Every audited operation (refusals included), seq ascending; of one subscription
         when given."""
@@ -228,7 +267,8 @@ class Engine:
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
-        return f"<recyclebin.Engine {self._location!r} policy={self._policy.name!r} {state}>"
+        location = _without_password(self._location)
+        return f"<recyclebin.Engine {location!r} policy={self._policy.name!r} {state}>"
 
 
 _default_engine: Engine | None = None

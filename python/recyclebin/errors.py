@@ -17,7 +17,7 @@ PreconditionFailed    precondition_failed        412
 PermissionDenied      permission_denied          403
 PolicyError           policy_error               400
 EngineClosed          engine_closed              503
-StorageError          storage_error              500
+StorageError          storage_error              503  (nothing applied; safe to retry)
 InvalidArgument       invalid_argument           400  (also a ValueError)
 NotFound              not_found                  404  (also a KeyError)
 ====================  =========================  ====

@@ -25,7 +25,7 @@ Engine calls run in the threadpool (every endpoint is a plain ``def``).
 
 import enum
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 
 from fastapi import (
@@ -140,6 +140,23 @@ class CleanupTaskModel(_Model):
     ref: str
     workspace_id: str
     created_at: UtcDatetime
+    attempts: int = 0
+    last_error: str | None = None
+    leased_by: str | None = None
+    leased_until: UtcDatetime | None = None
+
+
+class CleanupClaimBody(_Model):
+    """A cleanup worker's claim: up to `limit` tasks, leased for `lease_seconds`."""
+    worker: str = Field(min_length=1, max_length=200)
+    limit: int = Field(default=100, ge=1, le=10_000)
+    lease_seconds: float = Field(default=300, gt=0, le=366 * 86_400)
+
+
+class CleanupFailBody(_Model):
+    """What went wrong, and when the task may be claimed again."""
+    error: str = Field(max_length=65_536)
+    retry_after_seconds: float = Field(default=0, ge=0, le=366 * 86_400)
 
 
 class DeleteResultModel(_Model):
@@ -242,7 +259,9 @@ def _workspace(ws: rb.Workspace) -> WorkspaceModel:
 
 def _cleanup_task(task: rb.CleanupTask) -> CleanupTaskModel:
     return CleanupTaskModel(id=task.id, kind=task.kind, ref=task.ref,
-                            workspace_id=task.workspace_id, created_at=task.created_at)
+                            workspace_id=task.workspace_id, created_at=task.created_at,
+                            attempts=task.attempts, last_error=task.last_error,
+                            leased_by=task.leased_by, leased_until=task.leased_until)
 
 
 def _delete_result(result: rb.DeleteResult) -> DeleteResultModel:
@@ -696,6 +715,32 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
         require_platform(caller, "the cleanup outbox")
         try:
             engine.complete_cleanup(task_id)
+        except KeyError:
+            raise ApiError(404, "cleanup_task_not_found",
+                           f"no cleanup task {task_id}; see GET /cleanupTasks") from None
+
+    @router.post("/cleanupTasks/claim", response_model=list[CleanupTaskModel],
+                 tags=tagged("operations"),
+                 summary="Lease pending cleanup tasks to a worker (platform only)",
+                 responses=_responses(_E403))
+    def claim_cleanup_tasks(body: CleanupClaimBody, caller: Caller) -> list[CleanupTaskModel]:
+        """Oldest first; a task is never handed to two workers while its lease holds."""
+        require_platform(caller, "the cleanup outbox")
+        return [_cleanup_task(t) for t in engine.claim_cleanup(
+            body.worker, limit=body.limit, lease=timedelta(seconds=body.lease_seconds))]
+
+    @router.post("/cleanupTasks/{task_id}/fail", status_code=204, response_class=Response,
+                 tags=tagged("operations"),
+                 summary="Report a failed cleanup attempt (platform only)",
+                 responses=_responses(_E403, _doc(404, "`cleanup_task_not_found`.")))
+    def fail_cleanup_task(task_id: Annotated[int, Path(ge=1)], body: CleanupFailBody,
+                          caller: Caller) -> None:
+        """Ends the lease, counts the attempt, keeps the error; claimable again after
+        `retry_after_seconds`. A completed task is left as it is."""
+        require_platform(caller, "the cleanup outbox")
+        try:
+            engine.fail_cleanup(task_id, body.error,
+                                retry_after=timedelta(seconds=body.retry_after_seconds))
         except KeyError:
             raise ApiError(404, "cleanup_task_not_found",
                            f"no cleanup task {task_id}; see GET /cleanupTasks") from None

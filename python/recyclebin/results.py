@@ -145,8 +145,11 @@ class _Result:
 class CleanupTask(_Result):
     """Something the platform must destroy in its own storage (the cleanup outbox).
 
-    Drain with :meth:`Engine.cleanup_tasks`, destroy ``ref``, then
-    :meth:`Engine.complete_cleanup` with ``id``. At least once: make the destroy idempotent.
+    Workers claim tasks with :meth:`Engine.claim_cleanup` (a lease), destroy ``ref``, then
+    :meth:`Engine.complete_cleanup` with ``id`` (or :meth:`Engine.fail_cleanup` to retry
+    later). At least once: make the destroy idempotent. ``attempts`` counts failed tries,
+    ``last_error`` is what the last one reported; ``leased_by``/``leased_until`` name the
+    worker holding it and until when (a lease that ended no longer holds).
     """
 
     id: int
@@ -154,6 +157,10 @@ class CleanupTask(_Result):
     ref: str
     workspace_id: str
     created_at: datetime
+    attempts: int = 0
+    last_error: str | None = None
+    leased_by: str | None = None
+    leased_until: datetime | None = None
 
 
 @dataclass(frozen=True, repr=False, slots=True)

@@ -1,13 +1,19 @@
-// The SQLite store: durability, schema versioning, the unique indexes, index use.
+// The SQLite store's own promises: durability, schema versioning, WAL checkpoints, index use,
+// several processes opening one file (what both stores promise: store_contract_test.cpp).
 #include <gtest/gtest.h>
 
 #include <sqlite3.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <thread>
-#include <chrono>
 
 #include "fixtures.hpp"
+#include "recyclebin/sqlite_store.hpp"
 
 namespace recyclebin {
 namespace {
@@ -73,6 +79,57 @@ TEST(Store, LocationForms) {
   EXPECT_EQ(user_version(db.path()), sqlite_schema_version());
   expect_error(ErrorCode::invalid_argument, [] { open_sqlite_store(""); });
   expect_error(ErrorCode::storage_error, [] { open_sqlite_store("/nonexistent-dir/x/y.db"); });
+}
+
+// Issue 10: several processes opening one brand-new file at once sometimes failed with
+// "PRAGMA journal_mode = WAL: database is locked" (entering WAL takes a lock SQLite's busy
+// handler does not wait for). Every open must succeed.
+TEST(Store, ManyProcessesOpeningOneNewFileAllSucceed) {
+  constexpr int kRounds = 60, kProcesses = 8;
+  int failures = 0;
+  std::string first_failure;
+  for (int round = 0; round < kRounds; ++round) {
+    TempDb db;
+    int go[2], report[2];
+    ASSERT_EQ(::pipe(go), 0);
+    ASSERT_EQ(::pipe(report), 0);
+    std::vector<pid_t> children;
+    for (int i = 0; i < kProcesses; ++i) {
+      const pid_t pid = ::fork();
+      ASSERT_GE(pid, 0);
+      if (pid == 0) {
+        ::close(go[1]);
+        char byte = 0;
+        if (::read(go[0], &byte, 1) != 1) ::_exit(3);  // all start together
+        int code = 0;
+        try {
+          auto store = open_sqlite_store(db.path());
+          store->begin(TransactionMode::read)->find_by_id("x");
+        } catch (const std::exception& e) {
+          const std::string line = std::string(e.what()).substr(0, 200) + "\n";
+          if (::write(report[1], line.data(), line.size()) < 0) code = 2;
+          code = 1;
+        }
+        ::_exit(code);
+      }
+      children.push_back(pid);
+    }
+    ::close(go[0]);
+    ::close(report[1]);
+    const char start[kProcesses] = {};
+    ASSERT_EQ(::write(go[1], start, sizeof start), static_cast<ssize_t>(sizeof start));
+    ::close(go[1]);
+    for (const pid_t pid : children) {
+      int status = 0;
+      ::waitpid(pid, &status, 0);
+      if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ++failures;
+    }
+    char buffer[512] = {};
+    const ssize_t n = ::read(report[0], buffer, sizeof buffer - 1);
+    if (n > 0 && first_failure.empty()) first_failure.assign(buffer, static_cast<std::size_t>(n));
+    ::close(report[0]);
+  }
+  EXPECT_EQ(failures, 0) << "of " << kRounds * kProcesses << " opens; first: " << first_failure;
 }
 
 TEST(Store, RefusesANewerSchema) {
@@ -198,68 +255,6 @@ TEST(Store, WorkspaceIdsAreOpaqueHexInCreationOrder) {
   }
 }
 
-TEST(Store, UniqueIndexIsTheLastWordOnNames) {
-  auto store = open_sqlite_store(":memory:");
-  WorkspaceRecord a;
-  a.workspace = {"id-a", "sub", "rg", "ws", 14, false, WorkspaceState::running, kJan1, {}};
-  a.group_key = group_name_key("sub", "rg", "ws");
-  WorkspaceRecord b = a;
-  b.workspace.id = "id-b";
-  auto tx = store->begin(TransactionMode::write);
-  tx->insert_workspace(a);
-  expect_error(ErrorCode::workspace_exists, [&] { tx->insert_workspace(b); });
-  b.group_key.reset();
-  b.tenant_key = tenant_name_key("sub", "ws");
-  tx->insert_workspace(b);
-  WorkspaceRecord c = b;
-  c.workspace.id = "id-c";
-  expect_error(ErrorCode::workspace_exists, [&] { tx->insert_workspace(c); });
-}
-
-TEST(Store, SetOperationsTakeEveryListedWorkspaceAndOnlyThose) {
-  auto store = open_sqlite_store(":memory:");
-  auto tx = store->begin(TransactionMode::write);
-  std::vector<std::string> ids;
-  for (const std::string id : {"a", "b\"quote", "c\\back\nline", "d"}) {
-    WorkspaceRecord r;
-    r.workspace = {id, "sub", "rg", "n-" + id, 14, false, WorkspaceState::running, kJan1, {}};
-    tx->insert_workspace(r);
-    tx->insert_components(id, {{"models", id + "/m0", false}, {"logs", id + "/l1", true}});
-    tx->put_member(id, "alice", "owner");
-    ids.push_back(id);
-  }
-  const std::vector<std::string> taken = {ids[2], ids[0], ids[1]};  // any order; "d" stays
-  const auto components = tx->components_of(taken);
-  ASSERT_EQ(components.size(), 3u);
-  for (std::size_t i = 0; i < taken.size(); ++i) {
-    ASSERT_EQ(components[i].size(), 2u);
-    EXPECT_EQ(components[i][0].component.ref, taken[i] + "/m0");
-    EXPECT_EQ(components[i][1].component.ref, taken[i] + "/l1");
-    EXPECT_TRUE(components[i][1].component.standalone);
-    EXPECT_EQ(components[i][1].position, 1);
-  }
-  tx->append_audit_for(taken, {0, kJan1, "expire", "", "", "", "ok", "", "reaper"});
-  tx->remove_workspaces(taken);
-  const auto log = tx->audit_log(std::nullopt);
-  ASSERT_EQ(log.size(), 3u);
-  for (std::size_t i = 0; i < taken.size(); ++i) {
-    EXPECT_EQ(log[i].workspace_id, taken[i]);
-    EXPECT_EQ(log[i].name, "n-" + taken[i]);
-    EXPECT_EQ(log[i].subscription_id, "sub");
-    EXPECT_EQ(log[i].principal_id, "reaper");
-  }
-  for (const auto& id : taken) {
-    EXPECT_FALSE(tx->find_by_id(id).has_value());
-    EXPECT_TRUE(tx->components(id).empty());
-    EXPECT_FALSE(tx->member_role(id, "alice").has_value());
-  }
-  EXPECT_TRUE(tx->find_by_id("d").has_value());
-  EXPECT_EQ(tx->components("d").size(), 2u);
-  EXPECT_EQ(tx->member_role("d", "alice"), "owner");
-  tx->remove_workspaces({});  // an empty set is a no-op
-  EXPECT_TRUE(tx->components_of({}).empty());
-}
-
 TEST(Store, TheWalIsCheckpointedOffTheCommitPathAndStaysBounded) {
   TempDb db;
   {
@@ -292,38 +287,6 @@ TEST(Store, TheWalIsCheckpointedOffTheCommitPathAndStaysBounded) {
   auto engine = Engine::open(db.path(), Policy::builtin("default"), std::make_shared<ManualClock>(kJan1));
   EXPECT_EQ(engine->get("sub", "rg7", "w7", std::nullopt).name, "w7");
   EXPECT_EQ(open_sqlite_store(":memory:")->stats().background_checkpoints, 0);  // no WAL, no thread
-}
-
-TEST(Store, FindDeletedMergesReservedAndReleasedRowsNewestFirst) {
-  // The same name deleted three times under changing policies: reserved (group_key kept)
-  // between two deletes that released it (scope none).
-  auto store = open_sqlite_store(":memory:");
-  auto tx = store->begin(TransactionMode::write);
-  const auto deleted = [&](const std::string& id, Timestamp at, std::int64_t seq, bool reserved,
-                           const std::string& name = "ws") {
-    WorkspaceRecord r;
-    r.workspace = {id, "sub", "rg", name, 14, false, WorkspaceState::running, kJan1, {}};
-    r.deleted_at = at;
-    r.purge_at = add_days(at, 14);
-    r.deleted_seq = seq;
-    if (reserved) r.group_key = group_name_key("sub", "rg", "ws");
-    tx->insert_workspace(r);
-  };
-  deleted("oldest", kJan1 + 1, 1, false);
-  deleted("middle", kJan1 + 2, 2, true);
-  deleted("newest", kJan1 + 2, 3, false);  // same instant: the later seq is newer
-  deleted("other-name", kJan1 + 5, 4, false, "other");
-  std::vector<std::string> ids;
-  for (const auto& r : tx->find_deleted("sub", "rg", "ws")) ids.push_back(r.workspace.id);
-  EXPECT_EQ(ids, (std::vector<std::string>{"newest", "middle", "oldest"}));
-}
-
-TEST(Store, UncommittedTransactionRollsBack) {
-  auto store = open_sqlite_store(":memory:");
-  WorkspaceRecord a;
-  a.workspace = {"id-a", "sub", "rg", "ws", 14, false, WorkspaceState::running, kJan1, {}};
-  { store->begin(TransactionMode::write)->insert_workspace(a); }
-  EXPECT_FALSE(store->begin(TransactionMode::read)->find_by_id("id-a").has_value());
 }
 
 TEST(Store, HotQueriesUseIndexesNotScans) {

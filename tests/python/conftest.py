@@ -1,8 +1,15 @@
 """Fixtures for the API tests: a manual clock, policies built from a few YAML sections, and
-engines on fresh SQLite files that are closed after each test."""
+engines on fresh stores that are closed after each test.
+
+One suite, two stores: the engine tests (STORE_MODULES) run once per store, SQLite and
+PostgreSQL (``--store sqlite|postgres|both``, default both). The PostgreSQL runs use the
+server named by RECYCLEBIN_TEST_PG_URL (./scripts/test.sh starts a throwaway one); each
+engine gets a schema of its own. Without the variable those tests fail, saying so."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,6 +21,62 @@ import yaml
 import recyclebin as rb
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+# The modules whose tests run on both stores (every test there that opens an engine through
+# make_engine / engine / store_location).
+STORE_MODULES = {"test_engine", "test_workspace", "test_threads", "test_races",
+                 "test_cleanup_workers", "test_stores"}
+PG_URL_VARIABLE = "RECYCLEBIN_TEST_PG_URL"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--store", choices=("sqlite", "postgres", "both"), default="both",
+                     help="the store(s) the engine tests run on (default: both)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "store" not in metafunc.fixturenames:
+        return
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    chosen = metafunc.config.getoption("--store")
+    stores = ["sqlite", "postgres"] if chosen == "both" else [chosen]
+    if module not in STORE_MODULES:
+        stores = ["sqlite"]
+    metafunc.parametrize("store", stores)
+
+
+def pg_test_url() -> str:
+    """The test server's URL; fails the test (never skips) when it is not set."""
+    url = os.environ.get(PG_URL_VARIABLE, "")
+    if not url:
+        pytest.fail(f"{PG_URL_VARIABLE} is not set: the PostgreSQL store tests need a server; run "
+                    "./scripts/test.sh (it starts a throwaway PostgreSQL 15 with "
+                    "scripts/pg-test-server.sh), or pass --store sqlite", pytrace=False)
+    return url
+
+
+def pg_location(key: str) -> str:
+    """A PostgreSQL location whose schema is named after ``key`` (the same key, the same store)."""
+    schema = "t_" + hashlib.sha256(key.encode()).hexdigest()[:20]
+    url = pg_test_url()
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+
+
+StoreLocation = Callable[[str], str]
+
+
+@pytest.fixture
+def store_location(store: str, tmp_path: Path) -> StoreLocation:
+    """``store_location("name")``: where a store called "name" of this test lives, on the
+    store under test (a file in tmp_path, or a schema of the test database)."""
+
+    def locate(name: str) -> str:
+        if store == "postgres":
+            return pg_location(str(tmp_path / name))
+        return str(tmp_path / f"{name}.db")
+
+    return locate
+
 
 PolicyYaml = Callable[..., str]
 MakePolicy = Callable[..., rb.Policy]
@@ -60,17 +123,21 @@ def make_policy(policy_yaml: PolicyYaml) -> MakePolicy:
 
 
 @pytest.fixture
-def make_engine(tmp_path: Path, clock: rb.ManualClock, make_policy: MakePolicy) -> Iterator[MakeEngine]:
+def make_engine(tmp_path: Path, clock: rb.ManualClock, make_policy: MakePolicy,
+                store: str) -> Iterator[MakeEngine]:
     """``make_engine()`` (default policy), ``make_engine(policy)`` (a name or rb.Policy) or
-    ``make_engine(retention={...}, ...)`` (policy sections); each on a fresh file unless
-    ``path=`` is given; all closed after the test."""
+    ``make_engine(retention={...}, ...)`` (policy sections); each on a fresh store unless
+    ``path=`` is given (on PostgreSQL, a path names a schema: the same path, the same
+    store); all closed after the test."""
     engines: list[rb.Engine] = []
 
     def open_(policy: str | rb.Policy | None = None, *, path: Path | None = None,
               **sections: Any) -> rb.Engine:
         chosen: str | rb.Policy = policy if policy is not None else (
             make_policy(**sections) if sections else "default")
-        location = path if path is not None else tmp_path / f"engine-{len(engines)}.db"
+        location: str | Path = path if path is not None else tmp_path / f"engine-{len(engines)}.db"
+        if store == "postgres":
+            location = pg_location(str(location))
         engine = rb.Engine.open(location, policy=chosen, clock=clock)
         engines.append(engine)
         return engine

@@ -28,7 +28,7 @@ TABLE = [
     (rb.PermissionDenied, "permission_denied", 403),
     (rb.PolicyError, "policy_error", 400),
     (rb.EngineClosed, "engine_closed", 503),
-    (rb.StorageError, "storage_error", 500),
+    (rb.StorageError, "storage_error", 503),  # v2: unavailable, safe to retry
     (rb.InvalidArgument, "invalid_argument", 400),
     (rb.NotFound, "not_found", 404),
 ]
@@ -232,7 +232,7 @@ def test_storage_error_is_not_a_runtime_error(tmp_path: Path) -> None:
         rb.Engine.open(missing_dir)
     assert isinstance(caught.value, rb.StorageError)
     assert not isinstance(caught.value, RuntimeError)
-    assert caught.value.http_status == 500
+    assert caught.value.http_status == 503  # v2: StorageError is 503
 
 
 def test_naive_datetime_is_a_value_error() -> None:

@@ -30,7 +30,8 @@ using MaybePrincipal = std::optional<Principal>;
 class Engine {
  public:
   Engine(std::unique_ptr<Store> store, Policy policy, std::shared_ptr<const Clock> clock);
-  /// open_sqlite_store(location) + Engine; clock nullptr = SystemClock.
+  /// open_store(location) (SQLite or PostgreSQL, by the location) + Engine;
+  /// clock nullptr = SystemClock.
   static std::unique_ptr<Engine> open(const std::string& location, Policy policy,
                                       std::shared_ptr<const Clock> clock = nullptr);
   ~Engine();
@@ -95,6 +96,11 @@ class Engine {
   std::vector<CleanupTask> cleanup_tasks();
   /// Completing a completed task is a no-op; an unknown id throws Error(not_found).
   void complete_cleanup(std::int64_t task_id);
+  /// Leases up to `limit` claimable tasks, oldest first, to `worker` for `lease_micros`.
+  std::vector<CleanupTask> claim_cleanup(const std::string& worker, std::size_t limit, std::int64_t lease_micros);
+  /// Ends the task's lease, counts the attempt, records `error`, and makes it claimable
+  /// again after `retry_after_micros`. A completed task: no-op; unknown id: Error(not_found).
+  void fail_cleanup(std::int64_t task_id, const std::string& error, std::int64_t retry_after_micros);
   std::vector<AuditRecord> audit_log(const std::optional<std::string>& subscription_id);
 
  private:

@@ -1,22 +1,50 @@
 #pragma once
-// Storage behind the engine. The engine speaks only this interface, so a PostgreSQL store
-// can be added without touching the rules.
+// Storage behind the engine. The engine speaks only this interface; two stores implement
+// it: SQLite (embedded, one machine) and PostgreSQL (shared by many replicas). The engine
+// cannot tell them apart, and a behaviour that holds on one store only is a bug in the other.
 //
-// Contract, failures included:
-// - Every engine operation runs in one StoreTransaction. A write transaction holds the
-//   store's write lock from begin() (SQLite: BEGIN IMMEDIATE) until commit or destruction,
-//   so the checks the engine makes inside it cannot be invalidated by another writer.
-// - commit() makes every change durable at once; if commit() throws, nothing of the
-//   transaction is visible and the transaction must not be used again.
-// - Destroying an uncommitted transaction rolls it back and never throws.
-// - Infrastructure failures (disk full, corrupt file, lock timeout) throw
-//   Error(storage_error). A write that breaks name uniqueness throws
-//   Error(workspace_exists): the unique indexes, not the engine's checks, are the last word.
-// - A Store is thread-safe: each thread gets its own transaction (and connection).
-//   A StoreTransaction is used by one thread at a time.
+// Contract, failures included (both stores):
+// - Isolation. The outcome of writes (Store::write) is as if every write of every engine
+//   sharing the store ran one at a time: the checks the engine makes inside a write (is the
+//   name free? is the workspace still in the bin?) hold when it commits. To that end, in a
+//   write the rows that find_by_id, find_live, find_deleted and find_name_holders return are
+//   locked against other writes until the transaction ends (a concurrent write of the same
+//   workspace waits, then sees its outcome), and a name the engine found free is guarded by
+//   the unique indexes. SQLite: its single writer (BEGIN IMMEDIATE) locks everything.
+//   PostgreSQL: READ COMMITTED with SELECT ... FOR UPDATE. A read transaction (begin(read))
+//   sees one consistent snapshot.
+// - Conflicts. A conflict is a write that cannot commit as it ran because of a concurrent
+//   one: a lock wait past the store's lock timeout, a serialization failure, a deadlock, or
+//   a unique index violated by a concurrent commit (the name the engine found free was taken
+//   meanwhile; run again, the engine sees the holder and refuses properly). The store rolls the write back and runs
+//   it again, with a short randomized backoff, up to kMaxWriteAttempts times; callers never
+//   see a conflict. Only when the attempts run out does write() throw
+//   Error(storage_error) (or Error(workspace_exists) for a unique violation that persists).
+// - Atomicity. When write() returns, every change of its last run is durable; when it
+//   throws, nothing of the write is applied, and it is safe to call again.
+// - Refusals. When `apply` throws an Error whose code is not storage_error (a refusal
+//   decided by the engine), its changes are rolled back, `on_refusal` runs in a write of
+//   its own that is committed (the engine audits the refusal there; its failure is not
+//   reported), and the refusal is rethrown. Other exceptions are rethrown as they are.
+// - `apply` may run more than once (after a conflict): it must derive its answer from its
+//   last run only, and have no effect outside the transaction.
+// - Infrastructure failures (disk full, corrupt file, unreachable or dropped server, bad
+//   credentials) throw Error(storage_error) with a message saying what failed and where
+//   (file, or host, port and database), never a password. A write that breaks name
+//   uniqueness throws Error(workspace_exists): the unique indexes, not the engine's
+//   checks, are the last word.
+// - A raw transaction from begin(write) holds the same isolation but is not retried: a
+//   conflict throws Error(storage_error). Destroying an uncommitted transaction rolls it
+//   back and never throws; if commit() throws, nothing of the transaction is visible.
+// - A Store is thread-safe, and several stores (threads, processes, or for PostgreSQL
+//   machines) may share one database. A StoreTransaction is used by one thread at a time.
+// How a store makes commits cheap (SQLite: group commit of concurrent writes under
+// savepoints; PostgreSQL: a connection pool) is its own business.
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -88,6 +116,7 @@ struct ExpiryCursor {
   std::string id;
 };
 
+/// The name reservation keys (defined in store.cpp, the same on every store).
 std::string group_name_key(const std::string& subscription_id, const std::string& resource_group,
                            const std::string& name);
 std::string tenant_name_key(const std::string& subscription_id, const std::string& name);
@@ -96,13 +125,6 @@ class StoreTransaction {
  public:
   virtual ~StoreTransaction() = default;
   virtual void commit() = 0;
-
-  /// An undo point inside the transaction (one level): rollback_to_savepoint() undoes every
-  /// change since, release_savepoint() keeps them. Lets several operations share a commit
-  /// while a refused one leaves no trace.
-  virtual void savepoint() = 0;
-  virtual void rollback_to_savepoint() = 0;
-  virtual void release_savepoint() = 0;
 
   virtual std::optional<WorkspaceRecord> find_by_id(const std::string& id) = 0;
   /// The live (running or stopped) workspace with this name in its group.
@@ -122,14 +144,10 @@ class StoreTransaction {
   virtual void set_membership(const std::string& id, std::optional<Timestamp> orphaned_at,
                               bool had_members) = 0;
   /// Writes the recycle-bin fields: deleted_at, purge_at, deleted_seq, retention_days,
-  /// retained_kinds.
+  /// retained_kinds, and the name reservation keys group_key and tenant_key.
   virtual void set_bin(const WorkspaceRecord& record) = 0;
-  /// Writes the name reservation keys (only when they change: each is a unique index).
-  virtual void set_name_keys(const WorkspaceRecord& record) = 0;
-  /// Removes the row with its components and members (the flags say whether there are any:
-  /// a purge sweep skips the statements it does not need).
-  virtual void remove_workspace(const std::string& id, bool has_components = true,
-                                bool has_members = true) = 0;
+  /// Removes the row with its components and members.
+  virtual void remove_workspace(const std::string& id) = 0;
 
   virtual std::vector<StoredComponent> components(const std::string& workspace_id) = 0;
   /// Adds components to a new workspace, at positions 0..n-1.
@@ -153,9 +171,21 @@ class StoreTransaction {
 
   /// Appends a pending task and returns it with its id.
   virtual CleanupTask add_cleanup(const CleanupTask& task) = 0;
+  /// Every pending (not completed) task, oldest first, leased or not.
   virtual std::vector<CleanupTask> pending_cleanup() = 0;
   /// nullopt: no such task; false: already completed; true: completed now.
   virtual std::optional<bool> complete_cleanup(std::int64_t task_id, Timestamp at) = 0;
+  /// Leases up to `limit` pending tasks to `worker` until `leased_until`: those, oldest
+  /// first, not leased or whose lease ended by `now`, and claimable again (fail_cleanup's
+  /// retry time) by `now`. Tasks another transaction is claiming at the same moment are
+  /// skipped, not waited for (PostgreSQL: FOR UPDATE SKIP LOCKED). Returns them, oldest first.
+  virtual std::vector<CleanupTask> claim_cleanup(const std::string& worker, Timestamp now,
+                                                 Timestamp leased_until, std::size_t limit) = 0;
+  /// Ends the lease of a pending task, adds one to its attempts, records `error` and makes
+  /// it claimable from `retry_at`. nullopt: no such task; false: already completed (left as
+  /// it is); true: recorded.
+  virtual std::optional<bool> fail_cleanup(std::int64_t task_id, const std::string& error,
+                                           Timestamp retry_at) = 0;
 
   // ---- many rows at once (purge sweeps): a few set statements instead of some per row ----
   /// The components of each workspace, in the order of `workspace_ids`.
@@ -172,10 +202,12 @@ class StoreTransaction {
   /// Live (running or stopped) rows, in (resource_group, name) order after `after`; one
   /// index range (components are read with components_of).
   virtual std::vector<WorkspaceRecord> list_live(const LiveQuery& query) = 0;
-  /// Soft-deleted rows with purge_at <= now, in (purge_at, id) order after `after`.
+  /// Soft-deleted rows with purge_at <= now, in (purge_at, id) order after `after`. In a
+  /// write, rows another write is removing at the same moment are skipped, not waited for.
   virtual std::vector<WorkspaceRecord> expired(Timestamp now, const std::optional<ExpiryCursor>& after,
                                                std::size_t limit) = 0;
-  /// Rows orphaned at or before `orphaned_before` (any subscription when nullopt), oldest first.
+  /// Rows orphaned at or before `orphaned_before` (any subscription when nullopt), oldest
+  /// first. In a write, rows another write is removing at the same moment are skipped.
   virtual std::vector<WorkspaceRecord> orphaned(const std::optional<std::string>& subscription_id,
                                                 Timestamp orphaned_before, std::size_t limit) = 0;
   /// Soft-deleted rows of a subscription with purge_at <= now.
@@ -185,25 +217,28 @@ class StoreTransaction {
 
 enum class TransactionMode { read, write };
 
-/// What a store did in the background (for operators' metrics and tests).
-struct StoreStats {
-  std::int64_t background_checkpoints = 0;  // WAL checkpoints run off the commit path
-  std::int64_t inline_checkpoints = 0;      // run by a committing connection (the backstop)
-};
+/// How many times Store::write runs a write that keeps meeting conflicts.
+inline constexpr int kMaxWriteAttempts = 64;
 
 class Store {
  public:
+  using Apply = std::function<void(StoreTransaction&)>;
+  using OnRefusal = std::function<void(StoreTransaction&, const std::exception_ptr&)>;
+
   virtual ~Store() = default;
+  /// A transaction used as it is: reads, or a write its caller commits (not retried).
   virtual std::unique_ptr<StoreTransaction> begin(TransactionMode mode) = 0;
-  virtual StoreStats stats() const { return {}; }
+  /// Runs `apply` in a write transaction and commits it, retrying conflicts (see above).
+  /// `on_refusal` may be empty.
+  virtual void write(const Apply& apply, const OnRefusal& on_refusal) = 0;
 };
 
-/// Opens (creating and migrating as needed) a SQLite store. `location` is a file path,
-/// "sqlite:///relative.db", "sqlite:////abs/path.db" or ":memory:".
-/// WAL, a busy timeout; each thread uses its own connection.
-std::unique_ptr<Store> open_sqlite_store(const std::string& location);
+/// Opens (creating and migrating as needed) the store at `location`: a libpq connection URI
+/// starting with "postgresql://" or "postgres://" opens the PostgreSQL store, anything else
+/// (a file path, "sqlite:///relative.db", "sqlite:////abs/path.db", ":memory:") SQLite.
+std::unique_ptr<Store> open_store(const std::string& location);
 
-/// The schema version open_sqlite_store migrates to (PRAGMA user_version).
-int sqlite_schema_version();
+/// Whether `location` names a PostgreSQL database (the rule open_store picks by).
+bool is_postgres_location(const std::string& location);
 
 }  // namespace recyclebin

@@ -77,6 +77,10 @@ struct CleanupTask {
   std::string ref;
   std::string workspace_id;
   Timestamp created_at = 0;
+  int attempts = 0;                         // failed attempts (fail_cleanup) so far
+  std::optional<std::string> last_error;    // what the last failed attempt reported
+  std::optional<std::string> leased_by;     // the worker holding it (claim_cleanup)
+  std::optional<Timestamp> leased_until;    // until when (a lease that ended no longer holds)
 };
 
 struct DeleteResult {

@@ -1,0 +1,775 @@
+// The shared PostgreSQL store. A write is a READ COMMITTED transaction that locks the rows
+// it acts on as it reads them (SELECT ... FOR UPDATE: a concurrent write of the same
+// workspace waits, then sees its outcome), with the partial unique indexes as the last word
+// on names (the same pair as on SQLite): a unique violation, a deadlock, a lock timeout or a
+// serialization failure is a conflict, and the write runs again here. Purge sweeps and
+// cleanup claims take their rows FOR UPDATE SKIP LOCKED, so several replicas work side by
+// side instead of queueing on each other's rows. (SERIALIZABLE would give the same outcomes
+// with far more conflicts: its predicate locks on index pages make unrelated workspaces
+// collide.) A small pool of connections
+// (one per concurrent transaction), each reconnected when it drops.
+
+#include "recyclebin/postgres_store.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <limits>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "pg.hpp"
+#include "recyclebin/error.hpp"
+#include "connection_pool.hpp"
+#include "store_rows.hpp"
+
+namespace recyclebin {
+namespace {
+
+constexpr std::size_t kMaxConnections = 16;
+constexpr int kMaxReconnects = 3;              // a write whose connection dropped runs again this often
+constexpr const char* kStatementTimeout = "30s";  // unless the URI sets one
+constexpr const char* kLockTimeout = "5s";        // then a conflict, retried
+
+// Schema migrations, applied in order; each number is recorded in schema_migrations.
+const char* const kMigrations[] = {
+    R"sql(
+CREATE TABLE workspaces (
+  id              text PRIMARY KEY,
+  subscription_id text NOT NULL,
+  resource_group  text NOT NULL,
+  name            text NOT NULL,
+  state           smallint NOT NULL,           -- WorkspaceState
+  retention_days  integer NOT NULL,
+  cmk_encrypted   boolean NOT NULL,
+  created_at      bigint NOT NULL,             -- microseconds since the epoch, UTC
+  deleted_at      bigint,
+  purge_at        bigint,
+  deleted_seq     bigint NOT NULL DEFAULT 0,
+  orphaned_at     bigint,
+  had_members     boolean NOT NULL DEFAULT false,
+  group_key       text,                        -- name held in the group (live or reserved)
+  tenant_key      text,                        -- name held tenant-wide (reserved)
+  retained_kinds  text NOT NULL DEFAULT ''     -- newline-separated, set by a soft delete
+);
+CREATE UNIQUE INDEX workspaces_group_key ON workspaces (group_key) WHERE group_key IS NOT NULL;
+CREATE UNIQUE INDEX workspaces_tenant_key ON workspaces (tenant_key) WHERE tenant_key IS NOT NULL;
+CREATE INDEX workspaces_deleted ON workspaces (subscription_id, deleted_at DESC, deleted_seq DESC)
+  WHERE deleted_at IS NOT NULL;
+CREATE INDEX workspaces_deleted_group
+  ON workspaces (subscription_id, resource_group, deleted_at DESC, deleted_seq DESC)
+  WHERE deleted_at IS NOT NULL;
+CREATE INDEX workspaces_deleted_name
+  ON workspaces (subscription_id, resource_group, name, deleted_at DESC, deleted_seq DESC)
+  WHERE deleted_at IS NOT NULL;
+CREATE INDEX workspaces_purge_at ON workspaces (purge_at, id) WHERE purge_at IS NOT NULL;
+CREATE INDEX workspaces_orphaned ON workspaces (orphaned_at) WHERE orphaned_at IS NOT NULL;
+
+CREATE TABLE components (
+  workspace_id text NOT NULL,                  -- workspaces(id); removed with it by the store
+  position     bigint NOT NULL,
+  kind         text NOT NULL,
+  ref          text NOT NULL,
+  standalone   boolean NOT NULL,
+  destroyed    boolean NOT NULL DEFAULT false,
+  PRIMARY KEY (workspace_id, position)
+);
+
+CREATE TABLE members (
+  workspace_id text NOT NULL,                  -- workspaces(id); removed with it by the store
+  principal_id text NOT NULL,
+  role         text NOT NULL,
+  PRIMARY KEY (workspace_id, principal_id)
+);
+
+CREATE TABLE audit_log (
+  seq             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  at              bigint NOT NULL,
+  action          text NOT NULL,
+  subscription_id text NOT NULL,
+  resource_group  text NOT NULL,
+  name            text NOT NULL,
+  outcome         text NOT NULL,
+  workspace_id    text NOT NULL,
+  principal_id    text NOT NULL
+);
+CREATE INDEX audit_log_subscription ON audit_log (subscription_id, seq);
+
+CREATE TABLE cleanup_tasks (
+  id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  kind         text NOT NULL,
+  ref          text NOT NULL,
+  workspace_id text NOT NULL,                  -- no foreign key: the workspace is gone by design
+  created_at   bigint NOT NULL,
+  completed_at bigint,
+  attempts     integer NOT NULL DEFAULT 0,
+  last_error   text,
+  leased_by    text,
+  leased_until bigint,
+  available_at bigint NOT NULL DEFAULT 0       -- claimable from (fail_cleanup's retry time)
+);
+CREATE INDEX cleanup_tasks_pending ON cleanup_tasks (id) WHERE completed_at IS NULL;
+)sql",
+    // 2: the live listing (list_live) walks one index range in (resource_group, name) order.
+    // Byte order (COLLATE "C"), as SQLite's, whatever the database's collation.
+    R"sql(
+CREATE INDEX workspaces_live_listing
+  ON workspaces (subscription_id, resource_group COLLATE "C", name COLLATE "C")
+  WHERE deleted_at IS NULL;
+)sql",
+};
+
+#define RB_WORKSPACE_COLUMNS                                                                      \
+  "id, subscription_id, resource_group, name, state, retention_days, cmk_encrypted, created_at, " \
+  "deleted_at, purge_at, deleted_seq, orphaned_at, had_members, group_key, tenant_key, retained_kinds "
+#define RB_SELECT_WORKSPACES "SELECT " RB_WORKSPACE_COLUMNS "FROM workspaces "
+#define RB_CLEANUP_COLUMNS \
+  "id, kind, ref, workspace_id, created_at, attempts, last_error, leased_by, leased_until "
+
+using rows::join_lines;
+
+/// One row of a result, read the way store_rows.hpp reads rows.
+struct RowView {
+  const pg::Result& result;
+  int row;
+  std::string text(int c) const { return result.text(row, c); }
+  std::int64_t int64(int c) const { return result.int64(row, c); }
+  bool flag(int c) const { return result.boolean(row, c); }
+  std::optional<std::string> opt_text(int c) const { return result.opt_text(row, c); }
+  std::optional<std::int64_t> opt_int64(int c) const { return result.opt_int64(row, c); }
+};
+
+WorkspaceRecord read_workspace(const pg::Result& r, int row) { return rows::workspace(RowView{r, row}); }
+
+std::vector<WorkspaceRecord> read_workspaces(const pg::Result& r) {
+  std::vector<WorkspaceRecord> out;
+  out.reserve(static_cast<std::size_t>(r.rows()));
+  for (int row = 0; row < r.rows(); ++row) out.push_back(read_workspace(r, row));
+  return out;
+}
+
+std::optional<WorkspaceRecord> read_one(const pg::Result& r) {
+  if (r.rows() == 0) return std::nullopt;
+  return read_workspace(r, 0);
+}
+
+CleanupTask read_cleanup(const pg::Result& r, int row) { return rows::cleanup_task(RowView{r, row}); }
+
+std::vector<CleanupTask> read_cleanups(const pg::Result& r) {
+  std::vector<CleanupTask> out;
+  for (int row = 0; row < r.rows(); ++row) out.push_back(read_cleanup(r, row));
+  return out;
+}
+
+std::int64_t limit_param(std::size_t limit) {
+  return static_cast<std::int64_t>(std::min<std::size_t>(limit, std::numeric_limits<std::int64_t>::max()));
+}
+
+/// The first schema of a search_path setting ("$user" counts only when that schema exists).
+std::string first_schema(const std::string& search_path, const std::string& user, bool user_schema_exists) {
+  std::size_t start = 0;
+  while (start <= search_path.size()) {
+    std::size_t end = search_path.find(',', start);
+    if (end == std::string::npos) end = search_path.size();
+    std::string item = search_path.substr(start, end - start);
+    const auto first = item.find_first_not_of(' ');
+    const auto last = item.find_last_not_of(' ');
+    item = first == std::string::npos ? std::string() : item.substr(first, last - first + 1);
+    if (item.size() >= 2 && item.front() == '"' && item.back() == '"') {
+      std::string unquoted;
+      for (std::size_t i = 1; i + 1 < item.size(); ++i) {
+        unquoted += item[i];
+        if (item[i] == '"' && item[i + 1] == '"') ++i;
+      }
+      item = unquoted;
+    }
+    if (item == "$user") {
+      if (user_schema_exists) return user;
+    } else if (!item.empty()) {
+      return item;
+    }
+    start = end + 1;
+  }
+  return "public";
+}
+
+class PostgresStore;
+
+class PostgresTransaction final : public StoreTransaction {
+ public:
+  PostgresTransaction(PostgresStore& store, std::unique_ptr<pg::Connection> connection, TransactionMode mode);
+  ~PostgresTransaction() override;
+
+  void commit() override {
+    committing_ = true;
+    open_ = false;  // COMMIT ends the transaction whether it succeeds or not
+    conn_->exec("COMMIT");
+  }
+  bool committing() const { return committing_; }
+
+  // In a write, the point lookups lock what they return (FOR UPDATE): the checks the engine
+  // makes on a row hold until the transaction ends.
+#define RB_LOOKUP(sql) (mode_ == TransactionMode::write ? sql " FOR UPDATE" : sql)
+
+  std::optional<WorkspaceRecord> find_by_id(const std::string& id) override {
+    return read_one(conn_->exec(RB_LOOKUP(RB_SELECT_WORKSPACES "WHERE id = $1"), pg::Params().add(id)));
+  }
+
+  std::optional<WorkspaceRecord> find_live(const std::string& subscription_id, const std::string& resource_group,
+                                           const std::string& name) override {
+    return read_one(conn_->exec(RB_LOOKUP(RB_SELECT_WORKSPACES "WHERE group_key = $1 AND deleted_at IS NULL"),
+                                pg::Params().add(group_name_key(subscription_id, resource_group, name))));
+  }
+
+  std::vector<WorkspaceRecord> find_deleted(const std::string& subscription_id, const std::string& resource_group,
+                                            const std::string& name) override {
+    return read_workspaces(
+        conn_->exec(RB_LOOKUP(RB_SELECT_WORKSPACES
+                              "WHERE subscription_id = $1 AND resource_group = $2 AND name = $3 "
+                              "AND deleted_at IS NOT NULL ORDER BY deleted_at DESC, deleted_seq DESC"),
+                    pg::Params().add(subscription_id).add(resource_group).add(name)));
+  }
+
+  std::vector<WorkspaceRecord> find_name_holders(const std::string& group_key, const std::string& tenant_key) override {
+    // The group holder first, as on SQLite (one row may hold both keys).
+    return read_workspaces(conn_->exec(RB_LOOKUP(RB_SELECT_WORKSPACES
+                                                 "WHERE group_key = $1 OR tenant_key = $2 "
+                                                 "ORDER BY (group_key IS NOT DISTINCT FROM $1) DESC, id"),
+                                       pg::Params().add(group_key).add(tenant_key)));
+  }
+#undef RB_LOOKUP
+
+  void insert_workspace(const WorkspaceRecord& r) override {
+    const Workspace& w = r.workspace;
+    conn_->exec("INSERT INTO workspaces (" RB_WORKSPACE_COLUMNS
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                pg::Params()
+                    .add(w.id)
+                    .add(w.subscription_id)
+                    .add(w.resource_group)
+                    .add(w.name)
+                    .add(static_cast<std::int64_t>(w.state))
+                    .add(w.retention_days)
+                    .add(w.cmk_encrypted)
+                    .add(w.created_at)
+                    .add(r.deleted_at)
+                    .add(r.purge_at)
+                    .add(r.deleted_seq)
+                    .add(r.orphaned_at)
+                    .add(r.had_members)
+                    .add(r.group_key)
+                    .add(r.tenant_key)
+                    .add(join_lines(r.retained_kinds)));
+  }
+
+  void set_state(const std::string& id, WorkspaceState state) override {
+    expect_one(conn_->exec("UPDATE workspaces SET state = $1 WHERE id = $2",
+                           pg::Params().add(static_cast<std::int64_t>(state)).add(id)),
+               id);
+  }
+
+  void set_membership(const std::string& id, std::optional<Timestamp> orphaned_at, bool had_members) override {
+    expect_one(conn_->exec("UPDATE workspaces SET orphaned_at = $1, had_members = $2 WHERE id = $3",
+                           pg::Params().add(orphaned_at).add(had_members).add(id)),
+               id);
+  }
+
+  void set_bin(const WorkspaceRecord& r) override {
+    expect_one(conn_->exec("UPDATE workspaces SET deleted_at = $1, purge_at = $2, deleted_seq = $3, "
+                           "retention_days = $4, retained_kinds = $5, group_key = $6, tenant_key = $7 "
+                           "WHERE id = $8",
+                           pg::Params()
+                               .add(r.deleted_at)
+                               .add(r.purge_at)
+                               .add(r.deleted_seq)
+                               .add(r.workspace.retention_days)
+                               .add(join_lines(r.retained_kinds))
+                               .add(r.group_key)
+                               .add(r.tenant_key)
+                               .add(r.workspace.id)),
+               r.workspace.id);
+  }
+
+  void remove_workspace(const std::string& id) override { remove_workspaces({id}); }
+
+  std::vector<StoredComponent> components(const std::string& workspace_id) override {
+    const auto r = conn_->exec(
+        "SELECT kind, ref, standalone, destroyed, position FROM components WHERE workspace_id = $1 ORDER BY position",
+        pg::Params().add(workspace_id));
+    std::vector<StoredComponent> out;
+    for (int row = 0; row < r.rows(); ++row) out.push_back(rows::component(RowView{r, row}));
+    return out;
+  }
+
+  void insert_components(const std::string& workspace_id, const std::vector<Component>& components) override {
+    if (components.empty()) return;
+    std::vector<std::string> kinds, refs;
+    std::vector<bool> standalone;
+    for (const Component& c : components) {
+      kinds.push_back(c.kind);
+      refs.push_back(c.ref);
+      standalone.push_back(c.standalone);
+    }
+    conn_->exec(
+        "INSERT INTO components (workspace_id, position, kind, ref, standalone) "
+        "SELECT $1, c.ord - 1, c.kind, c.ref, c.standalone "
+        "FROM unnest($2::text[], $3::text[], $4::boolean[]) WITH ORDINALITY AS c(kind, ref, standalone, ord)",
+        pg::Params().add(workspace_id).add_array(kinds).add_array(refs).add_array(standalone));
+  }
+
+  void set_component_destroyed(const std::string& workspace_id, std::int64_t position, bool destroyed) override {
+    conn_->exec("UPDATE components SET destroyed = $1 WHERE workspace_id = $2 AND position = $3",
+                pg::Params().add(destroyed).add(workspace_id).add(position));
+  }
+
+  void remove_component(const std::string& workspace_id, std::int64_t position) override {
+    conn_->exec("DELETE FROM components WHERE workspace_id = $1 AND position = $2",
+                pg::Params().add(workspace_id).add(position));
+  }
+
+  std::optional<std::string> member_role(const std::string& workspace_id, const std::string& principal_id) override {
+    const auto r = conn_->exec("SELECT role FROM members WHERE workspace_id = $1 AND principal_id = $2",
+                               pg::Params().add(workspace_id).add(principal_id));
+    if (r.rows() == 0) return std::nullopt;
+    return r.text(0, 0);
+  }
+
+  void put_member(const std::string& workspace_id, const std::string& principal_id, const std::string& role) override {
+    conn_->exec(
+        "INSERT INTO members (workspace_id, principal_id, role) VALUES ($1, $2, $3) "
+        "ON CONFLICT (workspace_id, principal_id) DO UPDATE SET role = excluded.role",
+        pg::Params().add(workspace_id).add(principal_id).add(role));
+  }
+
+  bool remove_member(const std::string& workspace_id, const std::string& principal_id) override {
+    return conn_->exec("DELETE FROM members WHERE workspace_id = $1 AND principal_id = $2",
+                       pg::Params().add(workspace_id).add(principal_id))
+               .affected() > 0;
+  }
+
+  std::int64_t count_members(const std::string& workspace_id) override {
+    return conn_->exec("SELECT count(*) FROM members WHERE workspace_id = $1", pg::Params().add(workspace_id))
+        .int64(0, 0);
+  }
+
+  std::int64_t append_audit(const AuditRecord& r) override {
+    return conn_
+        ->exec("INSERT INTO audit_log (at, action, subscription_id, resource_group, name, outcome, "
+               "workspace_id, principal_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq",
+               pg::Params()
+                   .add(r.at)
+                   .add(r.action)
+                   .add(r.subscription_id)
+                   .add(r.resource_group)
+                   .add(r.name)
+                   .add(r.outcome)
+                   .add(r.workspace_id)
+                   .add(r.principal_id))
+        .int64(0, 0);
+  }
+
+  std::vector<AuditRecord> audit_log(const std::optional<std::string>& subscription_id) override {
+    const auto r =
+        subscription_id
+            ? conn_->exec("SELECT seq, at, action, subscription_id, resource_group, name, outcome, workspace_id, "
+                          "principal_id FROM audit_log WHERE subscription_id = $1 ORDER BY seq",
+                          pg::Params().add(*subscription_id))
+            : conn_->exec("SELECT seq, at, action, subscription_id, resource_group, name, outcome, workspace_id, "
+                          "principal_id FROM audit_log ORDER BY seq",
+                          pg::Params());
+    std::vector<AuditRecord> out;
+    for (int row = 0; row < r.rows(); ++row) {
+      out.push_back({r.int64(row, 0), r.int64(row, 1), r.text(row, 2), r.text(row, 3), r.text(row, 4),
+                     r.text(row, 5), r.text(row, 6), r.text(row, 7), r.text(row, 8)});
+    }
+    return out;
+  }
+
+  CleanupTask add_cleanup(const CleanupTask& task) override {
+    CleanupTask stored = task;
+    stored.id = conn_
+                    ->exec("INSERT INTO cleanup_tasks (kind, ref, workspace_id, created_at) "
+                           "VALUES ($1, $2, $3, $4) RETURNING id",
+                           pg::Params().add(task.kind).add(task.ref).add(task.workspace_id).add(task.created_at))
+                    .int64(0, 0);
+    return stored;
+  }
+
+  std::vector<CleanupTask> pending_cleanup() override {
+    return read_cleanups(conn_->exec(
+        "SELECT " RB_CLEANUP_COLUMNS "FROM cleanup_tasks WHERE completed_at IS NULL ORDER BY id", pg::Params()));
+  }
+
+  std::optional<bool> complete_cleanup(std::int64_t task_id, Timestamp at) override {
+    const auto r = conn_->exec(
+        "UPDATE cleanup_tasks SET completed_at = $1, leased_by = NULL, leased_until = NULL "
+        "WHERE id = $2 AND completed_at IS NULL",
+        pg::Params().add(at).add(task_id));
+    if (r.affected() > 0) return true;
+    return known_task(task_id) ? std::optional<bool>(false) : std::nullopt;
+  }
+
+  std::vector<CleanupTask> claim_cleanup(const std::string& worker, Timestamp now, Timestamp leased_until,
+                                         std::size_t limit) override {
+    auto tasks = read_cleanups(conn_->exec(
+        "UPDATE cleanup_tasks AS t SET leased_by = $1, leased_until = $2 FROM ("
+        "SELECT id FROM cleanup_tasks WHERE completed_at IS NULL "
+        "AND (leased_until IS NULL OR leased_until <= $3) AND available_at <= $3 "
+        "ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) AS c WHERE t.id = c.id "
+        "RETURNING t.id, t.kind, t.ref, t.workspace_id, t.created_at, t.attempts, t.last_error, t.leased_by, "
+        "t.leased_until",
+        pg::Params().add(worker).add(leased_until).add(now).add(limit_param(limit))));
+    std::sort(tasks.begin(), tasks.end(), [](const CleanupTask& a, const CleanupTask& b) { return a.id < b.id; });
+    return tasks;
+  }
+
+  std::optional<bool> fail_cleanup(std::int64_t task_id, const std::string& error, Timestamp retry_at) override {
+    const auto r = conn_->exec(
+        "UPDATE cleanup_tasks SET attempts = attempts + 1, last_error = $1, leased_by = NULL, "
+        "leased_until = NULL, available_at = $2 WHERE id = $3 AND completed_at IS NULL",
+        pg::Params().add(error).add(retry_at).add(task_id));
+    if (r.affected() > 0) return true;
+    return known_task(task_id) ? std::optional<bool>(false) : std::nullopt;
+  }
+
+  std::vector<std::vector<StoredComponent>> components_of(const std::vector<std::string>& ids) override {
+    std::vector<std::vector<StoredComponent>> out(ids.size());
+    if (ids.empty()) return out;
+    const auto r = conn_->exec(
+        "SELECT j.ord, c.kind, c.ref, c.standalone, c.destroyed, c.position "
+        "FROM unnest($1::text[]) WITH ORDINALITY AS j(id, ord) JOIN components AS c ON c.workspace_id = j.id "
+        "ORDER BY j.ord, c.position",
+        pg::Params().add_array(ids));
+    for (int row = 0; row < r.rows(); ++row) {
+      out.at(static_cast<std::size_t>(r.int64(row, 0) - 1)).push_back(rows::component(RowView{r, row}, 1));
+    }
+    return out;
+  }
+
+  void append_audit_for(const std::vector<std::string>& ids, const AuditRecord& r) override {
+    if (ids.empty()) return;
+    conn_->exec(
+        "INSERT INTO audit_log (at, action, subscription_id, resource_group, name, outcome, workspace_id, "
+        "principal_id) SELECT $1, $2, w.subscription_id, w.resource_group, w.name, $3, w.id, $4 "
+        "FROM unnest($5::text[]) WITH ORDINALITY AS j(id, ord) JOIN workspaces AS w ON w.id = j.id ORDER BY j.ord",
+        pg::Params().add(r.at).add(r.action).add(r.outcome).add(r.principal_id).add_array(ids));
+  }
+
+  void remove_workspaces(const std::vector<std::string>& ids) override {
+    if (ids.empty()) return;
+    pg::Params set;
+    set.add_array(ids);
+    // The children too: there are no foreign keys to cascade.
+    conn_->exec("DELETE FROM components WHERE workspace_id = ANY ($1::text[])", set);
+    conn_->exec("DELETE FROM members WHERE workspace_id = ANY ($1::text[])", set);
+    conn_->exec("DELETE FROM workspaces WHERE id = ANY ($1::text[])", set);
+  }
+
+  std::vector<DeletedListing> list_deleted(const DeletedQuery& q) override {
+    // Keyset pagination: each page seeks in the index, so a page costs the same at any depth.
+    const std::int64_t after_at = q.after ? q.after->deleted_at : std::numeric_limits<std::int64_t>::max();
+    const std::int64_t after_seq = q.after ? q.after->deleted_seq : std::numeric_limits<std::int64_t>::max();
+    const std::int64_t purge_after = q.purge_after.value_or(std::numeric_limits<std::int64_t>::min());
+#define RB_SELECT_LISTING                                                                        \
+  "SELECT id, name, subscription_id, resource_group, deleted_at, purge_at, retention_days, " \
+  "retained_kinds, deleted_seq FROM workspaces "
+    pg::Params params;
+    params.add(q.subscription_id).add(after_at).add(after_seq).add(purge_after).add(limit_param(q.limit));
+    if (q.resource_group) params.add(*q.resource_group);
+    const auto r =
+        q.resource_group
+            ? conn_->exec(RB_SELECT_LISTING
+                          "WHERE subscription_id = $1 AND resource_group = $6 AND deleted_at IS NOT NULL "
+                          "AND (deleted_at, deleted_seq) < ($2, $3) AND purge_at > $4 "
+                          "ORDER BY deleted_at DESC, deleted_seq DESC LIMIT $5",
+                          params)
+            : conn_->exec(RB_SELECT_LISTING
+                          "WHERE subscription_id = $1 AND deleted_at IS NOT NULL "
+                          "AND (deleted_at, deleted_seq) < ($2, $3) AND purge_at > $4 "
+                          "ORDER BY deleted_at DESC, deleted_seq DESC LIMIT $5",
+                          params);
+#undef RB_SELECT_LISTING
+    std::vector<DeletedListing> page(static_cast<std::size_t>(r.rows()));
+    for (int row = 0; row < r.rows(); ++row) rows::listing(RowView{r, row}, page[static_cast<std::size_t>(row)]);
+    return page;
+  }
+
+  std::vector<WorkspaceRecord> list_live(const LiveQuery& q) override {
+    // Keyset pagination over workspaces_live_listing. Identifiers are never empty, so
+    // ("", "") sorts before every row when there is no cursor.
+    pg::Params params;
+    params.add(q.subscription_id)
+        .add(q.after ? q.after->resource_group : std::string())
+        .add(q.after ? q.after->name : std::string())
+        .add(limit_param(q.limit));
+    if (q.resource_group) params.add(*q.resource_group);
+#define RB_LIVE_KEYSET                                                                           \
+  "AND (resource_group COLLATE \"C\", name COLLATE \"C\") > ($2::text COLLATE \"C\", $3::text COLLATE \"C\") " \
+  "ORDER BY resource_group COLLATE \"C\", name COLLATE \"C\" LIMIT $4"
+    const auto r = q.resource_group
+                       ? conn_->exec(RB_SELECT_WORKSPACES
+                                     "WHERE subscription_id = $1 AND resource_group = $5 AND deleted_at IS NULL "
+                                     RB_LIVE_KEYSET,
+                                     params)
+                       : conn_->exec(RB_SELECT_WORKSPACES "WHERE subscription_id = $1 AND deleted_at IS NULL "
+                                     RB_LIVE_KEYSET,
+                                     params);
+#undef RB_LIVE_KEYSET
+    return read_workspaces(r);
+  }
+
+  std::vector<WorkspaceRecord> expired(Timestamp now, const std::optional<ExpiryCursor>& after,
+                                       std::size_t limit) override {
+    pg::Params params;
+    params.add(now)
+        .add(after ? after->purge_at : std::numeric_limits<std::int64_t>::min())
+        .add(after ? after->id : std::string())
+        .add(limit_param(limit));
+    if (mode_ == TransactionMode::write) {
+      return read_workspaces(conn_->exec(RB_SELECT_WORKSPACES
+                                         "WHERE purge_at IS NOT NULL AND purge_at <= $1 "
+                                         "AND (purge_at, id) > ($2, $3) ORDER BY purge_at, id LIMIT $4 "
+                                         "FOR UPDATE SKIP LOCKED",
+                                         params));
+    }
+    return read_workspaces(conn_->exec(RB_SELECT_WORKSPACES
+                                       "WHERE purge_at IS NOT NULL AND purge_at <= $1 "
+                                       "AND (purge_at, id) > ($2, $3) ORDER BY purge_at, id LIMIT $4",
+                                       params));
+  }
+
+  std::vector<WorkspaceRecord> orphaned(const std::optional<std::string>& subscription_id, Timestamp orphaned_before,
+                                        std::size_t limit) override {
+    pg::Params params;
+    params.add(orphaned_before).add(limit_param(limit));
+    if (subscription_id) {
+      params.add(*subscription_id);
+      return read_workspaces(conn_->exec(RB_SELECT_WORKSPACES
+                                         "WHERE orphaned_at IS NOT NULL AND orphaned_at <= $1 "
+                                         "AND subscription_id = $3 ORDER BY orphaned_at, id LIMIT $2",
+                                         params));
+    }
+    if (mode_ == TransactionMode::write) {
+      return read_workspaces(conn_->exec(RB_SELECT_WORKSPACES
+                                         "WHERE orphaned_at IS NOT NULL AND orphaned_at <= $1 "
+                                         "ORDER BY orphaned_at, id LIMIT $2 FOR UPDATE SKIP LOCKED",
+                                         params));
+    }
+    return read_workspaces(conn_->exec(RB_SELECT_WORKSPACES
+                                       "WHERE orphaned_at IS NOT NULL AND orphaned_at <= $1 "
+                                       "ORDER BY orphaned_at, id LIMIT $2",
+                                       params));
+  }
+
+  std::vector<WorkspaceRecord> expired_in(const std::string& subscription_id, Timestamp now) override {
+    return read_workspaces(conn_->exec(RB_SELECT_WORKSPACES
+                                       "WHERE subscription_id = $1 AND deleted_at IS NOT NULL AND purge_at <= $2 "
+                                       "ORDER BY purge_at, id",
+                                       pg::Params().add(subscription_id).add(now)));
+  }
+
+ private:
+  bool known_task(std::int64_t task_id) {
+    return conn_->exec("SELECT 1 FROM cleanup_tasks WHERE id = $1", pg::Params().add(task_id)).rows() > 0;
+  }
+
+  void expect_one(const pg::Result& r, const std::string& id) {
+    if (r.affected() != 1) {
+      throw Error(ErrorCode::storage_error, "workspace " + id + " vanished during the transaction");
+    }
+  }
+
+  PostgresStore& store_;
+  std::unique_ptr<pg::Connection> conn_;
+  TransactionMode mode_;
+  bool open_ = true;
+  bool committing_ = false;
+};
+
+class PostgresStore final : public Store {
+ public:
+  explicit PostgresStore(const std::string& url) : target_(pg::parse_target(url)) {
+    auto connection = connect();
+    migrate(*connection);
+    pool_.adopt(std::move(connection));
+  }
+
+  std::unique_ptr<StoreTransaction> begin(TransactionMode mode) override { return open_transaction(mode); }
+
+  void write(const Apply& apply, const OnRefusal& on_refusal) override {
+    int reconnects = 0;
+    for (int attempt = 1;; ++attempt) {
+      try {
+        auto tx = open_transaction(TransactionMode::write);
+        try {
+          apply(*tx);
+          tx->commit();
+          return;
+        } catch (const pg::ConnectionLost& lost) {
+          if (tx->committing()) {
+            throw Error(ErrorCode::storage_error,
+                        std::string(lost.what()) + " (lost while committing: check whether the change was applied)");
+          }
+          throw;
+        }
+      } catch (const pg::Conflict& conflict) {
+        if (attempt >= kMaxWriteAttempts) {
+          throw Error(conflict.code(), target_.where + ": the write kept conflicting with concurrent ones (" +
+                                           std::to_string(attempt) + " attempts): " + conflict.what());
+        }
+        backoff(attempt);
+      } catch (const pg::ConnectionLost&) {
+        if (++reconnects > kMaxReconnects) throw;
+      } catch (const Error& error) {
+        if (error.code() == ErrorCode::storage_error || !on_refusal) throw;
+        audit_refusal(on_refusal, std::current_exception());
+        throw;
+      }
+    }
+  }
+
+  /// A dropped connection is not kept: the next transaction connects anew.
+  void release(std::unique_ptr<pg::Connection> connection) {
+    const bool reusable = connection && connection->ok();
+    pool_.release(std::move(connection), reusable);
+  }
+
+ private:
+  std::unique_ptr<PostgresTransaction> open_transaction(TransactionMode mode) {
+    auto connection = acquire();
+    try {
+      return std::make_unique<PostgresTransaction>(*this, std::move(connection), mode);
+    } catch (const pg::ConnectionLost&) {
+      // An idle connection that dropped (a server restart, an idle timeout): once more, anew.
+      return std::make_unique<PostgresTransaction>(*this, acquire(), mode);
+    }
+  }
+
+  /// The refusal's audit, in a write of its own; its failure is not reported.
+  void audit_refusal(const OnRefusal& on_refusal, const std::exception_ptr& refusal) noexcept {
+    for (int attempt = 1; attempt <= kMaxWriteAttempts; ++attempt) {
+      try {
+        auto tx = open_transaction(TransactionMode::write);
+        on_refusal(*tx, refusal);
+        tx->commit();
+        return;
+      } catch (const pg::Conflict&) {
+        backoff(attempt);
+      } catch (...) {
+        return;
+      }
+    }
+  }
+
+  static void backoff(int attempt) {
+    thread_local std::minstd_rand jitter(std::random_device{}());
+    const auto ceiling = 200u << std::min(attempt, 8);  // microseconds: 0.4 ms .. 51 ms
+    std::this_thread::sleep_for(std::chrono::microseconds(jitter() % ceiling));
+  }
+
+  std::unique_ptr<pg::Connection> connect() {
+    auto connection = std::make_unique<pg::Connection>(target_);
+    if (schema_.empty()) {
+      const auto r = connection->exec(
+          "SELECT current_setting('search_path'), current_user, "
+          "EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = current_user)",
+          pg::Params());
+      schema_ = first_schema(r.text(0, 0), r.text(0, 1), r.boolean(0, 2));
+    }
+    // Every connection works in the one schema (then pg_catalog), with bounded waits.
+    connection->exec(
+        "SELECT set_config('search_path', quote_ident($1), false), "
+        "set_config('statement_timeout', CASE current_setting('statement_timeout') WHEN '0' THEN $2 "
+        "ELSE current_setting('statement_timeout') END, false), "
+        "set_config('lock_timeout', CASE current_setting('lock_timeout') WHEN '0' THEN $3 "
+        "ELSE current_setting('lock_timeout') END, false)",
+        pg::Params().add(schema_).add(kStatementTimeout).add(kLockTimeout));
+    return connection;
+  }
+
+  std::unique_ptr<pg::Connection> acquire() {
+    return pool_.acquire([&] { return connect(); });
+  }
+
+  void migrate(pg::Connection& connection) {
+    const std::string schema_name = "schema '" + schema_ + "'";
+    try {
+      connection.exec("BEGIN");
+      // One migrating engine at a time per schema; the others wait and find it done.
+      connection.exec("SELECT pg_advisory_xact_lock(1919251317, hashtext($1))", pg::Params().add(schema_));
+      const auto exists = connection.exec("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+                                          pg::Params().add(schema_));
+      if (!exists.boolean(0, 0)) {
+        const auto create = connection.exec("SELECT format('CREATE SCHEMA %I', $1::text)", pg::Params().add(schema_));
+        connection.exec_once(create.text(0, 0), pg::Params());
+      }
+      const auto rights = connection.exec(
+          "SELECT has_schema_privilege($1, 'USAGE'), has_schema_privilege($1, 'CREATE'), current_user, "
+          "to_regclass(format('%I.schema_migrations', $1::text)) IS NOT NULL",
+          pg::Params().add(schema_));
+      const bool usage = rights.boolean(0, 0), create = rights.boolean(0, 1), migrated_before = rights.boolean(0, 3);
+      if (!usage || (!create && !migrated_before)) {
+        throw Error(ErrorCode::storage_error,
+                    target_.where + ", " + schema_name + ": permission denied: user '" + rights.text(0, 2) +
+                        "' lacks " + (usage ? "CREATE" : create ? "USAGE" : "USAGE and CREATE") +
+                        " on the schema; grant it (GRANT USAGE, CREATE ON SCHEMA ... TO ...) or choose "
+                        "another schema with options=-csearch_path=NAME");
+      }
+      connection.exec(
+          "CREATE TABLE IF NOT EXISTS schema_migrations ("
+          "version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())");
+      const auto current = connection.exec("SELECT coalesce(max(version), 0) FROM schema_migrations", pg::Params())
+                               .int64(0, 0);
+      const auto target = static_cast<std::int64_t>(std::size(kMigrations));
+      if (current > target) {
+        throw Error(ErrorCode::storage_error,
+                    target_.where + ", " + schema_name + ": the tables have schema version " +
+                        std::to_string(current) + ", newer than this recyclebin understands (" +
+                        std::to_string(target) + "); upgrade recyclebin");
+      }
+      for (std::int64_t version = current + 1; version <= target; ++version) {
+        connection.exec(kMigrations[version - 1]);
+        connection.exec("INSERT INTO schema_migrations (version) VALUES ($1)", pg::Params().add(version));
+      }
+      connection.exec("COMMIT");
+    } catch (const Error& error) {
+      if (connection.ok()) PQclear(PQexec(connection.handle(), "ROLLBACK"));
+      const std::string message = error.what();
+      if (message.find(schema_name) != std::string::npos) throw;
+      throw Error(ErrorCode::storage_error, "cannot set up the tables in " + schema_name + ": " + message);
+    }
+  }
+
+  pg::Target target_;
+  std::string schema_;
+  ConnectionPool<pg::Connection> pool_{kMaxConnections};
+};
+
+PostgresTransaction::PostgresTransaction(PostgresStore& store, std::unique_ptr<pg::Connection> connection,
+                                         TransactionMode mode)
+    : store_(store), conn_(std::move(connection)), mode_(mode) {
+  try {
+    conn_->exec(mode == TransactionMode::write ? "BEGIN ISOLATION LEVEL READ COMMITTED"
+                                               : "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+  } catch (...) {
+    store_.release(std::move(conn_));
+    throw;
+  }
+}
+
+PostgresTransaction::~PostgresTransaction() {
+  if (open_ && conn_->ok()) {
+    PGresult* result = PQexec(conn_->handle(), "ROLLBACK");  // never throws
+    PQclear(result);
+  }
+  store_.release(std::move(conn_));
+}
+
+}  // namespace
+
+int postgres_schema_version() { return static_cast<int>(std::size(kMigrations)); }
+
+std::unique_ptr<Store> open_postgres_store(const std::string& url) { return std::make_unique<PostgresStore>(url); }
+
+}  // namespace recyclebin

@@ -1,0 +1,207 @@
+// The PostgreSQL store's own promises: migrations recorded in the database, schemas kept
+// apart, reconnecting after a dropped connection, and StorageError messages that say what
+// failed and where (host, port, database) without the password, with nothing applied.
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "fixtures.hpp"
+#include "recyclebin/postgres_store.hpp"
+#include "store_locations.hpp"
+
+namespace recyclebin {
+namespace {
+
+using testing::expect_error;
+using testing::kJan1;
+using testing::pg_admin;
+using testing::pg_url;
+
+/// The parts of the test URL: postgresql://USER:PASSWORD@HOST:PORT/DB
+struct UrlParts {
+  std::string user, password, host, port, database;
+};
+
+UrlParts parts() {
+  const std::string url = pg_url();
+  UrlParts p;
+  const auto start = url.find("://") + 3;
+  const auto at = url.find('@', start);
+  const auto colon = url.find(':', start);
+  p.user = url.substr(start, colon - start);
+  p.password = url.substr(colon + 1, at - colon - 1);
+  const auto slash = url.find('/', at);
+  const auto port_colon = url.find(':', at);
+  p.host = url.substr(at + 1, port_colon - at - 1);
+  p.port = url.substr(port_colon + 1, slash - port_colon - 1);
+  p.database = url.substr(slash + 1, url.find('?', slash) - slash - 1);
+  return p;
+}
+
+std::string url_of(const std::string& user, const std::string& password, const std::string& host,
+                   const std::string& port, const std::string& database) {
+  return "postgresql://" + user + ":" + password + "@" + host + ":" + port + "/" + database;
+}
+
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  socklen_t size = sizeof address;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+void expect_no_secret(const std::string& message, const std::string& secret) {
+  EXPECT_EQ(message.find(secret), std::string::npos) << "the password leaked: " << message;
+}
+
+TEST(PostgresStore, AnUnreachableServerIsAStorageErrorNamingWhere) {
+  const std::string port = std::to_string(free_port());
+  const std::string m = expect_error(ErrorCode::storage_error, [&] {
+    open_postgres_store(url_of("someone", "unreachable-secret", "127.0.0.1", port, "platform"));
+  });
+  EXPECT_NE(m.find("127.0.0.1:" + port), std::string::npos) << m;
+  EXPECT_NE(m.find("'platform'"), std::string::npos) << m;
+  EXPECT_NE(m.find("cannot connect"), std::string::npos) << m;
+  expect_no_secret(m, "unreachable-secret");
+}
+
+TEST(PostgresStore, AWrongPasswordIsAStorageErrorWithoutThePassword) {
+  const UrlParts p = parts();
+  const std::string m = expect_error(ErrorCode::storage_error, [&] {
+    open_postgres_store(url_of(p.user, "wrong-secret-123", p.host, p.port, p.database));
+  });
+  EXPECT_NE(m.find("password authentication failed"), std::string::npos) << m;
+  EXPECT_NE(m.find(p.host + ":" + p.port), std::string::npos) << m;
+  expect_no_secret(m, "wrong-secret-123");
+}
+
+TEST(PostgresStore, AMissingDatabaseIsAStorageErrorNamingIt) {
+  const UrlParts p = parts();
+  const std::string m = expect_error(ErrorCode::storage_error, [&] {
+    open_postgres_store(url_of(p.user, p.password, p.host, p.port, "no_such_database_here"));
+  });
+  EXPECT_NE(m.find("no_such_database_here"), std::string::npos) << m;
+  EXPECT_NE(m.find("does not exist"), std::string::npos) << m;
+  expect_no_secret(m, p.password);
+}
+
+TEST(PostgresStore, AMalformedUrlIsAStorageErrorWithoutThePassword) {
+  for (const std::string url : {"postgresql://user:hidden%zzsecret@127.0.0.1/db",
+                                "postgresql://user:hiddensecret@127.0.0.1:5432/db?no_such_option=1",
+                                "postgresql://user:hiddensecret@127.0.0.1:notaport/db"}) {
+    const std::string m = expect_error(ErrorCode::storage_error, [&] { open_postgres_store(url); });
+    expect_no_secret(m, "hidden");
+    expect_no_secret(m, "secret");
+  }
+  const std::string m = expect_error(ErrorCode::storage_error,
+                                     [&] { open_postgres_store("postgresql://user:hidden%zzsecret@127.0.0.1/db"); });
+  EXPECT_NE(m.find("malformed PostgreSQL URL"), std::string::npos) << m;
+}
+
+TEST(PostgresStore, ASchemaWithoutRightsIsAStorageErrorNamingTheSchema) {
+  const UrlParts p = parts();
+  const std::string role = "rb_limited_" + std::to_string(::getpid());
+  const std::string locked = "locked_" + std::to_string(::getpid());
+  pg_admin("DROP SCHEMA IF EXISTS " + locked + " CASCADE");
+  pg_admin("DROP ROLE IF EXISTS " + role);
+  pg_admin("CREATE ROLE " + role + " LOGIN PASSWORD 'limited-secret'");
+  pg_admin("REVOKE CREATE ON DATABASE " + p.database + " FROM PUBLIC");
+  pg_admin("REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+  pg_admin("CREATE SCHEMA " + locked);  // owned by the administrator; the role has no rights on it
+  const std::string base = url_of(role, "limited-secret", p.host, p.port, p.database);
+  // A schema that exists, without rights on it.
+  std::string m = expect_error(ErrorCode::storage_error,
+                               [&] { open_postgres_store(testing::with_schema(base, locked)); });
+  EXPECT_NE(m.find("schema '" + locked + "'"), std::string::npos) << m;
+  EXPECT_NE(m.find("permission denied"), std::string::npos) << m;
+  EXPECT_NE(m.find(p.host + ":" + p.port), std::string::npos) << m;
+  expect_no_secret(m, "limited-secret");
+  // A schema to create, without the right to create schemas.
+  m = expect_error(ErrorCode::storage_error, [&] { open_postgres_store(testing::with_schema(base, "never_made")); });
+  EXPECT_NE(m.find("schema 'never_made'"), std::string::npos) << m;
+  EXPECT_NE(m.find("permission denied"), std::string::npos) << m;
+  EXPECT_EQ(pg_admin("SELECT count(*) FROM pg_namespace WHERE nspname = 'never_made'"), "0");
+  pg_admin("DROP SCHEMA " + locked + " CASCADE");
+  pg_admin("DROP ROLE " + role);
+}
+
+TEST(PostgresStore, MigrationsAreRecordedAndANewerSchemaIsRefused) {
+  const std::string schema = testing::fresh_schema();
+  const std::string url = testing::with_schema(pg_url(), schema);
+  open_postgres_store(url);
+  open_postgres_store(url);  // a second open finds it migrated
+  EXPECT_EQ(pg_admin("SELECT string_agg(version::text, ',' ORDER BY version) FROM " + schema + ".schema_migrations"),
+            "1,2");
+  EXPECT_EQ(postgres_schema_version(), 2);
+  pg_admin("INSERT INTO " + schema + ".schema_migrations (version) VALUES (99)");
+  const std::string m = expect_error(ErrorCode::storage_error, [&] { open_postgres_store(url); });
+  EXPECT_NE(m.find("newer than this recyclebin understands"), std::string::npos) << m;
+}
+
+TEST(PostgresStore, EnginesOnDifferentSchemasAreApart) {
+  const std::string a = testing::with_schema(pg_url(), testing::fresh_schema());
+  const std::string b = testing::with_schema(pg_url(), testing::fresh_schema());
+  auto clock = std::make_shared<ManualClock>(kJan1);
+  auto first = Engine::open(a, Policy::builtin("default"), clock);
+  auto second = Engine::open(b, Policy::builtin("default"), clock);
+  first->create({"sub", "rg", "ws", std::nullopt, false, {}}, std::nullopt);
+  expect_error(ErrorCode::workspace_not_found, [&] { second->get("sub", "rg", "ws", std::nullopt); });
+  EXPECT_NO_THROW(second->create({"sub", "rg", "ws", std::nullopt, false, {}}, std::nullopt));
+  // postgres:// is the same store.
+  const std::string alias = "postgres://" + a.substr(std::string("postgresql://").size());
+  auto third = Engine::open(alias, Policy::builtin("default"), clock);
+  EXPECT_EQ(third->get("sub", "rg", "ws", std::nullopt).id, first->get("sub", "rg", "ws", std::nullopt).id);
+}
+
+TEST(PostgresStore, AConnectionDroppedMidTransactionAppliesNothingAndTheStoreReconnects) {
+  const std::string app = "rb_drop_" + std::to_string(::getpid());
+  const std::string url = testing::with_schema(pg_url(), testing::fresh_schema()) + "&application_name=" + app;
+  auto store = open_postgres_store(url);
+  {
+    auto tx = store->begin(TransactionMode::write);
+    WorkspaceRecord r;
+    r.workspace = {"dropped", "sub", "rg", "ws", 14, false, WorkspaceState::running, kJan1, {}};
+    r.group_key = group_name_key("sub", "rg", "ws");
+    tx->insert_workspace(r);
+    EXPECT_EQ(pg_admin("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '" +
+                       app + "'"),
+              "1");
+    const std::string m = expect_error(ErrorCode::storage_error, [&] { tx->commit(); });
+    EXPECT_NE(m.find("connection"), std::string::npos) << m;
+    EXPECT_NE(m.find(parts().host + ":" + parts().port), std::string::npos) << m;
+    expect_no_secret(m, parts().password);
+  }
+  auto tx = store->begin(TransactionMode::read);  // a new connection
+  EXPECT_FALSE(tx->find_by_id("dropped").has_value());
+}
+
+TEST(PostgresStore, AnEngineCarriesOnAfterItsConnectionsWereDropped) {
+  const std::string app = "rb_idle_" + std::to_string(::getpid());
+  const std::string url = testing::with_schema(pg_url(), testing::fresh_schema()) + "&application_name=" + app;
+  auto engine = Engine::open(url, Policy::builtin("default"), std::make_shared<ManualClock>(kJan1));
+  const auto w = engine->create({"sub", "rg", "ws", std::nullopt, false, {}}, std::nullopt);
+  pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '" + app + "'");
+  EXPECT_EQ(engine->get("sub", "rg", "ws", std::nullopt).id, w.id);  // a read reconnects
+  pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '" + app + "'");
+  EXPECT_NO_THROW(engine->remove(w.id, {}, std::nullopt));  // so does a write
+  EXPECT_EQ(engine->get_deleted("sub", "rg", "ws", std::nullopt).id, w.id);
+}
+
+TEST(PostgresStore, TextWithANulByteIsRefusedNotCut) {
+  auto store = open_postgres_store(testing::with_schema(pg_url(), testing::fresh_schema()));
+  auto tx = store->begin(TransactionMode::write);
+  expect_error(ErrorCode::invalid_argument, [&] {
+    tx->insert_components("w", {{"models", std::string("a\0b", 3), false}});
+  });
+}
+
+}  // namespace
+}  // namespace recyclebin
