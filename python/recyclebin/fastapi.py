@@ -66,6 +66,7 @@ from recyclebin.auth import (
 )
 
 __all__ = [
+    "ERROR_RESPONSES",
     "ApiError",
     "create_router",
     "error_response",
@@ -379,7 +380,8 @@ _E409 = _doc(409, "`workspace_exists`, `name_reserved` (with `reserved_until`) o
                   "`operation_not_allowed`.")
 _E412 = _doc(412, "`precondition_failed`: confirm_name missing or different, or a blocker "
                   "fact above zero.")
-_COMMON: dict[int | str, dict[str, Any]] = {
+#: The errors any route of this package can answer, for ``APIRouter(responses=...)``.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     **_E400,
     **_doc(401, "`unauthenticated`: no bearer token, or an unknown one."),
     **_doc(403, "`permission_denied`: the token does not name the subscription, the "
@@ -427,7 +429,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
     """
     dependencies = [Security(HTTPBearer(auto_error=False))] if bearer_in_openapi else []
     router = APIRouter(route_class=RecycleBinRoute, dependencies=dependencies,
-                       responses=_COMMON)
+                       responses=ERROR_RESPONSES)
     extra_tags = list(tags)
 
     def tagged(*names: str) -> list[str | enum.Enum]:

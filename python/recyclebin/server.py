@@ -28,8 +28,10 @@ refusals safe for hostile requests:
 
 # No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations.
 
+import functools
 import inspect
 import ipaddress
+import re
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -47,7 +49,6 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import recyclebin as rb
@@ -60,6 +61,7 @@ from recyclebin.auth import (
     require_platform,
 )
 from recyclebin.fastapi import (
+    ERROR_RESPONSES,
     RecycleBinRoute,
     UtcDatetime,
     create_router,
@@ -118,14 +120,26 @@ def _authenticator(tokens: TokensSource, authenticate: Authenticator | None) -> 
     return auth
 
 
-def allowed_methods(routes: list[BaseRoute], scope: Scope) -> list[str]:
-    """Every method some route answers at the scope's path (sorted; HEAD with GET)."""
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
+
+
+@functools.lru_cache(maxsize=512)
+def _path_pattern(template: str) -> re.Pattern[str]:
+    """An OpenAPI path template as a regex: each ``{param}`` one path segment (Starlette's)."""
+    parts = re.split(r"\{[^}/]+\}", template)
+    return re.compile("[^/]+".join(re.escape(part) for part in parts))
+
+
+def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
+    """Every method the app's documented routes take at the scope's path, sorted."""
+    path = scope["path"]
+    root = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root):]
     methods: set[str] = set()
-    for route in routes:
-        match, _ = route.matches({**scope, "method": "GET"})
-        route_methods = getattr(route, "methods", None)
-        if match is not Match.NONE and route_methods:
-            methods.update(route_methods)
+    for template, operations in app.openapi().get("paths", {}).items():
+        if _path_pattern(template).fullmatch(path):
+            methods.update(m.upper() for m in operations if m in _HTTP_METHODS)
     return sorted(methods)
 
 
@@ -145,10 +159,10 @@ class RequestGuard:
     """
 
     def __init__(self, app: ASGIApp, *, authenticator: Callable[[], Authenticator],
-                 routes: Callable[[], list[BaseRoute]], max_body_bytes: int) -> None:
+                 documented: FastAPI, max_body_bytes: int) -> None:
         self.app = app
         self.authenticator = authenticator
-        self.routes = routes
+        self.documented = documented  # the app whose OpenAPI paths say which methods exist
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -157,7 +171,7 @@ class RequestGuard:
             return
         headers = Headers(scope=scope)
         if scope["method"] == "OPTIONS":
-            methods = allowed_methods(self.routes(), scope)
+            methods = allowed_methods(self.documented, scope)
             if methods:
                 allow = ", ".join([*methods, "OPTIONS"])
                 await Response(status_code=204, headers={"Allow": allow})(scope, receive, send)
@@ -208,18 +222,19 @@ class RequestGuard:
 
 class _ClockNow(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    now: UtcDatetime
+    now: UtcDatetime = Field(strict=True, description="ISO 8601 with a timezone.")
 
 
 class _ClockAdvance(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    seconds: float = Field(gt=0, le=100 * 365 * 86400, description="How far to move forward.")
+    seconds: float = Field(gt=0, le=100 * 365 * 86400, strict=True,
+                           description="How far to move forward.")
 
 
 def create_clock_router(clock: rb.ManualClock, authenticate: Authenticator) -> APIRouter:
     """``/_testing/clock``: read, advance or set a manual clock (platform token only)."""
     router = APIRouter(prefix="/_testing/clock", route_class=RecycleBinRoute,
-                       tags=["testing"])
+                       tags=["testing"], responses=ERROR_RESPONSES)
     Caller = Annotated[rb.Principal | None, Depends(authenticate)]
 
     @router.get("", response_model=_ClockNow, summary="The manual clock's time (tests only)")
@@ -307,11 +322,13 @@ def create_app(
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:
             # Starlette names the methods of the first route matching the path; name all.
-            headers["Allow"] = ", ".join([*allowed_methods(app.router.routes, request.scope),
-                                          "OPTIONS"])
+            methods = allowed_methods(app, request.scope)
+            if methods:
+                headers["Allow"] = ", ".join([*methods, "OPTIONS"])
             return error_response(405, "method_not_allowed",
                                   f"{request.method} is not allowed here; allowed: "
-                                  f"{headers['Allow']}", headers=headers)
+                                  f"{headers.get('Allow', 'see the API documentation')}",
+                                  headers=headers)
         if exc.status_code == 413:  # streamed past the limit (RequestBodyLimitMiddleware)
             return error_response(413, "payload_too_large",
                                   f"request body too large: this server takes at most "
@@ -341,7 +358,7 @@ def create_app(
     app.add_middleware(RequestBodyLimitMiddleware, max_body_size=max_body_bytes)
     app.add_middleware(RequestGuard,
                        authenticator=lambda: app.dependency_overrides.get(auth, auth),
-                       routes=lambda: app.router.routes, max_body_bytes=max_body_bytes)
+                       documented=app, max_body_bytes=max_body_bytes)
     return app
 
 
