@@ -3,9 +3,9 @@ tenants (subscriptions) it may act.
 
 An *authenticator* is a FastAPI dependency, ``authenticate(request) -> rb.Principal | None``:
 
-- it returns an ``rb.Principal`` for a tenant user, whose roles the engine checks against the
-  policy's ``permissions``, and records the subscriptions it may act in with
-  :func:`set_subscriptions` (a request on any other subscription answers 403);
+- it returns a :class:`TenantPrincipal` (an ``rb.Principal`` that also names the
+  subscriptions it may act in) for a tenant user, whose roles the engine checks against the
+  policy's ``permissions``; a request on any other subscription answers 403;
 - it returns ``None`` for the trusted platform caller, which passes every permission check
   (the engine's ``principal=None``), acts in every subscription, and may use the operator
   routes (audit log, cleanup tasks, deletable workspaces, purge expired);
@@ -31,22 +31,23 @@ an entry lists neither roles nor subscriptions. Tokens are compared by their SHA
 so a lookup takes the same time whichever token is tried.
 
 The tenant check, for every router built on an authenticator (``recyclebin.fastapi``, the
-ARM-protocol routes):
+ARM-protocol routes of ``recyclebin.arm``):
 
-- :func:`require_subscription` ``(request, caller, subscription_id)`` raises
-  :class:`Forbidden` (403 ``permission_denied``) unless the caller is the platform or its
-  token names ``subscription_id`` (or ``"*"``). Call it before anything of the tenant is read.
+- :func:`require_subscription` ``(caller, subscription_id)`` raises :class:`Forbidden`
+  (403 ``permission_denied``) unless the caller is the platform (``None``) or a
+  :class:`TenantPrincipal` whose token names ``subscription_id`` (or ``"*"``). Call it
+  before anything of the tenant is read. It is a ``recyclebin.arm.SubscriptionCheck``.
 - :func:`subscription_caller` ``(authenticate, param="subscription_id")`` is the same check
   as a FastAPI dependency: it authenticates, checks the path parameter ``param`` and
   answers the caller (``rb.Principal | None``), for ``Annotated[..., Depends(...)]``.
-- :func:`require_workspace_subscription` ``(request, caller, engine, workspace_id)`` is the
-  check for routes that name a workspace by id: it looks the workspace up as the platform
-  and refuses, with the same 403 whether the workspace exists elsewhere or not at all,
-  unless it is a live workspace of a subscription the caller may act in.
+- :func:`require_workspace_subscription` ``(caller, engine, workspace_id)`` is the check for
+  routes that name a workspace by id: it looks the workspace up as the platform and
+  refuses, with the same 403 whether the workspace exists elsewhere or not at all, unless
+  it is a live workspace of a subscription the caller may act in.
 - :func:`require_platform` ``(caller, what)``: 403 unless the caller is the platform.
 
-A caller whose authenticator recorded no subscriptions (a custom authenticator that does not
-call :func:`set_subscriptions`) may act in none: the check fails closed.
+A plain ``rb.Principal`` (from a custom authenticator that does not say where its caller may
+act) may act in no subscription: the check fails closed.
 """
 
 from __future__ import annotations
@@ -78,17 +79,16 @@ __all__ = [
     "RefuseAll",
     "Subscriptions",
     "TOKENS_ENV_VAR",
+    "TenantPrincipal",
     "TokenConfigError",
     "TokenGrant",
     "Unauthenticated",
-    "caller_subscriptions",
     "grants_from_mapping",
     "load_tokens",
     "parse_tokens",
     "require_platform",
     "require_subscription",
     "require_workspace_subscription",
-    "set_subscriptions",
     "subscription_caller",
 ]
 
@@ -103,7 +103,6 @@ Subscriptions = frozenset[str] | Literal["*"]
 #: A FastAPI dependency that names the caller; ``None`` is the trusted platform.
 Authenticator = Callable[..., "rb.Principal | None"]
 
-_STATE_KEY = "recyclebin_subscriptions"
 
 
 class AuthError(Exception):
@@ -135,6 +134,44 @@ class Forbidden(AuthError):
     code = "permission_denied"
 
 
+class TenantPrincipal(rb.Principal):
+    """An ``rb.Principal`` that also says where it may act: ``subscriptions``, the
+    subscriptions its token names, or ``"*"`` for every tenant. The engine sees a plain
+    principal (id and roles); the REST layer checks the subscription first."""
+
+    subscriptions: Subscriptions
+
+    def __init__(self, id: str, roles: Iterable[str] = frozenset(), *,
+                 subscriptions: Iterable[str] | Literal["*"]) -> None:
+        super().__init__(id, roles)
+        if subscriptions == ALL_SUBSCRIPTIONS:
+            scope: Subscriptions = ALL_SUBSCRIPTIONS
+        elif isinstance(subscriptions, str):
+            raise TypeError('subscriptions must be a collection of subscription ids or "*", '
+                            "not a str")
+        else:
+            scope = frozenset(subscriptions)
+        object.__setattr__(self, "subscriptions", scope)
+
+    def may_act_in(self, subscription_id: str) -> bool:
+        return self.subscriptions == ALL_SUBSCRIPTIONS or subscription_id in self.subscriptions
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TenantPrincipal):
+            return NotImplemented
+        return (self.id, self.roles, self.subscriptions) == \
+            (other.id, other.roles, other.subscriptions)
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.roles))
+
+    def __repr__(self) -> str:
+        roles = ", ".join(repr(role) for role in sorted(self.roles))
+        scope = (repr(ALL_SUBSCRIPTIONS) if self.subscriptions == ALL_SUBSCRIPTIONS
+                 else "{" + ", ".join(repr(s) for s in sorted(self.subscriptions)) + "}")
+        return f"TenantPrincipal({self.id!r}, roles={{{roles}}}, subscriptions={scope})"
+
+
 class TokenConfigError(ValueError):
     """The token table is unreadable or malformed; the message names the source and entry
     (and the entry's principal), never a token."""
@@ -151,11 +188,11 @@ class TokenGrant:
     #: acts everywhere whatever this says.
     subscriptions: Subscriptions = frozenset()
 
-    def principal(self) -> rb.Principal | None:
-        """The engine's view of this caller: ``None`` for the platform."""
+    def principal(self) -> TenantPrincipal | None:
+        """This caller: ``None`` for the platform, else a TenantPrincipal."""
         if self.platform:
             return None
-        return rb.Principal(self.principal_id, roles=self.roles)
+        return TenantPrincipal(self.principal_id, self.roles, subscriptions=self.subscriptions)
 
     def may_act_in(self, subscription_id: str) -> bool:
         """True when this token may act in ``subscription_id``."""
@@ -284,41 +321,22 @@ def _digest(token: str) -> bytes:
 
 # ------------------------------------------------------------------------- tenant scope
 
-def set_subscriptions(request: Request, subscriptions: Iterable[str] | Literal["*"]) -> None:
-    """Records where the caller of ``request`` may act: for authenticators to call."""
-    scope: Subscriptions = (ALL_SUBSCRIPTIONS if subscriptions == ALL_SUBSCRIPTIONS
-                            else frozenset(subscriptions))
-    setattr(request.state, _STATE_KEY, scope)
-
-
-def caller_subscriptions(request: Request, caller: rb.Principal | None) -> Subscriptions:
-    """Where the caller may act: ``"*"`` for the platform, what the authenticator recorded,
-    or nothing (fail closed) when it recorded nothing."""
-    if caller is None:
-        return ALL_SUBSCRIPTIONS
-    scope = getattr(request.state, _STATE_KEY, None)
-    if scope == ALL_SUBSCRIPTIONS:
-        return ALL_SUBSCRIPTIONS
-    return scope if isinstance(scope, frozenset) else frozenset()
-
-
-def require_subscription(request: Request, caller: rb.Principal | None,
-                         subscription_id: str) -> None:
+def require_subscription(caller: rb.Principal | None, subscription_id: str) -> None:
     """403 ``permission_denied`` unless the caller may act in ``subscription_id``.
 
-    The platform (``caller is None``) acts everywhere; a tenant caller where its token's
-    ``subscriptions`` say. Call it before reading anything of the subscription: the answer
-    is the same whatever the subscription holds.
+    The platform (``caller is None``) acts everywhere; a :class:`TenantPrincipal` where its
+    ``subscriptions`` say; any other principal nowhere (fail closed). Call it before
+    reading anything of the subscription: the answer is the same whatever it holds.
     """
-    scope = caller_subscriptions(request, caller)
-    if scope == ALL_SUBSCRIPTIONS or subscription_id in scope:
+    if caller is None or (isinstance(caller, TenantPrincipal)
+                          and caller.may_act_in(subscription_id)):
         return
     raise Forbidden(f"the caller may not act in subscription {subscription_id!r}: its token "
                     "does not name it (a token's 'subscriptions' lists where it may act)")
 
 
-def require_workspace_subscription(request: Request, caller: rb.Principal | None,
-                                   engine: Engine, workspace_id: str) -> None:
+def require_workspace_subscription(caller: rb.Principal | None, engine: Engine,
+                                   workspace_id: str) -> None:
     """For a route that names a workspace by id: 403 ``permission_denied`` unless it is a
     live workspace in a subscription the caller may act in.
 
@@ -326,14 +344,15 @@ def require_workspace_subscription(request: Request, caller: rb.Principal | None
     same 403 as one in another tenant, so the answer reveals nothing of other tenants.
     A caller that may act everywhere gets the engine's own answers (404 for an unknown id).
     """
-    scope = caller_subscriptions(request, caller)
-    if scope == ALL_SUBSCRIPTIONS:
+    if caller is None or (isinstance(caller, TenantPrincipal)
+                          and caller.subscriptions == ALL_SUBSCRIPTIONS):
         return
     try:
         subscription_id = rb.Workspace.get_by_id(workspace_id, engine=engine).subscription_id
     except rb.WorkspaceNotFound:
         subscription_id = None
-    if subscription_id is not None and subscription_id in scope:
+    if (subscription_id is not None and isinstance(caller, TenantPrincipal)
+            and caller.may_act_in(subscription_id)):
         return
     raise Forbidden(f"the caller may not act on workspace {workspace_id!r}: it is not a live "
                     "workspace of a subscription its token names")
@@ -357,7 +376,7 @@ def subscription_caller(authenticate: Authenticator,
         if not isinstance(subscription_id, str):
             raise Forbidden(f"this route has no path parameter {param!r} to check the "
                             "caller's subscription against")  # a wiring bug: fail closed
-        require_subscription(request, caller, subscription_id)
+        require_subscription(caller, subscription_id)
         return caller
 
     return caller_in_subscription
@@ -398,7 +417,6 @@ class BearerTokenAuth:
         if grant is None:
             raise Unauthenticated("invalid bearer token")
         request.state.principal_id = grant.principal_id  # for access logs and audit context
-        set_subscriptions(request, grant.subscriptions)
         return grant.principal()
 
 

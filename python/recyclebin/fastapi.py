@@ -742,7 +742,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
     def delete_workstation(
         workstation_id: Annotated[str, Path(min_length=1, max_length=256,
                                             description="The workspace id.")],
-        caller: Caller, request: Request,
+        caller: Caller,
         prefer: Annotated[str | None, Header(
             description="`return=representation` for a 200 with the delete object.")] = None,
     ) -> Response:
@@ -750,7 +750,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
         workstation must be stopped (400 otherwise); the policy decides soft or hard. A
         tenant token that may not act everywhere gets 403 for any id that is not a live
         workspace of its subscriptions (whether or not it exists elsewhere)."""
-        require_workspace_subscription(request, caller, engine, workstation_id)
+        require_workspace_subscription(caller, engine, workstation_id)
         ws = rb.Workspace.get_by_id(workstation_id, principal=caller, engine=engine)
         ws.delete(principal=caller)
         if prefer is not None and "return=representation" in prefer.replace(" ", "").lower():

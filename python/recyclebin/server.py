@@ -43,7 +43,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -222,7 +222,15 @@ class RequestGuard:
 
 class _ClockNow(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    now: UtcDatetime = Field(strict=True, description="ISO 8601 with a timezone.")
+    now: UtcDatetime = Field(description="ISO 8601 with a timezone.")
+
+    @field_validator("now", mode="before")
+    @classmethod
+    def _iso_text(cls, value: Any) -> Any:
+        # JSON has no datetime: only its ISO 8601 text, not a number of seconds.
+        if not isinstance(value, (str, datetime)):
+            raise ValueError("must be an ISO 8601 time as text, e.g. 2026-01-01T00:00:00Z")
+        return value
 
 
 class _ClockAdvance(BaseModel):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 with warnings.catch_warnings():
@@ -32,7 +32,7 @@ from recyclebin.auth import (
     grants_from_mapping,
     load_tokens,
     parse_tokens,
-    set_subscriptions,
+    TenantPrincipal,
 )
 from recyclebin.fastapi import create_router
 from recyclebin.reaper import PurgeReaper
@@ -602,11 +602,8 @@ def test_a_server_without_tokens_refuses_everyone(open_engine: Callable[[str], r
 def test_authentication_is_a_dependency_tests_can_override(api: Api) -> None:
     api.create("ws1", ALICE)
 
-    def alice_in_sub_1(request: Request) -> rb.Principal:
-        set_subscriptions(request, [SUB])
-        return rb.Principal("alice")
-
-    api.app.dependency_overrides[api.auth] = alice_in_sub_1
+    api.app.dependency_overrides[api.auth] = lambda: TenantPrincipal("alice",
+                                                                     subscriptions=[SUB])
     try:
         # No Authorization header at all: the override decides who calls.
         assert api.client.delete(PREFIX + ws_path("ws1")).status_code == 200
@@ -653,14 +650,18 @@ def test_token_file_yaml_and_json(tmp_path: Path) -> None:
                          '"t2": {principal: svc, platform: true}\n'
                          '"t4": {principal: ops, subscriptions: "*"}\n')
     grants = load_tokens(yaml_file)
-    assert grants["t1"].principal() == rb.Principal("alice", roles={"admin"})
+    assert grants["t1"].principal() == TenantPrincipal("alice", roles={"admin"},
+                                                       subscriptions={"sub-1", "sub-2"})
+    assert grants["t1"].principal() != rb.Principal("alice", roles={"admin"})
     assert grants["t1"].subscriptions == frozenset({"sub-1", "sub-2"})
     assert grants["t1"].may_act_in("sub-2") and not grants["t1"].may_act_in("sub-3")
     assert grants["t2"].principal() is None and grants["t2"].may_act_in("anything")
     assert grants["t4"].subscriptions == "*" and grants["t4"].may_act_in("sub-9")
     json_file = tmp_path / "tokens.json"
     json_file.write_text('{"t3": {"principal": "bob", "subscriptions": ["sub-1"]}}')
-    assert load_tokens(json_file)["t3"].principal() == rb.Principal("bob")
+    bob = load_tokens(json_file)["t3"].principal()
+    assert isinstance(bob, rb.Principal) and bob.id == "bob" and bob.subscriptions == {"sub-1"}
+    assert repr(bob) == "TenantPrincipal('bob', roles={}, subscriptions={'sub-1'})"
 
 
 @pytest.mark.parametrize(("text", "message"), [
