@@ -39,7 +39,8 @@ ARM-protocol routes of ``recyclebin.arm``):
   before anything of the tenant is read. It is a ``recyclebin.arm.SubscriptionCheck``.
 - :func:`subscription_caller` ``(authenticate, param="subscription_id")`` is the same check
   as a FastAPI dependency: it authenticates, checks the path parameter ``param`` and
-  answers the caller (``rb.Principal | None``), for ``Annotated[..., Depends(...)]``.
+  answers the caller (``rb.Principal | None``), for ``Annotated[..., Depends(...)]``; with
+  ``required=False`` it guards a whole router (``recyclebin.fastapi`` uses it so).
 - :func:`require_workspace_subscription` ``(caller, engine, workspace_id)`` is the check for
   routes that name a workspace by id: it looks the workspace up as the platform and
   refuses, with the same 403 whether the workspace exists elsewhere or not at all, unless
@@ -364,15 +365,22 @@ def require_platform(caller: rb.Principal | None, what: str) -> None:
         raise Forbidden(f"{what} is for the platform only (a token with platform: true)")
 
 
-def subscription_caller(authenticate: Authenticator,
-                        param: str = "subscription_id") -> Callable[..., rb.Principal | None]:
+def subscription_caller(authenticate: Authenticator, param: str = "subscription_id", *,
+                        required: bool = True) -> Callable[..., rb.Principal | None]:
     """A FastAPI dependency: authenticates with ``authenticate``, then
-    :func:`require_subscription` on the path parameter ``param``; answers the caller."""
+    :func:`require_subscription` on the path parameter ``param``; answers the caller.
+
+    ``required=False`` makes it a router-wide guard (``APIRouter(dependencies=[...])``):
+    routes without the parameter pass (they must check otherwise, e.g. platform only), and
+    every route with it, including routes added later, is checked.
+    """
 
     def caller_in_subscription(request: Request,
                                caller: rb.Principal | None = Depends(authenticate)
                                ) -> rb.Principal | None:
         subscription_id = request.path_params.get(param)
+        if subscription_id is None and not required:
+            return caller
         if not isinstance(subscription_id, str):
             raise Forbidden(f"this route has no path parameter {param!r} to check the "
                             "caller's subscription against")  # a wiring bug: fail closed

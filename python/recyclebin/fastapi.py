@@ -20,8 +20,9 @@ Engine calls run in the threadpool (every endpoint is a plain ``def``).
 ``None`` (the trusted platform); tests replace it with ``app.dependency_overrides``.
 
 Tenants apart (``recyclebin.auth``): every route under ``/subscriptions/{subscription_id}``
-first checks that the caller may act in that subscription (``auth.subscription_caller``),
-reads included; the cloud-workstation route, which names a workspace by id, checks the
+first checks that the caller may act in that subscription, reads included (a guard on the
+whole router, ``auth.subscription_caller(..., required=False)``, so that a route added later
+is checked too); the cloud-workstation route, which names a workspace by id, checks the
 workspace's subscription before anything else (``auth.require_workspace_subscription``);
 the operator routes (deletable workspaces, purge expired, cleanup tasks, audit log) are for
 the platform only. Each refusal is 403 ``permission_denied`` and reveals nothing of the
@@ -374,6 +375,9 @@ def _e404(*codes: str) -> dict[int | str, dict[str, Any]]:
 
 
 _E400 = _e400()
+_E403 = _doc(403, "`permission_denied`: the token does not name the subscription, the "
+                  "caller lacks a role the policy requires, or the route is for the platform "
+                  "only.")
 _E404 = _e404()
 _E404_WS = _e404("workspace_not_found")
 _E409 = _doc(409, "`workspace_exists`, `name_reserved` (with `reserved_until`) or "
@@ -384,9 +388,7 @@ _E412 = _doc(412, "`precondition_failed`: confirm_name missing or different, or 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     **_E400,
     **_doc(401, "`unauthenticated`: no bearer token, or an unknown one."),
-    **_doc(403, "`permission_denied`: the token does not name the subscription, the "
-                "caller lacks a role the policy requires, or the route is for the platform "
-                "only."),
+    **_E403,
     **_E404,
     **_doc(405, "`method_not_allowed`: the path does not take this method; `Allow` lists "
                 "those it takes."),
@@ -427,18 +429,19 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
     ``engine`` is borrowed: the router never closes it. ``bearer_in_openapi`` documents
     the bearer scheme in OpenAPI (turn off for an authenticator that is not bearer-based).
     """
+    # Every route with a {subscription_id}, those added later too, checks it first.
+    tenant_guard = Depends(subscription_caller(authenticate, required=False))
     dependencies = [Security(HTTPBearer(auto_error=False))] if bearer_in_openapi else []
-    router = APIRouter(route_class=RecycleBinRoute, dependencies=dependencies,
+    router = APIRouter(route_class=RecycleBinRoute, dependencies=[*dependencies, tenant_guard],
                        responses=ERROR_RESPONSES)
     extra_tags = list(tags)
 
     def tagged(*names: str) -> list[str | enum.Enum]:
         return [*names, *extra_tags]
 
-    # Caller: authenticated (platform-only and by-id routes check more themselves);
-    # TenantCaller: authenticated, and allowed in the path's subscription_id.
+    # The caller, authenticated; the router's guard has checked the path's subscription_id
+    # (operator routes require the platform, the by-id route checks the workspace's).
     Caller = Annotated[rb.Principal | None, Depends(authenticate)]
-    TenantCaller = Annotated[rb.Principal | None, Depends(subscription_caller(authenticate))]
     Subscription = Annotated[str, Path(min_length=1, max_length=256,
                                        description="Subscription (tenant) id.")]
     Group = Annotated[str, Path(min_length=1, max_length=256,
@@ -481,7 +484,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
                 tags=tagged("workspaces"), summary="Create a workspace",
                 responses=_responses(_e400("invalid_retention"), _E409))
     def create_workspace(subscription_id: Subscription, resource_group: Group, name: Name,
-                         caller: TenantCaller,
+                         caller: Caller,
                          body: Annotated[WorkspaceCreate | None, Body()] = None
                          ) -> WorkspaceModel:
         """Create a workspace; the caller becomes its `owner`. A name held by a
@@ -499,7 +502,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
     @router.get(ws_path, response_model=WorkspaceModel, tags=tagged("workspaces"),
                 summary="Show a workspace", responses=_responses(_E404_WS))
     def show_workspace(subscription_id: Subscription, resource_group: Group, name: Name,
-                       caller: TenantCaller) -> WorkspaceModel:
+                       caller: Caller) -> WorkspaceModel:
         """A live workspace. A soft-deleted one answers 404 (see `deletedWorkspaces`)."""
         return _workspace(rb.Workspace.get(name, subscription_id, resource_group,
                                            principal=caller, engine=engine))
@@ -507,7 +510,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
     @router.post(ws_path + "/stop", response_model=WorkspaceModel, tags=tagged("workspaces"),
                  summary="Stop a workspace", responses=_responses(_E404_WS, _E409))
     def stop_workspace(subscription_id: Subscription, resource_group: Group, name: Name,
-                       caller: TenantCaller) -> WorkspaceModel:
+                       caller: Caller) -> WorkspaceModel:
         """Idempotent."""
         ws = live(subscription_id, resource_group, name, caller)
         ws.stop(principal=caller)
@@ -516,7 +519,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
     @router.post(ws_path + "/start", response_model=WorkspaceModel, tags=tagged("workspaces"),
                  summary="Start a workspace", responses=_responses(_E404_WS, _E409))
     def start_workspace(subscription_id: Subscription, resource_group: Group, name: Name,
-                        caller: TenantCaller) -> WorkspaceModel:
+                        caller: Caller) -> WorkspaceModel:
         """Idempotent."""
         ws = live(subscription_id, resource_group, name, caller)
         ws.start(principal=caller)
@@ -530,7 +533,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
                    "description": "Accepted (`no_wait=true`); the body is the result."}},
             _e400("invalid_request", "workspace_not_stopped"), _E404_WS, _E409, _E412))
     def delete_workspace(
-        subscription_id: Subscription, resource_group: Group, name: Name, caller: TenantCaller,
+        subscription_id: Subscription, resource_group: Group, name: Name, caller: Caller,
         response: Response,
         permanently_delete: Annotated[bool | None, Query(
             description="Skip the recycle bin (default false).")] = None,
@@ -565,7 +568,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
                 responses=_responses(_E404_WS, _E409))
     def grant_role(subscription_id: Subscription, resource_group: Group, name: Name,
                    principal_id: Annotated[str, Path(min_length=1, max_length=256)],
-                   body: GrantBody, caller: TenantCaller) -> None:
+                   body: GrantBody, caller: Caller) -> None:
         """Replaces the member's existing role."""
         live(subscription_id, resource_group, name, caller).grant(
             principal_id, body.role, principal=caller)
@@ -575,7 +578,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
                    responses=_responses(_E404_WS, _E409))
     def revoke_role(subscription_id: Subscription, resource_group: Group, name: Name,
                     principal_id: Annotated[str, Path(min_length=1, max_length=256)],
-                    caller: TenantCaller) -> None:
+                    caller: Caller) -> None:
         """Revoking the last member makes the workspace orphaned."""
         live(subscription_id, resource_group, name, caller).revoke(principal_id, principal=caller)
 
@@ -598,7 +601,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
                 summary="List soft-deleted workspaces of a subscription",
                 responses=_responses(_e400("invalid_request")))
     def list_deleted_in_subscription(
-        request: Request, subscription_id: Subscription, caller: TenantCaller,
+        request: Request, subscription_id: Subscription, caller: Caller,
         resource_group: Annotated[str | None, Query(
             min_length=1, description="Only this resource group.")] = None,
         limit: Limit = 100, cursor: Cursor = None,
@@ -612,7 +615,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
                 summary="List soft-deleted workspaces of a resource group",
                 responses=_responses(_e400("invalid_request")))
     def list_deleted_in_group(request: Request, subscription_id: Subscription,
-                              resource_group: Group, caller: TenantCaller,
+                              resource_group: Group, caller: Caller,
                               limit: Limit = 100, cursor: Cursor = None) -> DeletedPageModel:
         """Newest deletion first."""
         return page_of(request, subscription_id, resource_group, limit, cursor, caller)
@@ -620,7 +623,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
     @router.get(deleted_path, response_model=DeletedWorkspaceModel, tags=tagged("recycle bin"),
                 summary="Show a soft-deleted workspace", responses=_responses(_E404_WS))
     def show_deleted(subscription_id: Subscription, resource_group: Group, name: Name,
-                     caller: TenantCaller) -> DeletedWorkspaceModel:
+                     caller: Caller) -> DeletedWorkspaceModel:
         """By its original subscription, group and name; with `purge_at`."""
         return _deleted_workspace(rb.Workspace.get_deleted(
             name, subscription_id, resource_group, principal=caller, engine=engine))
@@ -629,7 +632,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
                  tags=tagged("recycle bin"), summary="Recover a soft-deleted workspace",
                  responses=_responses(_E404_WS, _E409))
     def recover_workspace(subscription_id: Subscription, resource_group: Group, name: Name,
-                          caller: TenantCaller) -> RecoverResultModel:
+                          caller: Caller) -> RecoverResultModel:
         """Restores retained data; re-attaches what the policy says (best effort) and
         lists what must be recreated."""
         result = rb.Workspace.recover(subscription_id, resource_group, name,
@@ -643,7 +646,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
                    summary="Purge a soft-deleted workspace now",
                    responses=_responses(_E404_WS, _E409))
     def purge_workspace(subscription_id: Subscription, resource_group: Group, name: Name,
-                        caller: TenantCaller) -> DeleteResultModel:
+                        caller: Caller) -> DeleteResultModel:
         """Hard-deletes it and queues its cleanup tasks; the name becomes free."""
         return _delete_result(rb.Workspace.purge(subscription_id, resource_group, name,
                                                  principal=caller, engine=engine))
@@ -654,7 +657,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
                 response_model=list[DeletableWorkspaceModel], tags=tagged("operations"),
                 summary="List workspaces an operator may purge (platform only)")
     def list_deletable(subscription_id: Subscription,
-                       caller: TenantCaller) -> list[DeletableWorkspaceModel]:
+                       caller: Caller) -> list[DeletableWorkspaceModel]:
         """`deletion_planned` (past their date under `on_expiry: hold`) and `orphaned`
         workspaces: kind, id and date, never names."""
         require_platform(caller, "listing deletable workspaces")
@@ -668,7 +671,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
                    responses=_responses(_E404_WS, _E409))
     def purge_deletable(subscription_id: Subscription,
                         workspace_id: Annotated[str, Path(min_length=1, max_length=256)],
-                        caller: TenantCaller) -> DeleteResultModel:
+                        caller: Caller) -> DeleteResultModel:
         """Only a workspace that `deletableWorkspaces` lists for this subscription; the
         result's `cleanup` lists every reference to remove from storage."""
         require_platform(caller, "purging by id")

@@ -6,9 +6,18 @@ import os
 import socket
 import subprocess
 import sys
+import warnings
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+
+with warnings.catch_warnings():
+    # Starlette 1.x wants httpx2 for its TestClient and warns (an error here) when it falls
+    # back on httpx; both work.
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
+
+
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 SUB = "sub-1"
