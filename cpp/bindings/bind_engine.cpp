@@ -517,10 +517,7 @@ std::string utf8_attribute(py::handle object, PyObject* name, const char* what) 
     const auto type = py::str(py::type::handle_of(value).attr("__qualname__")).cast<std::string>();
     throw py::type_error(std::string(what) + " must be a str, not " + type);
   }
-  Py_ssize_t size = 0;
-  const char* data = PyUnicode_AsUTF8AndSize(value.ptr(), &size);
-  if (data == nullptr) throw py::error_already_set();
-  return {data, static_cast<std::size_t>(size)};
+  return text_from(value, what);
 }
 
 /// rb.Component values (anything with str kind and ref, bool standalone) as the engine's.
@@ -612,8 +609,11 @@ DeleteOptions delete_options(bool delete_dependent_resources, bool permanently_d
 
 void bind_values(py::module_& m) {
   py::class_<Principal>(m, "Principal")
-      .def(py::init([](std::string id, std::vector<std::string> roles) {
-             return Principal{std::move(id), std::move(roles)};
+      .def(py::init([](Text<"Principal.id"> id, const std::vector<Text<"a role">>& roles) {
+             std::vector<std::string> names;
+             names.reserve(roles.size());
+             for (const auto& role : roles) names.push_back(role.value);
+             return Principal{std::move(id.value), std::move(names)};
            }),
            py::arg("id"), py::arg("roles") = std::vector<std::string>{})
       .def_readonly("id", &Principal::id)
@@ -646,11 +646,12 @@ void bind_engine(py::module_& m) {
                      "The only door to the recycle bin. Thread-safe; calls release the GIL.")
       .def_static(
           "open",
-          [](const std::string& location, const Policy& policy,
+          [](const Text<"location">& location, const Policy& policy,
              const std::shared_ptr<ManualClock>& clock) {
             std::shared_ptr<const Clock> engine_clock = clock;
             Policy engine_policy = policy;
-            return without_gil([&] { return Engine::open(location, engine_policy, engine_clock); });
+            return without_gil(
+                [&] { return Engine::open(location.value, engine_policy, engine_clock); });
           },
           py::arg("location"), py::arg("policy"), py::arg("clock") = py::none())
       .def("close", [](Engine& e) { without_gil([&] { e.close(); }); })
@@ -684,11 +685,12 @@ void bind_engine(py::module_& m) {
           py::arg("provider"), py::arg("workspaces"))
       .def(
           "create",
-          [](Engine& e, WorkspaceMap& workspaces, std::string subscription_id,
-             std::string resource_group, std::string name, std::optional<int> retention_days,
-             bool cmk_encrypted, const py::iterable& components, MaybePrincipal principal) {
-            CreateRequest request{std::move(subscription_id), std::move(resource_group),
-                                  std::move(name), retention_days, cmk_encrypted,
+          [](Engine& e, WorkspaceMap& workspaces, Text<"subscription_id"> subscription_id,
+             Text<"resource_group"> resource_group, Text<"name"> name,
+             std::optional<int> retention_days, bool cmk_encrypted,
+             const py::iterable& components, MaybePrincipal principal) {
+            CreateRequest request{std::move(subscription_id.value), std::move(resource_group.value),
+                                  std::move(name.value), retention_days, cmk_encrypted,
                                   components_from(components)};
             return workspaces.track(without_gil([&] { return e.create(request, principal); }));
           },
@@ -697,8 +699,8 @@ void bind_engine(py::module_& m) {
           py::arg("components") = py::tuple(), py::arg("principal") = py::none())
       .def(
           "get",
-          [](Engine& e, WorkspaceMap& workspaces, const std::string& subscription_id,
-             const std::string& resource_group, const std::string& name, P principal) {
+          [](Engine& e, WorkspaceMap& workspaces, const Text<"subscription_id">& subscription_id,
+             const Text<"resource_group">& resource_group, const Text<"name">& name, P principal) {
             return workspaces.track(
                 without_gil([&] { return e.get(subscription_id, resource_group, name, principal); }));
           },
@@ -706,42 +708,43 @@ void bind_engine(py::module_& m) {
           py::arg("name"), py::arg("principal") = py::none())
       .def(
           "get_by_id",
-          [](Engine& e, WorkspaceMap& workspaces, const std::string& workspace_id, P principal) {
+          [](Engine& e, WorkspaceMap& workspaces, const Text<"workspace_id">& workspace_id, P principal) {
             return workspaces.track(without_gil([&] { return e.get_by_id(workspace_id, principal); }));
           },
           py::arg("workspaces"), py::arg("workspace_id"), py::arg("principal") = py::none())
       .def(
           "stop",
-          [](Engine& e, WorkspaceMap& workspaces, const std::string& workspace_id, P principal) {
+          [](Engine& e, WorkspaceMap& workspaces, const Text<"workspace_id">& workspace_id, P principal) {
             return workspaces.track(without_gil([&] { return e.stop(workspace_id, principal); }));
           },
           py::arg("workspaces"), py::arg("workspace_id"), py::arg("principal") = py::none())
       .def(
           "start",
-          [](Engine& e, WorkspaceMap& workspaces, const std::string& workspace_id, P principal) {
+          [](Engine& e, WorkspaceMap& workspaces, const Text<"workspace_id">& workspace_id, P principal) {
             return workspaces.track(without_gil([&] { return e.start(workspace_id, principal); }));
           },
           py::arg("workspaces"), py::arg("workspace_id"), py::arg("principal") = py::none())
       .def(
           "grant",
-          [](Engine& e, const std::string& workspace_id, const std::string& member_id,
-             const std::string& role, P principal) {
+          [](Engine& e, const Text<"workspace_id">& workspace_id, const Text<"member_id">& member_id,
+             const Text<"role">& role, P principal) {
             without_gil([&] { e.grant(workspace_id, member_id, role, principal); });
           },
           py::arg("workspace_id"), py::arg("member_id"), py::arg("role"),
           py::arg("principal") = py::none())
       .def(
           "revoke",
-          [](Engine& e, const std::string& workspace_id, const std::string& member_id, P principal) {
+          [](Engine& e, const Text<"workspace_id">& workspace_id, const Text<"member_id">& member_id, P principal) {
             without_gil([&] { e.revoke(workspace_id, member_id, principal); });
           },
           py::arg("workspace_id"), py::arg("member_id"), py::arg("principal") = py::none())
       .def(
           "remove",
-          [](Engine& e, const std::string& workspace_id, bool delete_dependent_resources,
-             bool permanently_delete, OptionalString confirm_name, P principal, bool dry_run) {
-            const DeleteOptions options = delete_options(delete_dependent_resources, permanently_delete,
-                                                         std::move(confirm_name), dry_run);
+          [](Engine& e, const Text<"workspace_id">& workspace_id, bool delete_dependent_resources,
+             bool permanently_delete, const std::optional<Text<"confirm_name">>& confirm_name,
+             P principal, bool dry_run) {
+            const DeleteOptions options = delete_options(
+                delete_dependent_resources, permanently_delete, optional_text(confirm_name), dry_run);
             return delete_result_value(
                 without_gil([&] { return e.remove(workspace_id, options, principal); }));
           },
@@ -750,12 +753,16 @@ void bind_engine(py::module_& m) {
           py::arg("principal") = py::none(), py::arg("dry_run") = false)
       .def(
           "remove_many",
-          [](Engine& e, const std::vector<std::string>& workspace_ids, bool delete_dependent_resources,
-             bool permanently_delete, OptionalString confirm_name, P principal, bool dry_run) {
-            const DeleteOptions options = delete_options(delete_dependent_resources, permanently_delete,
-                                                         std::move(confirm_name), dry_run);
+          [](Engine& e, const std::vector<Text<"a workspace id">>& workspace_ids,
+             bool delete_dependent_resources, bool permanently_delete,
+             const std::optional<Text<"confirm_name">>& confirm_name, P principal, bool dry_run) {
+            const DeleteOptions options = delete_options(
+                delete_dependent_resources, permanently_delete, optional_text(confirm_name), dry_run);
+            std::vector<std::string> ids;
+            ids.reserve(workspace_ids.size());
+            for (const auto& id : workspace_ids) ids.push_back(id.value);
             return list_of(
-                without_gil([&] { return e.remove_many(workspace_ids, options, principal); }),
+                without_gil([&] { return e.remove_many(ids, options, principal); }),
                 delete_result_value);
           },
           py::arg("workspace_ids"), py::arg("delete_dependent_resources") = false,
@@ -764,12 +771,14 @@ void bind_engine(py::module_& m) {
       .def(
           "list_deleted",
           // (items, next_cursor); each item's as_of is the engine's time just before the read.
-          [](Engine& e, const std::string& subscription_id, const OptionalString& resource_group,
-             std::optional<std::size_t> limit, const OptionalString& cursor, P principal) {
+          [](Engine& e, const Text<"subscription_id">& subscription_id,
+             const std::optional<Text<"resource_group">>& resource_group,
+             std::optional<std::size_t> limit, const std::optional<Text<"cursor">>& cursor,
+             P principal) {
             Timestamp as_of = 0;
             DeletedPage page = without_gil([&] {
               as_of = e.clock().now();
-              return e.list_deleted(subscription_id, resource_group, limit, cursor, principal);
+              return e.list_deleted(subscription_id, optional_text(resource_group), limit, optional_text(cursor), principal);
             });
             const py::object when = to_datetime(as_of);
             RepeatedStrs strs;
@@ -785,11 +794,13 @@ void bind_engine(py::module_& m) {
       .def(
           "list_live",
           // (items, next_cursor); items are the engine's rb.Workspace objects.
-          [](Engine& e, WorkspaceMap& workspaces, const std::string& subscription_id,
-             const OptionalString& resource_group, std::optional<std::size_t> limit,
-             const OptionalString& cursor, P principal) {
-            WorkspacePage page = without_gil(
-                [&] { return e.list_live(subscription_id, resource_group, limit, cursor, principal); });
+          [](Engine& e, WorkspaceMap& workspaces, const Text<"subscription_id">& subscription_id,
+             const std::optional<Text<"resource_group">>& resource_group, std::optional<std::size_t> limit,
+             const std::optional<Text<"cursor">>& cursor, P principal) {
+            WorkspacePage page = without_gil([&] {
+              return e.list_live(subscription_id, optional_text(resource_group), limit, optional_text(cursor),
+                                 principal);
+            });
             py::object items =
                 list_of(page.items, [&](const Workspace& w) { return workspaces.track(w); });
             py::object next = page.next_cursor ? py_str(*page.next_cursor) : py::none();
@@ -800,8 +811,8 @@ void bind_engine(py::module_& m) {
           py::arg("principal") = py::none())
       .def(
           "get_deleted",
-          [](Engine& e, const std::string& subscription_id, const std::string& resource_group,
-             const std::string& name, P principal) {
+          [](Engine& e, const Text<"subscription_id">& subscription_id, const Text<"resource_group">& resource_group,
+             const Text<"name">& name, P principal) {
             Timestamp as_of = 0;
             DeletedWorkspace item = without_gil([&] {
               as_of = e.clock().now();
@@ -814,8 +825,8 @@ void bind_engine(py::module_& m) {
           py::arg("principal") = py::none())
       .def(
           "recover",
-          [](Engine& e, WorkspaceMap& workspaces, const std::string& subscription_id,
-             const std::string& resource_group, const std::string& name, P principal) {
+          [](Engine& e, WorkspaceMap& workspaces, const Text<"subscription_id">& subscription_id,
+             const Text<"resource_group">& resource_group, const Text<"name">& name, P principal) {
             RecoverResult result = without_gil(
                 [&] { return e.recover(subscription_id, resource_group, name, principal); });
             return recover_result_value(result, workspaces);
@@ -824,10 +835,10 @@ void bind_engine(py::module_& m) {
           py::arg("name"), py::arg("principal") = py::none())
       .def(
           "purge",
-          [](Engine& e, const std::string& subscription_id, const std::string& resource_group,
-             const std::string& name, P principal) {
-            return delete_result_value(
-                without_gil([&] { return e.purge(subscription_id, resource_group, name, principal); }));
+          [](Engine& e, const Text<"subscription_id">& subscription_id, const Text<"resource_group">& resource_group,
+             const Text<"name">& name, P principal) {
+            return delete_result_value(without_gil(
+                [&] { return e.purge(subscription_id, resource_group, name, principal); }));
           },
           py::arg("subscription_id"), py::arg("resource_group"), py::arg("name"),
           py::arg("principal") = py::none())
@@ -839,18 +850,21 @@ void bind_engine(py::module_& m) {
           py::arg("principal") = py::none(), py::arg("dry_run") = false)
       .def(
           "list_deletable",
-          [](Engine& e, const std::string& subscription_id) {
+          [](Engine& e, const Text<"subscription_id">& subscription_id) {
             return list_of(without_gil([&] { return e.list_deletable(subscription_id); }),
                            deletable_value);
           },
           py::arg("subscription_id"))
       .def(
           "purge_by_id",
-          [](Engine& e, const std::string& workspace_id, P principal, bool dry_run,
-             std::optional<std::vector<std::string>> expected_refs) {
+          [](Engine& e, const Text<"workspace_id">& workspace_id, P principal, bool dry_run,
+             const std::optional<std::vector<Text<"an expected ref">>>& expected_refs) {
             PurgeByIdOptions options;
             options.dry_run = dry_run;
-            options.expected_refs = std::move(expected_refs);
+            if (expected_refs) {
+              options.expected_refs.emplace();
+              for (const auto& ref : *expected_refs) options.expected_refs->push_back(ref.value);
+            }
             return delete_result_value(
                 without_gil([&] { return e.purge_by_id(workspace_id, principal, options); }));
           },
@@ -866,7 +880,7 @@ void bind_engine(py::module_& m) {
           py::arg("task_id"))
       .def(
           "claim_cleanup",
-          [](Engine& e, const std::string& worker, std::size_t limit, const py::handle& lease) {
+          [](Engine& e, const Text<"worker">& worker, std::size_t limit, const py::handle& lease) {
             const std::int64_t micros = from_timedelta(lease, "lease");
             return list_of(without_gil([&] { return e.claim_cleanup(worker, limit, micros); }),
                            cleanup_task_value);
@@ -874,15 +888,15 @@ void bind_engine(py::module_& m) {
           py::arg("worker"), py::arg("limit"), py::arg("lease"))
       .def(
           "fail_cleanup",
-          [](Engine& e, std::int64_t task_id, const std::string& error, const py::handle& retry_after) {
+          [](Engine& e, std::int64_t task_id, const Text<"error">& error, const py::handle& retry_after) {
             const std::int64_t micros = from_timedelta(retry_after, "retry_after");
             without_gil([&] { e.fail_cleanup(task_id, error, micros); });
           },
           py::arg("task_id"), py::arg("error"), py::arg("retry_after"))
       .def(
           "audit_log",
-          [](Engine& e, const OptionalString& subscription_id) {
-            return list_of(without_gil([&] { return e.audit_log(subscription_id); }),
+          [](Engine& e, const std::optional<Text<"subscription_id">>& subscription_id) {
+            return list_of(without_gil([&] { return e.audit_log(optional_text(subscription_id)); }),
                            audit_record_value);
           },
           py::arg("subscription_id") = py::none());

@@ -8,6 +8,7 @@
 #include <boost/mp11/algorithm.hpp>
 
 #include <array>
+#include <cstring>
 #include <exception>
 #include <string>
 
@@ -33,11 +34,21 @@ PyObject* g_base = nullptr;
 
 std::size_t index_of(ErrorCode code) { return static_cast<std::size_t>(code); }
 
+/// The whole message (what() is a C string: it would end at a NUL byte); bytes that are not
+/// UTF-8 are shown as \\xNN escapes rather than failing the translation.
+py::str message_of(const Error& error) {
+  const std::string& text = error.message();
+  PyObject* message = PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()),
+                                           "backslashreplace");
+  if (message == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::str>(message);
+}
+
 void raise_error(const Error& error) {
   PyObject* cls = index_of(error.code()) < kCodeCount ? g_classes[index_of(error.code())] : nullptr;
   if (cls == nullptr) cls = g_base;
   try {
-    py::object instance = py::reinterpret_borrow<py::object>(cls)(py::str(error.what()));
+    py::object instance = py::reinterpret_borrow<py::object>(cls)(message_of(error));
     if (error.code() == ErrorCode::name_reserved) {
       const auto until = error.reserved_until();
       instance.attr("reserved_until") = until ? to_datetime(*until) : py::none();
@@ -57,7 +68,48 @@ py::object make_class(const char* name, const char* doc, py::tuple bases, py::di
   return py::reinterpret_steal<py::object>(cls);
 }
 
+constexpr Py_ssize_t kShownChars = 200;  // of a refused value in a message, as models.py
+
+/// `value` (a str) for a message: its repr, shortened (and marked) when long.
+std::string shown(py::handle value) {
+  const Py_ssize_t length = PyUnicode_GET_LENGTH(value.ptr());
+  if (length <= kShownChars) return py::repr(value).cast<std::string>();
+  py::object head = py::reinterpret_steal<py::object>(PyUnicode_Substring(value.ptr(), 0, kShownChars));
+  if (!head) throw py::error_already_set();
+  return py::repr(head).cast<std::string>() + "... (" + std::to_string(length) + " characters)";
+}
+
+[[noreturn]] void refuse_text(py::handle value, const char* what, const std::string& problem) {
+  throw Error(ErrorCode::invalid_argument,
+              std::string(what) + " " + shown(value) + " " + problem +
+                  "; it must be Unicode text without NUL bytes or lone surrogates");
+}
+
 }  // namespace
+
+std::string text_from(py::handle value, const char* what) {
+  Py_ssize_t size = 0;
+  const char* data = PyUnicode_AsUTF8AndSize(value.ptr(), &size);
+  if (data == nullptr) {
+    // Only a lone surrogate makes a str unencodable as UTF-8: find it for the message.
+    PyErr_Clear();
+    const Py_ssize_t length = PyUnicode_GET_LENGTH(value.ptr());
+    Py_ssize_t at = 0;
+    while (at < length) {
+      const Py_UCS4 c = PyUnicode_READ_CHAR(value.ptr(), at);
+      if (c >= 0xD800 && c <= 0xDFFF) break;
+      ++at;
+    }
+    refuse_text(value, what,
+                "contains a lone surrogate (at index " + std::to_string(at) +
+                    "), which is not valid Unicode text");
+  }
+  const auto length = static_cast<std::size_t>(size);
+  if (std::memchr(data, '\0', length) != nullptr) {
+    refuse_text(value, what, "contains a NUL byte (\\x00), which is not allowed");
+  }
+  return {data, length};
+}
 
 void bind_errors(py::module_& m) {
   py::dict base_attributes;

@@ -83,12 +83,14 @@ void bind_policy(py::module_& m) {
           py::arg("text"), py::arg("source") = std::string())
       .def_static(
           "load",
-          [](const std::string& path) { return without_gil([&] { return Policy::load(path); }); },
+          [](const Text<"path">& path) {
+            return without_gil([&] { return Policy::load(path.value); });
+          },
           py::arg("path"))
       .def_static(
           "builtin",
-          [](const std::string& name) {
-            return without_gil([&] { return Policy::builtin(name); });
+          [](const Text<"name">& name) {
+            return without_gil([&] { return Policy::builtin(name.value); });
           },
           py::arg("name"))
       .def_static("builtin_names", &Policy::builtin_names)
@@ -97,15 +99,15 @@ void bind_policy(py::module_& m) {
       .def("tenants", &Policy::tenants)
       .def(
           "to_yaml",
-          [](const Policy& policy, const std::optional<std::string>& subscription_id) {
-            return Policy::to_yaml(rules_of(policy, subscription_id));
+          [](const Policy& policy, const std::optional<Text<"subscription_id">>& subscription_id) {
+            return Policy::to_yaml(rules_of(policy, optional_text(subscription_id)));
           },
           py::arg("subscription_id") = py::none(),
           "The effective rules (the base, or a tenant's merged rules) as YAML.")
       .def(
           "rules",
-          [](const Policy& policy, const std::optional<std::string>& subscription_id) {
-            return rules_value(rules_of(policy, subscription_id));
+          [](const Policy& policy, const std::optional<Text<"subscription_id">>& subscription_id) {
+            return rules_value(rules_of(policy, optional_text(subscription_id)));
           },
           py::arg("subscription_id") = py::none(),
           "The effective rules as a dict of plain values, keyed as in the policy file.");

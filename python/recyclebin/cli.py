@@ -828,8 +828,12 @@ def serve(
     db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
     tokens: Annotated[Path | None, typer.Option(
         "--tokens", dir_okay=False, help="Bearer tokens, YAML or JSON: token -> "
-        "{principal, roles} or {principal, platform: true}. Default: $RECYCLEBIN_TOKENS.")
+        "{principal, subscriptions: [..] or \"*\", roles} or {principal, platform: true}. "
+        "Default: $RECYCLEBIN_TOKENS.")
     ] = None,
+    max_body_bytes: Annotated[int, typer.Option(
+        "--max-body-bytes", min=1, help="Largest request body taken, in bytes; larger ones "
+        "are refused with 413 before they are read.")] = 1 << 20,
     reaper_interval: Annotated[float, typer.Option(
         "--reaper-interval", min=0, help="Seconds between purge_expired runs; 0 = off.")
     ] = 60.0,
@@ -865,7 +869,7 @@ def serve(
         run_server(db, policy, host=host, port=port, tokens=tokens,
                    reaper_interval=reaper_interval or None, manual_clock=clock_start,
                    log_level=log_level.lower(), ssl_certfile=ssl_certfile,
-                   ssl_keyfile=ssl_keyfile)
+                   ssl_keyfile=ssl_keyfile, max_body_bytes=max_body_bytes)
 
 
 def main() -> None:

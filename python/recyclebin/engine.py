@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from . import _core
+from ._core import NotFound
 from .clock import ManualClock
 from .models import Principal, _core_principal, _require_str
 from .policy import Policy
@@ -24,6 +25,7 @@ FactsProvider = Callable[["Workspace"], Mapping[str, int]]
 """``fn(workspace) -> {"running_jobs": 0, "active_sessions": 1}``: what the platform knows."""
 
 _POLICY_SUFFIXES = (".yaml", ".yml")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _URI_PASSWORD = re.compile(r"^(postgres(?:ql)?://[^:/@?]*:)[^/?]*@")
 
 
@@ -226,6 +228,9 @@ class Engine:
         raises ``KeyError`` (:class:`rb.NotFound`)."""
         if isinstance(task_id, bool) or not isinstance(task_id, int):
             raise TypeError(f"task_id must be an int, not {type(task_id).__name__}")
+        if not _INT64_MIN <= task_id <= _INT64_MAX:
+            # No task has such an id (ids are 64-bit): the answer for any unknown id.
+            raise NotFound(f"no cleanup task {task_id}: task ids are 64-bit integers")
         self._core.complete_cleanup(task_id)
 
     def claim_cleanup(

@@ -18,6 +18,15 @@ Engine calls run in the threadpool (every endpoint is a plain ``def``).
 
 ``authenticate`` is a FastAPI dependency returning an ``rb.Principal`` (a tenant user) or
 ``None`` (the trusted platform); tests replace it with ``app.dependency_overrides``.
+
+Tenants apart (``recyclebin.auth``): every route under ``/subscriptions/{subscription_id}``
+first checks that the caller may act in that subscription, reads included (a guard on the
+whole router, ``auth.subscription_caller(..., required=False)``, so that a route added later
+is checked too); the cloud-workstation route, which names a workspace by id, checks the
+workspace's subscription before anything else (``auth.require_workspace_subscription``);
+the operator routes (deletable workspaces, purge expired, cleanup tasks, audit log) are for
+the platform only. Each refusal is 403 ``permission_denied`` and reveals nothing of the
+tenant. Every status and error code a route can answer is listed in its OpenAPI responses.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations
@@ -44,13 +53,21 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StrictBool, StrictInt, StrictStr
 from pydantic import ValidationError as PydanticValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import recyclebin as rb
-from recyclebin.auth import AuthError, Authenticator, Forbidden
+from recyclebin.auth import (
+    AuthError,
+    Authenticator,
+    require_platform,
+    require_workspace_subscription,
+    subscription_caller,
+)
 
 __all__ = [
+    "ERROR_RESPONSES",
     "ApiError",
     "create_router",
     "error_response",
@@ -97,16 +114,20 @@ class ErrorResponse(_Model):
 
 
 class ComponentModel(_Model):
-    kind: str = Field(min_length=1, description="Policy component kind, e.g. `compute_instance`.")
-    ref: str = Field(description="The platform's reference: a resource id, a block path.")
-    standalone: bool = Field(default=False, description="Created on its own: always preserved.")
+    kind: StrictStr = Field(min_length=1,
+                            description="Policy component kind, e.g. `compute_instance`.")
+    ref: StrictStr = Field(description="The platform's reference: a resource id, a block path.")
+    standalone: StrictBool = Field(default=False,
+                                   description="Created on its own: always preserved.")
 
 
 class WorkspaceCreate(_Model):
-    soft_delete_retention_days: int | None = Field(
-        default=None, description="Days in the recycle bin; omitted: the policy's default.")
-    cmk_encrypted: bool = Field(default=False,
-                                description="Customer-managed keys: always hard-deleted.")
+    # Strict types, as the Python API: "3" is not a number of days, nor "true" a bool.
+    soft_delete_retention_days: StrictInt | None = Field(
+        default=None, description="Days in the recycle bin (an integer); omitted: the "
+                                  "policy's default.")
+    cmk_encrypted: StrictBool = Field(default=False,
+                                      description="Customer-managed keys: always hard-deleted.")
     components: list[ComponentModel] = Field(default_factory=list)
 
 
@@ -128,10 +149,10 @@ class WorkspacePageModel(_Model):
 
 class DeleteOptionsBody(_Model):
     """The delete options, as an alternative to the query parameters."""
-    permanently_delete: bool | None = None
-    delete_dependent_resources: bool | None = None
-    confirm_name: str | None = None
-    no_wait: bool | None = None
+    permanently_delete: StrictBool | None = None
+    delete_dependent_resources: StrictBool | None = None
+    confirm_name: StrictStr | None = None
+    no_wait: StrictBool | None = None
 
 
 class CleanupTaskModel(_Model):
@@ -224,7 +245,7 @@ class AuditRecordModel(_Model):
 
 
 class GrantBody(_Model):
-    role: str = Field(min_length=1, description="The role on the workspace, e.g. `owner`.")
+    role: StrictStr = Field(min_length=1, description="The role on the workspace, e.g. `owner`.")
 
 
 class WorkstationDeleted(_Model):
@@ -330,6 +351,16 @@ async def _map_errors(call: Callable[[], Awaitable[Response]]) -> Response:
         return error_response(exc.http_status, exc.code, str(exc))
     except RequestValidationError as exc:
         return validation_error_response(exc)
+    except StarletteHTTPException as exc:
+        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+            # FastAPI's answer to a JSON body that is not UTF-8: a malformed body, as for
+            # any other JSON that does not parse.
+            return error_response(
+                422, "validation_error",
+                f"invalid request: body: not UTF-8 JSON text (byte {exc.__cause__.start} "
+                "is not UTF-8)", fields=[FieldErrorModel(field="body",
+                                                         message="not UTF-8 JSON text")])
+        raise
     except PydanticValidationError:
         raise  # a bug in this module's own models, not the caller's fault
     except ValueError as exc:  # e.g. a cursor the engine cannot read
@@ -352,20 +383,46 @@ def _doc(status_code: int, description: str) -> dict[int | str, dict[str, Any]]:
     return {status_code: {"model": ErrorResponse, "description": description}}
 
 
-_E400 = _doc(400, "`invalid_retention`, `workspace_not_stopped`, `policy_error` or "
-                  "`invalid_request`.")
-_E403 = _doc(403, "`permission_denied`: the caller lacks a role the policy requires, or the "
-                  "route is for the platform only.")
-_E404 = _doc(404, "`workspace_not_found`.")
+def _codes(*codes: str) -> str:
+    return ", ".join(f"`{code}`" for code in codes)
+
+
+def _e400(*codes: str) -> dict[int | str, dict[str, Any]]:
+    """400: the route's own codes, and `invalid_argument`, which any text can bring."""
+    return _doc(400, f"{_codes(*codes, 'invalid_argument')}. `invalid_argument`: a name, id "
+                     "or other text with a NUL byte or a lone surrogate, or a value out of "
+                     "range.")
+
+
+def _e404(*codes: str) -> dict[int | str, dict[str, Any]]:
+    return _doc(404, f"{_codes(*codes, 'not_found')}. `not_found`: no route at this path "
+                     "(e.g. a path parameter holding `/`).")
+
+
+_E400 = _e400()
+_E403 = _doc(403, "`permission_denied`: the token does not name the subscription, the "
+                  "caller lacks a role the policy requires, or the route is for the platform "
+                  "only.")
+_E404 = _e404()
+_E404_WS = _e404("workspace_not_found")
 _E409 = _doc(409, "`workspace_exists`, `name_reserved` (with `reserved_until`) or "
                   "`operation_not_allowed`.")
 _E412 = _doc(412, "`precondition_failed`: confirm_name missing or different, or a blocker "
                   "fact above zero.")
-_COMMON: dict[int | str, dict[str, Any]] = {
+#: The errors any route of this package can answer, for ``APIRouter(responses=...)``.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **_E400,
     **_doc(401, "`unauthenticated`: no bearer token, or an unknown one."),
-    **_doc(422, "`validation_error`: a path, query or body field is malformed; "
-                "`fields` names each one."),
-    **_doc(503, "`engine_closed`: the server is shutting down."),
+    **_E403,
+    **_E404,
+    **_doc(405, "`method_not_allowed`: the path does not take this method; `Allow` lists "
+                "those it takes."),
+    **_doc(413, "`payload_too_large`: the request body is above the server's limit "
+                "(`serve --max-body-bytes`, default 1 MiB)."),
+    **_doc(422, "`validation_error`: a path, query or body field is malformed, or the body "
+                "is not UTF-8 JSON; `fields` names each one."),
+    **_doc(503, "`engine_closed`: the server is shutting down; `storage_error`: the store "
+                "failed or cannot be reached (nothing was applied; safe to retry)."),
 }
 
 
@@ -381,11 +438,6 @@ def _next_link(request: Request, next_cursor: str | None, limit: int) -> str | N
     if next_cursor is None:
         return None
     return str(request.url.include_query_params(cursor=next_cursor, limit=limit))
-
-
-def require_platform(caller: "rb.Principal | None", what: str) -> None:
-    if caller is not None:
-        raise Forbidden(f"{what} is for the platform only (a token with platform: true)")
 
 
 def _pick(name: str, query_value: Any, body_value: Any, default: Any) -> Any:
@@ -409,14 +461,18 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
     ``engine`` is borrowed: the router never closes it. ``bearer_in_openapi`` documents
     the bearer scheme in OpenAPI (turn off for an authenticator that is not bearer-based).
     """
+    # Every route with a {subscription_id}, those added later too, checks it first.
+    tenant_guard = Depends(subscription_caller(authenticate, required=False))
     dependencies = [Security(HTTPBearer(auto_error=False))] if bearer_in_openapi else []
-    router = APIRouter(route_class=RecycleBinRoute, dependencies=dependencies,
-                       responses=_COMMON)
+    router = APIRouter(route_class=RecycleBinRoute, dependencies=[*dependencies, tenant_guard],
+                       responses=ERROR_RESPONSES)
     extra_tags = list(tags)
 
     def tagged(*names: str) -> list[str | enum.Enum]:
         return [*names, *extra_tags]
 
+    # The caller, authenticated; the router's guard has checked the path's subscription_id
+    # (operator routes require the platform, the by-id route checks the workspace's).
     Caller = Annotated[rb.Principal | None, Depends(authenticate)]
     Subscription = Annotated[str, Path(min_length=1, max_length=256,
                                        description="Subscription (tenant) id.")]
@@ -486,7 +542,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
 
     @router.put(ws_path, status_code=201, response_model=WorkspaceModel,
                 tags=tagged("workspaces"), summary="Create a workspace",
-                responses=_responses(_E400, _E403, _E409))
+                responses=_responses(_e400("invalid_retention"), _E409))
     def create_workspace(subscription_id: Subscription, resource_group: Group, name: Name,
                          caller: Caller,
                          body: Annotated[WorkspaceCreate | None, Body()] = None
@@ -504,7 +560,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
         return _workspace(ws)
 
     @router.get(ws_path, response_model=WorkspaceModel, tags=tagged("workspaces"),
-                summary="Show a workspace", responses=_responses(_E403, _E404))
+                summary="Show a workspace", responses=_responses(_E404_WS))
     def show_workspace(subscription_id: Subscription, resource_group: Group, name: Name,
                        caller: Caller) -> WorkspaceModel:
         """A live workspace. A soft-deleted one answers 404 (see `deletedWorkspaces`)."""
@@ -512,7 +568,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
                                            principal=caller, engine=engine))
 
     @router.post(ws_path + "/stop", response_model=WorkspaceModel, tags=tagged("workspaces"),
-                 summary="Stop a workspace", responses=_responses(_E403, _E404, _E409))
+                 summary="Stop a workspace", responses=_responses(_E404_WS, _E409))
     def stop_workspace(subscription_id: Subscription, resource_group: Group, name: Name,
                        caller: Caller) -> WorkspaceModel:
         """Idempotent."""
@@ -521,7 +577,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
         return _workspace(ws)
 
     @router.post(ws_path + "/start", response_model=WorkspaceModel, tags=tagged("workspaces"),
-                 summary="Start a workspace", responses=_responses(_E403, _E404, _E409))
+                 summary="Start a workspace", responses=_responses(_E404_WS, _E409))
     def start_workspace(subscription_id: Subscription, resource_group: Group, name: Name,
                         caller: Caller) -> WorkspaceModel:
         """Idempotent."""
@@ -535,7 +591,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
         responses=_responses(
             {202: {"model": DeleteResultModel,
                    "description": "Accepted (`no_wait=true`); the body is the result."}},
-            _E400, _E403, _E404, _E409, _E412))
+            _e400("invalid_request", "workspace_not_stopped"), _E404_WS, _E409, _E412))
     def delete_workspace(
         subscription_id: Subscription, resource_group: Group, name: Name, caller: Caller,
         response: Response,
@@ -569,7 +625,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
 
     @router.put(ws_path + "/members/{principal_id}", status_code=204, response_class=Response,
                 tags=tagged("workspaces"), summary="Grant a role on a workspace",
-                responses=_responses(_E403, _E404, _E409))
+                responses=_responses(_E404_WS, _E409))
     def grant_role(subscription_id: Subscription, resource_group: Group, name: Name,
                    principal_id: Annotated[str, Path(min_length=1, max_length=256)],
                    body: GrantBody, caller: Caller) -> None:
@@ -579,7 +635,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
 
     @router.delete(ws_path + "/members/{principal_id}", status_code=204, response_class=Response,
                    tags=tagged("workspaces"), summary="Revoke a member's role",
-                   responses=_responses(_E403, _E404, _E409))
+                   responses=_responses(_E404_WS, _E409))
     def revoke_role(subscription_id: Subscription, resource_group: Group, name: Name,
                     principal_id: Annotated[str, Path(min_length=1, max_length=256)],
                     caller: Caller) -> None:
@@ -600,7 +656,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
     @router.get("/subscriptions/{subscription_id}/deletedWorkspaces",
                 response_model=DeletedPageModel, tags=tagged("recycle bin"),
                 summary="List soft-deleted workspaces of a subscription",
-                responses=_responses(_E400, _E403))
+                responses=_responses(_e400("invalid_request")))
     def list_deleted_in_subscription(
         request: Request, subscription_id: Subscription, caller: Caller,
         resource_group: Annotated[str | None, Query(
@@ -614,7 +670,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
                 "/deletedWorkspaces", response_model=DeletedPageModel,
                 tags=tagged("recycle bin"),
                 summary="List soft-deleted workspaces of a resource group",
-                responses=_responses(_E400, _E403))
+                responses=_responses(_e400("invalid_request")))
     def list_deleted_in_group(request: Request, subscription_id: Subscription,
                               resource_group: Group, caller: Caller,
                               limit: Limit = 100, cursor: Cursor = None) -> DeletedPageModel:
@@ -622,7 +678,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
         return page_of(request, subscription_id, resource_group, limit, cursor, caller)
 
     @router.get(deleted_path, response_model=DeletedWorkspaceModel, tags=tagged("recycle bin"),
-                summary="Show a soft-deleted workspace", responses=_responses(_E403, _E404))
+                summary="Show a soft-deleted workspace", responses=_responses(_E404_WS))
     def show_deleted(subscription_id: Subscription, resource_group: Group, name: Name,
                      caller: Caller) -> DeletedWorkspaceModel:
         """By its original subscription, group and name; with `purge_at`."""
@@ -631,7 +687,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
 
     @router.post(deleted_path + "/recover", response_model=RecoverResultModel,
                  tags=tagged("recycle bin"), summary="Recover a soft-deleted workspace",
-                 responses=_responses(_E403, _E404, _E409))
+                 responses=_responses(_E404_WS, _E409))
     def recover_workspace(subscription_id: Subscription, resource_group: Group, name: Name,
                           caller: Caller) -> RecoverResultModel:
         """Restores retained data; re-attaches what the policy says (best effort) and
@@ -645,7 +701,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
 
     @router.delete(deleted_path, response_model=DeleteResultModel, tags=tagged("recycle bin"),
                    summary="Purge a soft-deleted workspace now",
-                   responses=_responses(_E403, _E404, _E409))
+                   responses=_responses(_E404_WS, _E409))
     def purge_workspace(subscription_id: Subscription, resource_group: Group, name: Name,
                         caller: Caller) -> DeleteResultModel:
         """Hard-deletes it and queues its cleanup tasks; the name becomes free."""
@@ -656,8 +712,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
 
     @router.get("/subscriptions/{subscription_id}/deletableWorkspaces",
                 response_model=list[DeletableWorkspaceModel], tags=tagged("operations"),
-                summary="List workspaces an operator may purge (platform only)",
-                responses=_responses(_E403))
+                summary="List workspaces an operator may purge (platform only)")
     def list_deletable(subscription_id: Subscription,
                        caller: Caller) -> list[DeletableWorkspaceModel]:
         """`deletion_planned` (past their date under `on_expiry: hold`) and `orphaned`
@@ -670,7 +725,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
     @router.delete("/subscriptions/{subscription_id}/deletableWorkspaces/{workspace_id}",
                    response_model=DeleteResultModel, tags=tagged("operations"),
                    summary="Purge one deletable workspace by id",
-                   responses=_responses(_E403, _E404, _E409))
+                   responses=_responses(_E404_WS, _E409))
     def purge_deletable(subscription_id: Subscription,
                         workspace_id: Annotated[str, Path(min_length=1, max_length=256)],
                         caller: Caller) -> DeleteResultModel:
@@ -684,8 +739,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
         return _delete_result(engine.purge_by_id(workspace_id, principal=caller))
 
     @router.post("/purgeExpired", response_model=PurgeReportModel, tags=tagged("operations"),
-                 summary="Purge every expired workspace now (platform only)",
-                 responses=_responses(_E403))
+                 summary="Purge every expired workspace now (platform only)")
     def purge_expired(caller: Caller) -> PurgeReportModel:
         """What the server's reaper does periodically."""
         require_platform(caller, "purging expired workspaces")
@@ -697,8 +751,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
 
     @router.get("/cleanupTasks", response_model=list[CleanupTaskModel],
                 tags=tagged("operations"),
-                summary="Pending cleanup tasks, oldest first (platform only)",
-                responses=_responses(_E403))
+                summary="Pending cleanup tasks, oldest first (platform only)")
     def list_cleanup_tasks(caller: Caller, workspace_id: Annotated[str | None, Query(
             min_length=1, description="Only this workspace's tasks.")] = None
                            ) -> list[CleanupTaskModel]:
@@ -709,7 +762,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
 
     @router.post("/cleanupTasks/{task_id}/complete", status_code=204, response_class=Response,
                  tags=tagged("operations"), summary="Mark a cleanup task done (platform only)",
-                 responses=_responses(_E403, _doc(404, "`cleanup_task_not_found`.")))
+                 responses=_responses(_e404("cleanup_task_not_found")))
     def complete_cleanup_task(task_id: Annotated[int, Path(ge=1)], caller: Caller) -> None:
         """Completing a completed task is a no-op."""
         require_platform(caller, "the cleanup outbox")
@@ -746,8 +799,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
                            f"no cleanup task {task_id}; see GET /cleanupTasks") from None
 
     @router.get("/auditLog", response_model=list[AuditRecordModel], tags=tagged("operations"),
-                summary="The audit log, oldest first (platform only)",
-                responses=_responses(_E403))
+                summary="The audit log, oldest first (platform only)")
     def audit_log(caller: Caller, subscription_id: Annotated[str | None, Query(
             min_length=1, description="Only this subscription.")] = None
                   ) -> list[AuditRecordModel]:
@@ -772,8 +824,7 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
                                   "with `Prefer: return=representation` (answered 200)."},
              200: {"model": WorkstationDeleted,
                    "description": "Deleted, with `Prefer: return=representation`."}},
-            _doc(400, "`workspace_not_stopped`: stop the workstation first."),
-            _E403, _doc(404, "`workspace_not_found`: no such workstation id."), _E409, _E412))
+            _e400("workspace_not_stopped"), _E404_WS, _E409, _E412))
     def delete_workstation(
         workstation_id: Annotated[str, Path(min_length=1, max_length=256,
                                             description="The workspace id.")],
@@ -782,7 +833,10 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
             description="`return=representation` for a 200 with the delete object.")] = None,
     ) -> Response:
         """A `GET` that deletes, as the cloud-workstation API defines it. The
-        workstation must be stopped (400 otherwise); the policy decides soft or hard."""
+        workstation must be stopped (400 otherwise); the policy decides soft or hard. A
+        tenant token that may not act everywhere gets 403 for any id that is not a live
+        workspace of its subscriptions (whether or not it exists elsewhere)."""
+        require_workspace_subscription(caller, engine, workstation_id)
         ws = rb.Workspace.get_by_id(workstation_id, principal=caller, engine=engine)
         ws.delete(principal=caller)
         if prefer is not None and "return=representation" in prefer.replace(" ", "").lower():

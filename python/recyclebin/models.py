@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from . import _core
+from ._core import InvalidArgument
 
 __all__ = ["Component", "Principal"]
 
@@ -50,12 +51,16 @@ class Principal:
     roles: frozenset[str]
 
     def __init__(self, id: str, roles: Iterable[str] = frozenset()) -> None:
-        _require_str(id, "Principal.id")
+        _require_text(id, "Principal.id")
+        if not id:
+            # '' is how the audit log names the platform: no principal may pass for it.
+            raise InvalidArgument("Principal.id must be a non-empty str (the empty id is the "
+                                  "platform's; pass principal=None to act as the platform)")
         if isinstance(roles, str):
             raise TypeError("Principal.roles must be a collection of role names, not a str")
         frozen = frozenset(roles)
         for role in frozen:
-            _require_str(role, "a role in Principal.roles")
+            _require_text(role, "a role in Principal.roles")
         object.__setattr__(self, "id", id)
         object.__setattr__(self, "roles", frozen)
 
@@ -69,6 +74,41 @@ class Principal:
 def _require_str(value: object, what: str) -> None:
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+
+
+_SHOWN_CHARS = 200  # of a refused value in a message; longer ones are shortened, marked
+
+
+def _text_problem(value: str) -> str | None:
+    """What makes ``value`` unusable as a name, id, kind or principal, or None. (The
+    binding refuses the same for every text argument; this is for values checked before
+    they reach it, such as token files.)"""
+    if "\0" in value:
+        return "contains a NUL byte (\\x00), which is not allowed"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return (f"contains a lone surrogate ({value[exc.start]!r} at index {exc.start}), "
+                    "which is not valid Unicode text")
+    return None
+
+
+def _shown(value: str) -> str:
+    """``value`` for a message: escaped (repr), shortened when long, never cut silently."""
+    if len(value) <= _SHOWN_CHARS:
+        return repr(value)
+    return f"{value[:_SHOWN_CHARS]!r}... ({len(value)} characters)"
+
+
+def _require_text(value: object, what: str) -> None:
+    """A str that is valid Unicode text without NUL bytes: else TypeError / InvalidArgument."""
+    _require_str(value, what)
+    assert isinstance(value, str)
+    problem = _text_problem(value)
+    if problem is not None:
+        raise InvalidArgument(f"{what} {_shown(value)} {problem}; it must be Unicode "
+                              "text without NUL bytes or lone surrogates")
 
 
 def _core_principal(principal: Principal | None) -> _core.Principal | None:

@@ -12,14 +12,29 @@ Test clock: ``create_app(..., clock=rb.ManualClock(start))`` (``recyclebin serve
 moved, and adds ``/_testing/clock`` routes (platform token only) to read, advance and set
 it. It exists so that tests can watch retention expire; ``serve`` refuses it unless the
 server listens on a loopback address, and logs a warning at startup.
+
+In front of the routes, :class:`RequestGuard` (an ASGI middleware) makes the order of
+refusals safe for hostile requests:
+
+1. a request that carries a body is authenticated from its headers first: without valid
+   credentials it is answered 401 before a byte of the body is read;
+2. a body above ``max_body_bytes`` (default 1 MiB, ``serve --max-body-bytes``) is refused
+   with 413 ``payload_too_large``: at once when ``Content-Length`` says so, and as soon as
+   the limit is passed when it is streamed (chunked, no ``Content-Length``), by Starlette's
+   ``RequestBodyLimitMiddleware``;
+3. ``OPTIONS`` answers 204 with ``Allow`` listing every method of the path (and a 405 lists
+   them all too).
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations.
 
+import functools
+import inspect
 import ipaddress
+import re
 import logging
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from importlib import metadata
@@ -28,33 +43,39 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 import recyclebin as rb
 from recyclebin.arm import create_arm_router
 from recyclebin.auth import (
+    AuthError,
     Authenticator,
     BearerTokenAuth,
     RefuseAll,
     grants_from_mapping,
+    require_platform,
 )
 from recyclebin.fastapi import (
+    ERROR_RESPONSES,
     RecycleBinRoute,
     UtcDatetime,
     create_router,
     error_response,
     validation_error_response,
-    require_platform,
 )
 from recyclebin.reaper import PurgeReaper
 
-__all__ = ["DEFAULT_REAPER_INTERVAL", "check_tls_files", "create_app", "create_clock_router",
-           "is_loopback",
-           "resolve_policy", "serve"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_REAPER_INTERVAL", "RequestGuard", "check_tls_files",
+           "create_app", "create_clock_router", "is_loopback", "resolve_policy", "serve"]
 
 DEFAULT_REAPER_INTERVAL = 60.0  # seconds between two purge_expired runs
+DEFAULT_MAX_BODY_BYTES = 1 << 20  # 1 MiB: far above any request this API takes
 
 _log = logging.getLogger("recyclebin.server")
 
@@ -100,20 +121,129 @@ def _authenticator(tokens: TokensSource, authenticate: Authenticator | None) -> 
     return auth
 
 
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
+
+
+@functools.lru_cache(maxsize=512)
+def _path_pattern(template: str) -> re.Pattern[str]:
+    """An OpenAPI path template as a regex: each ``{param}`` one path segment (Starlette's)."""
+    parts = re.split(r"\{[^}/]+\}", template)
+    return re.compile("[^/]+".join(re.escape(part) for part in parts))
+
+
+def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
+    """Every method the app's documented routes take at the scope's path, sorted."""
+    path = scope["path"]
+    root = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root):]
+    methods: set[str] = set()
+    for template, operations in app.openapi().get("paths", {}).items():
+        if _path_pattern(template).fullmatch(path):
+            methods.update(m.upper() for m in operations if m in _HTTP_METHODS)
+    return sorted(methods)
+
+
+def _has_body(headers: Headers) -> bool:
+    length = headers.get("content-length")
+    return "transfer-encoding" in headers or (length is not None and length.strip() != "0")
+
+
+class RequestGuard:
+    """ASGI middleware in front of the app: authenticates a request that carries a body
+    before its body is read, refuses bodies above ``max_body_bytes`` with 413, and answers
+    ``OPTIONS`` with the path's methods. See the module docstring.
+
+    ``authenticator()`` answers the authenticator in force (a test's
+    ``dependency_overrides`` included); it is called with the request, whose body it must
+    not read (``BearerTokenAuth`` reads one header).
+    """
+
+    def __init__(self, app: ASGIApp, *, authenticator: Callable[[], Authenticator],
+                 documented: FastAPI, max_body_bytes: int) -> None:
+        self.app = app
+        self.authenticator = authenticator
+        self.documented = documented  # the app whose OpenAPI paths say which methods exist
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        if scope["method"] == "OPTIONS":
+            methods = allowed_methods(self.documented, scope)
+            if methods:
+                allow = ", ".join([*methods, "OPTIONS"])
+                await Response(status_code=204, headers={"Allow": allow})(scope, receive, send)
+                return
+        if _has_body(headers):
+            refusal = await self._authenticate(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+            length = headers.get("content-length")
+            if length is not None:
+                declared = int(length) if length.strip().isdigit() else None
+                if declared is None:
+                    await error_response(400, "invalid_request",
+                                         f"Content-Length {length[:40]!r} is not a number of "
+                                         "bytes")(scope, receive, send)
+                    return
+                if declared > self.max_body_bytes:
+                    await self._too_large(declared)(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+    def _too_large(self, declared: int | None) -> Response:
+        size = f"{declared} bytes" if declared is not None else "the body"
+        return error_response(413, "payload_too_large",
+                              f"request body too large: {size}; this server takes at most "
+                              f"{self.max_body_bytes} bytes (serve --max-body-bytes)")
+
+    async def _authenticate(self, scope: Scope) -> Response | None:
+        """None when the authenticator accepts the request's headers, else the refusal."""
+        authenticate = self.authenticator()
+
+        async def no_body() -> Any:
+            raise RuntimeError("the authenticator may not read the request body")
+
+        request = Request(scope, no_body)
+        try:
+            if inspect.signature(authenticate).parameters:
+                answer = authenticate(request)
+            else:
+                answer = authenticate()
+            if inspect.isawaitable(answer):
+                await answer
+        except AuthError as exc:
+            return error_response(exc.http_status, exc.code, str(exc), headers=exc.headers)
+        return None
+
+
 class _ClockNow(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    now: UtcDatetime
+    now: UtcDatetime = Field(description="ISO 8601 with a timezone.")
+
+    @field_validator("now", mode="before")
+    @classmethod
+    def _iso_text(cls, value: Any) -> Any:
+        # JSON has no datetime: only its ISO 8601 text, not a number of seconds.
+        if not isinstance(value, (str, datetime)):
+            raise ValueError("must be an ISO 8601 time as text, e.g. 2026-01-01T00:00:00Z")
+        return value
 
 
 class _ClockAdvance(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    seconds: float = Field(gt=0, le=100 * 365 * 86400, description="How far to move forward.")
+    seconds: float = Field(gt=0, le=100 * 365 * 86400, strict=True,
+                           description="How far to move forward.")
 
 
 def create_clock_router(clock: rb.ManualClock, authenticate: Authenticator) -> APIRouter:
     """``/_testing/clock``: read, advance or set a manual clock (platform token only)."""
     router = APIRouter(prefix="/_testing/clock", route_class=RecycleBinRoute,
-                       tags=["testing"])
+                       tags=["testing"], responses=ERROR_RESPONSES)
     Caller = Annotated[rb.Principal | None, Depends(authenticate)]
 
     @router.get("", response_model=_ClockNow, summary="The manual clock's time (tests only)")
@@ -147,6 +277,7 @@ def create_app(
     clock: rb.ManualClock | None = None,
     prefix: str = "",
     title: str = "recyclebin",
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """The complete server app.
 
@@ -159,9 +290,14 @@ def create_app(
       the reaper off.
     - ``clock``: a ``rb.ManualClock`` also adds the ``/_testing/clock`` routes.
     - ``prefix``: where the routes are mounted, e.g. ``"/v1"``.
+    - ``max_body_bytes``: the largest request body taken; above it, 413 (see RequestGuard).
     """
     if reaper_interval is not None and reaper_interval < 0:
         raise ValueError(f"reaper_interval must be >= 0 seconds (0: off), got {reaper_interval}")
+    if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) \
+            or max_body_bytes < 1:
+        raise ValueError(f"max_body_bytes must be a positive number of bytes, "
+                         f"got {max_body_bytes!r}")
     # Policy, then tokens, then the store: a configuration error creates no database file.
     resolved_policy = resolve_policy(policy)
     auth = _authenticator(tokens, authenticate)
@@ -192,9 +328,23 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "not_found", 405: "method_not_allowed"}
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route matching the path; name all.
+            methods = allowed_methods(app, request.scope)
+            if methods:
+                headers["Allow"] = ", ".join([*methods, "OPTIONS"])
+            return error_response(405, "method_not_allowed",
+                                  f"{request.method} is not allowed here; allowed: "
+                                  f"{headers.get('Allow', 'see the API documentation')}",
+                                  headers=headers)
+        if exc.status_code == 413:  # streamed past the limit (RequestBodyLimitMiddleware)
+            return error_response(413, "payload_too_large",
+                                  f"request body too large: this server takes at most "
+                                  f"{max_body_bytes} bytes (serve --max-body-bytes)")
+        codes = {404: "not_found"}
         return error_response(exc.status_code, codes.get(exc.status_code, "http_error"),
-                              str(exc.detail), headers=getattr(exc, "headers", None))
+                              str(exc.detail), headers=headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -211,9 +361,15 @@ def create_app(
         return {"status": "ok"}
 
     app.include_router(create_router(engine, auth), prefix=prefix)
-    app.include_router(create_arm_router(engine, auth), prefix=prefix)  # azure-ai-ml's routes
+    app.include_router(create_arm_router(engine, auth, authorize_subscription=require_subscription),
+                       prefix=prefix)  # azure-ai-ml's routes
     if clock is not None:
         app.include_router(create_clock_router(clock, auth), prefix=prefix)
+    # The last added runs first: the guard, then the limiter of streamed bodies.
+    app.add_middleware(RequestBodyLimitMiddleware, max_body_size=max_body_bytes)
+    app.add_middleware(RequestGuard,
+                       authenticator=lambda: app.dependency_overrides.get(auth, auth),
+                       documented=app, max_body_bytes=max_body_bytes)
     return app
 
 
@@ -248,6 +404,7 @@ def serve(
     log_level: str = "info",
     ssl_certfile: str | os.PathLike[str] | None = None,
     ssl_keyfile: str | os.PathLike[str] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> None:
     """Build the app and run it with uvicorn until SIGINT/SIGTERM (then shut down cleanly).
 
@@ -261,7 +418,8 @@ def serve(
     check_tls_files(ssl_certfile, ssl_keyfile)
     _configure_logging(log_level)
     clock = rb.ManualClock(manual_clock) if manual_clock is not None else None
-    app = create_app(db, policy, tokens=tokens, reaper_interval=reaper_interval, clock=clock)
+    app = create_app(db, policy, tokens=tokens, reaper_interval=reaper_interval, clock=clock,
+                     max_body_bytes=max_body_bytes)
     uvicorn.run(app, host=host, port=port, log_level=log_level,
                 ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
 

@@ -7,27 +7,43 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
 
+with warnings.catch_warnings():
+    # Starlette 1.x wants httpx2 for its TestClient and warns (an error here) when it falls
+    # back on httpx; both work.
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
+
+
+
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 SUB = "sub-1"
 RG = "rg-1"
 
-# token -> grant, as in a token file.
+SUB2 = "sub-2"
+
+# token -> grant, as in a token file. alice, bob and root act in sub-1 only; eve is an admin
+# of sub-2 only; ops may act in every tenant.
 TOKENS = {
     "tok-platform": {"principal": "platform-service", "platform": True},
-    "tok-alice": {"principal": "alice"},
-    "tok-bob": {"principal": "bob"},
-    "tok-admin": {"principal": "root", "roles": ["admin"]},
+    "tok-alice": {"principal": "alice", "subscriptions": [SUB]},
+    "tok-bob": {"principal": "bob", "subscriptions": [SUB]},
+    "tok-admin": {"principal": "root", "subscriptions": [SUB], "roles": ["admin"]},
+    "tok-eve": {"principal": "eve", "subscriptions": [SUB2], "roles": ["admin"]},
+    "tok-ops": {"principal": "ops", "subscriptions": "*", "roles": ["admin"]},
 }
 PLATFORM = {"Authorization": "Bearer tok-platform"}
 ALICE = {"Authorization": "Bearer tok-alice"}
 BOB = {"Authorization": "Bearer tok-bob"}
 ADMIN = {"Authorization": "Bearer tok-admin"}
+EVE = {"Authorization": "Bearer tok-eve"}
+OPS = {"Authorization": "Bearer tok-ops"}
 
 
 def ws_path(name: str, sub: str = SUB, rg: str = RG, prefix: str = "") -> str:

@@ -247,6 +247,29 @@ def test_serve_with_a_bad_policy_or_token_file_fails_before_listening(tmp_path: 
     assert not (tmp_path / "rb.db").exists()
 
 
+def test_serve_refuses_a_tenant_token_without_subscriptions_naming_its_principal(
+        tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.yaml"
+    tokens.write_text('"platform-tok-123": {principal: svc, platform: true}\n'
+                      '"dave-tok-456": {principal: dave, roles: [admin]}\n')
+    line = assert_one_line_error(run_cli(["serve", "--tokens", str(tokens), "--port", "1",
+                                          "--db", str(tmp_path / "rb.db")]), 2,
+                                 "principal 'dave'", "subscriptions")
+    assert "tok-" not in line  # never a token
+    assert not (tmp_path / "rb.db").exists()
+    env_line = assert_one_line_error(
+        run_cli(["serve", "--port", "1", "--db", str(tmp_path / "rb.db")],
+                env={"RECYCLEBIN_TOKENS": '{"dave-tok-456": {"principal": "dave"}}'}),
+        2, "$RECYCLEBIN_TOKENS", "principal 'dave'")
+    assert "tok-" not in env_line
+
+
+def test_serve_refuses_a_max_body_bytes_below_one(tmp_path: Path) -> None:
+    bad = run_cli(["serve", "--max-body-bytes", "0", "--db", str(tmp_path / "rb.db")])
+    assert bad.returncode == 2 and "--max-body-bytes" in bad.stderr
+    assert not (tmp_path / "rb.db").exists()
+
+
 # ------------------------------------------------------------------------------ admin
 
 def test_admin_list_deletable_and_delete_realm(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ from recyclebin.auth import (
     grants_from_mapping,
     load_tokens,
     parse_tokens,
+    TenantPrincipal,
 )
 from recyclebin.fastapi import create_router
 from recyclebin.reaper import PurgeReaper
@@ -632,13 +633,27 @@ def test_a_server_without_tokens_refuses_everyone(open_engine: Callable[[str], r
 
 def test_authentication_is_a_dependency_tests_can_override(api: Api) -> None:
     api.create("ws1", ALICE)
-    api.app.dependency_overrides[api.auth] = lambda: rb.Principal("alice")
+
+    api.app.dependency_overrides[api.auth] = lambda: TenantPrincipal("alice",
+                                                                     subscriptions=[SUB])
     try:
         # No Authorization header at all: the override decides who calls.
         assert api.client.delete(PREFIX + ws_path("ws1")).status_code == 200
     finally:
         api.app.dependency_overrides.clear()
     assert api.client.get(PREFIX + ws_path("ws1")).status_code == 401
+
+
+def test_an_authenticator_that_names_no_subscriptions_fails_closed(api: Api) -> None:
+    api.create("ws1", ALICE)
+    api.app.dependency_overrides[api.auth] = lambda: rb.Principal("alice")
+    try:
+        error = assert_error(api.client.get(PREFIX + ws_path("ws1")), 403, "permission_denied")
+        assert "subscription 'sub-1'" in error["message"]
+        assert_error(api.client.delete(PREFIX + ws_path("ws1")), 403, "permission_denied")
+    finally:
+        api.app.dependency_overrides.clear()
+    assert api.request("GET", ws_path("ws1")).status_code == 200
 
 
 def test_tenant_roles_come_from_the_token(api: Api) -> None:
@@ -662,14 +677,23 @@ def test_engine_closed_is_503(api: Api) -> None:
 
 def test_token_file_yaml_and_json(tmp_path: Path) -> None:
     yaml_file = tmp_path / "tokens.yaml"
-    yaml_file.write_text('"t1": {principal: alice, roles: [admin]}\n'
-                         '"t2": {principal: svc, platform: true}\n')
+    yaml_file.write_text('"t1": {principal: alice, subscriptions: [sub-1, sub-2], '
+                         'roles: [admin]}\n'
+                         '"t2": {principal: svc, platform: true}\n'
+                         '"t4": {principal: ops, subscriptions: "*"}\n')
     grants = load_tokens(yaml_file)
-    assert grants["t1"].principal() == rb.Principal("alice", roles={"admin"})
-    assert grants["t2"].principal() is None
+    assert grants["t1"].principal() == TenantPrincipal("alice", roles={"admin"},
+                                                       subscriptions={"sub-1", "sub-2"})
+    assert grants["t1"].principal() != rb.Principal("alice", roles={"admin"})
+    assert grants["t1"].subscriptions == frozenset({"sub-1", "sub-2"})
+    assert grants["t1"].may_act_in("sub-2") and not grants["t1"].may_act_in("sub-3")
+    assert grants["t2"].principal() is None and grants["t2"].may_act_in("anything")
+    assert grants["t4"].subscriptions == "*" and grants["t4"].may_act_in("sub-9")
     json_file = tmp_path / "tokens.json"
-    json_file.write_text('{"t3": {"principal": "bob"}}')
-    assert load_tokens(json_file)["t3"].principal() == rb.Principal("bob")
+    json_file.write_text('{"t3": {"principal": "bob", "subscriptions": ["sub-1"]}}')
+    bob = load_tokens(json_file)["t3"].principal()
+    assert isinstance(bob, rb.Principal) and bob.id == "bob" and bob.subscriptions == {"sub-1"}
+    assert repr(bob) == "TenantPrincipal('bob', roles={}, subscriptions={'sub-1'})"
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -694,7 +718,8 @@ def test_unreadable_token_file(tmp_path: Path) -> None:
 
 
 def test_tokens_from_the_environment() -> None:
-    auth = BearerTokenAuth.from_env({"RECYCLEBIN_TOKENS": '{"t": {"principal": "a"}}'})
+    auth = BearerTokenAuth.from_env(
+        {"RECYCLEBIN_TOKENS": '{"t": {"principal": "a", "subscriptions": "*"}}'})
     assert auth is not None and len(auth) == 1
     assert BearerTokenAuth.from_env({}) is None
 
@@ -784,7 +809,7 @@ def test_create_app_serves_under_a_prefix_with_its_lifespan(tmp_path: Path) -> N
 
 def test_create_app_reads_a_token_file(tmp_path: Path) -> None:
     tokens = tmp_path / "tokens.yaml"
-    tokens.write_text('"secret-1": {principal: alice}\n')
+    tokens.write_text('"secret-1": {principal: alice, subscriptions: [sub-1]}\n')
     with TestClient(create_app(":memory:", tokens=tokens, reaper_interval=None)) as client:
         assert client.put(ws_path("ws1"), headers={"Authorization": "Bearer secret-1"}
                           ).status_code == 201
@@ -793,7 +818,8 @@ def test_create_app_reads_a_token_file(tmp_path: Path) -> None:
 
 def test_create_app_tokens_from_environment_or_refuse_all(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setenv("RECYCLEBIN_TOKENS", '{"env-tok": {"principal": "alice"}}')
+    monkeypatch.setenv("RECYCLEBIN_TOKENS",
+                       '{"env-tok": {"principal": "alice", "subscriptions": ["sub-1"]}}')
     with TestClient(create_app(":memory:", reaper_interval=None)) as client:
         assert client.put(ws_path("ws1"), headers={"Authorization": "Bearer env-tok"}
                           ).status_code == 201

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import pytest
 
 from rest_helpers import (
     ALICE,
+    EVE,
     PLATFORM,
     RG,
     SUB,
@@ -198,3 +200,68 @@ def test_serve_without_tokens_refuses_every_request(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=SHUTDOWN_TIMEOUT)
+
+
+# ------------------------------------------------------------- hostile requests, for real
+
+def _raw_exchange(port: int, head: str, body: bytes, *, timeout: float = 10) -> tuple[int, bytes]:
+    """Send a request head and only part of its body, then read the answer: it must come
+    without the rest of the body ever being sent. (status, response bytes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        data = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except (ConnectionResetError, socket.timeout):
+                break
+            if not chunk:
+                break
+            data += chunk
+            head_end = data.find(b"\r\n\r\n")
+            if head_end >= 0:
+                length = [line.split(b":", 1)[1] for line in data[:head_end].split(b"\r\n")
+                          if line.lower().startswith(b"content-length:")]
+                if length and len(data) >= head_end + 4 + int(length[0]):
+                    break
+    assert data.startswith(b"HTTP/1.1 "), data[:200]
+    return int(data.split(b" ", 2)[1]), data
+
+
+def test_serve_refuses_big_and_unauthenticated_bodies_before_reading_them(
+        tmp_path: Path) -> None:
+    server = start_server(tmp_path, "--reaper-interval", "0", "--max-body-bytes", "2048")
+    port = int(server.base_url.rsplit(":", 1)[1])
+    path = ws_path("ws1")
+    announced = 100 * 1024 * 1024  # 100 MB announced, 1 KB sent
+    try:
+        started = time.monotonic()
+        status, data = _raw_exchange(
+            port, f"PUT {path} HTTP/1.1\nHost: x\nContent-Type: application/json\n"
+                  f"Content-Length: {announced}\n", b" " * 1024)
+        assert status == 401 and b'"unauthenticated"' in data, data
+        status, data = _raw_exchange(
+            port, f"PUT {path} HTTP/1.1\nHost: x\nContent-Type: application/json\n"
+                  f"Authorization: {PLATFORM['Authorization']}\n"
+                  f"Content-Length: {announced}\n", b" " * 1024)
+        assert status == 413 and b'"payload_too_large"' in data, data
+        # Chunked, no Content-Length: refused once past the limit, never terminated.
+        chunk = b"400\r\n" + b" " * 1024 + b"\r\n"
+        status, data = _raw_exchange(
+            port, f"PUT {path} HTTP/1.1\nHost: x\nContent-Type: application/json\n"
+                  f"Authorization: {PLATFORM['Authorization']}\n"
+                  "Transfer-Encoding: chunked\n", b"1\r\n{\r\n" + chunk * 4)
+        assert status == 413 and b'"payload_too_large"' in data, data
+        assert time.monotonic() - started < 30
+        # The server is fine, and a tenant token still stays in its own subscriptions.
+        with server.client(ALICE) as alice, server.client(EVE) as eve:
+            assert alice.put(path, json={"components": []}).status_code == 201
+            assert eve.get(path).status_code == 403
+            assert alice.options(path).headers["allow"] == "DELETE, GET, PUT, OPTIONS"
+        assert server.stop() in STOPPED_BY_SIGTERM
+        assert "Traceback" not in server.log_text()
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait(timeout=SHUTDOWN_TIMEOUT)

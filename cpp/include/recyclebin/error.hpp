@@ -38,14 +38,18 @@ class Error : public std::runtime_error {
  public:
   Error(ErrorCode code, const std::string& message,
         std::optional<Timestamp> reserved_until = std::nullopt)
-      : std::runtime_error(message), code_(code), reserved_until_(reserved_until) {}
+      : std::runtime_error(message), code_(code), message_(message),
+        reserved_until_(reserved_until) {}
 
   ErrorCode code() const noexcept { return code_; }
+  /// The whole message, with its length (what() ends at the first NUL byte).
+  const std::string& message() const noexcept { return message_; }
   /// For name_reserved: when the name becomes free.
   std::optional<Timestamp> reserved_until() const noexcept { return reserved_until_; }
 
  private:
   ErrorCode code_;
+  std::string message_;
   std::optional<Timestamp> reserved_until_;
 };
 
