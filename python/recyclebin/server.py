@@ -60,6 +60,7 @@ from recyclebin.auth import (
     RefuseAll,
     grants_from_mapping,
     require_platform,
+    require_subscription,
 )
 from recyclebin.fastapi import (
     ERROR_RESPONSES,
