@@ -38,6 +38,7 @@ import recyclebin as rb
 from rest_helpers import (
     ALICE,
     BOB,
+    EVE,
     PLATFORM,
     TOKENS,
     answers_health,
@@ -68,6 +69,10 @@ OTHER_RG = "rg-other"
 MANY_RG = "rg-many"
 API = "api-version=2025-12-01"
 PROVIDER = "Microsoft.MachineLearningServices/workspaces"
+# The shared tokens, acting in this file's subscription instead of rest_helpers' (eve, whose
+# token names only another tenant, stays outside it).
+ARM_TOKENS = {token: ({**grant, "subscriptions": [SUB]} if grant.get("subscriptions") == ["sub-1"] else grant)
+              for token, grant in TOKENS.items()}
 STARTUP_TIMEOUT = 30.0
 
 
@@ -149,7 +154,7 @@ class Server:
 
 def start_server(directory: Path, tls: TlsFiles) -> Server:
     tokens = directory / "tokens.json"
-    tokens.write_text(json.dumps(TOKENS))
+    tokens.write_text(json.dumps(ARM_TOKENS))
     log = directory / "server.log"
     db = directory / "rb.db"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECYCLEBIN_")}
@@ -457,6 +462,25 @@ def test_a_wrong_token_is_an_authentication_error(server: Server,
     assert ml_client(server, monkeypatch).workspaces.get("ws-auth").name == "ws-auth"
 
 
+def test_a_token_of_another_tenant_is_refused_and_told_nothing(server: Server,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    create(server, "ws-tenant")
+    outsider = ml_client(server, monkeypatch, token="tok-eve")  # an admin, of sub-2 only
+    for attempt in (lambda: outsider.workspaces.get("ws-tenant"),
+                    lambda: outsider.workspaces.get("never-existed"),
+                    lambda: list(outsider.workspaces.list()),
+                    lambda: outsider.workspaces.begin_delete("ws-tenant", delete_dependent_resources=False)):
+        with pytest.raises(HttpResponseError) as refused:
+            attempt()
+        assert refused.value.status_code == 403
+        assert "ws-tenant" not in str(refused.value)
+    with server.http(EVE) as client:
+        a = client.get(f"{arm_ws('ws-tenant')}?{API}")
+        b = client.get(f"{arm_ws('never-existed')}?{API}")
+    assert a.status_code == b.status_code == 403 and a.json() == b.json()
+    assert ml_client(server, monkeypatch).workspaces.get("ws-tenant").name == "ws-tenant"
+
+
 def test_the_policy_still_decides(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     """Bob is not the owner: the azureml policy lets only owners delete."""
     create(server, "ws-alices")
@@ -607,7 +631,7 @@ def in_process(engine: rb.Engine, **options: Any) -> Any:
         from fastapi.testclient import TestClient
     app = FastAPI()
     app.state.arm_router = create_arm_router(
-        engine, BearerTokenAuth(grants_from_mapping(TOKENS)), **options)
+        engine, BearerTokenAuth(grants_from_mapping(ARM_TOKENS)), **options)
     app.include_router(app.state.arm_router)
     return TestClient(app)
 
