@@ -58,7 +58,18 @@ from fastapi.responses import JSONResponse
 
 import recyclebin as rb
 from recyclebin.auth import Authenticator
-from recyclebin.fastapi import ApiError, RecycleBinRoute, format_datetime
+from recyclebin.fastapi import (
+    _E409,
+    _E412,
+    ERROR_RESPONSES,
+    ApiError,
+    RecycleBinRoute,
+    _e400,
+    format_datetime,
+)
+
+#: The errors the ARM routes can answer (ARM's shape, our codes), for the OpenAPI.
+ARM_ERROR_RESPONSES = {**ERROR_RESPONSES, **_e400("invalid_request"), **_E409, **_E412}
 
 __all__ = [
     "DEPENDENT_DELETE_TTL",
@@ -222,7 +233,8 @@ def create_arm_router(engine: rb.Engine, authenticate: Authenticator, *,
     """
     if dependent_delete_ttl <= 0:
         raise ValueError(f"dependent_delete_ttl must be > 0 seconds, got {dependent_delete_ttl}")
-    router = APIRouter(route_class=RecycleBinRoute, tags=["ARM (azure-ai-ml)"])
+    router = APIRouter(route_class=RecycleBinRoute, tags=["ARM (azure-ai-ml)"],
+                       responses=ARM_ERROR_RESPONSES)
     pending = _PendingDependentDeletes(dependent_delete_ttl, _PENDING_MAX)
 
     Subscription = Annotated[str, Path(min_length=1, max_length=256,

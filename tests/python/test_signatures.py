@@ -19,7 +19,7 @@ EXPECTED: dict[str, str] = {
     "Engine.open": "location, policy='default', clock=None",
     "Engine.close": "",
     "Engine.set_facts_provider": "fn",
-    "Engine.purge_expired": "*, principal=None",
+    "Engine.purge_expired": "*, principal=None, dry_run=False",  # version 2: dry runs
     "Engine.list_deletable": "subscription_id",
     # Version 2: a dry run; expected_refs is delete-realm's export fence (issue 16).
     "Engine.purge_by_id": "workspace_id, *, principal=None, dry_run=False, expected_refs=None",
@@ -45,7 +45,7 @@ EXPECTED: dict[str, str] = {
     "Workspace.revoke": "principal_id, *, principal=None",
     "Workspace.delete": (
         "*, delete_dependent_resources=False, permanently_delete=False, no_wait=False, "
-        "confirm_name=None, principal=None"),
+        "confirm_name=None, principal=None, dry_run=False"),  # version 2: dry runs
     "Workspace.get": "name, subscription_id, resource_group, *, principal=None, engine=None",
     "Workspace.list_deleted": (
         "subscription_id, resource_group=None, *, limit=None, cursor=None, principal=None, "
@@ -115,9 +115,10 @@ def test_result_fields() -> None:
                                                "deleted_at", "purge_at", "retention_days",
                                                "retained"]
     assert fields(rb.RecoverResult) == ["workspace", "restored", "reattached", "must_recreate"]
-    assert fields(rb.PurgeReport) == ["purged", "cleanup"]
+    assert fields(rb.PurgeReport) == ["purged", "cleanup", "dry_run"]  # version 2: dry runs
     assert fields(rb.DeletableWorkspace) == ["kind", "workspace_id", "since"]
-    assert fields(rb.CleanupTask) == ["id", "kind", "ref", "workspace_id", "created_at"]
+    assert fields(rb.CleanupTask) == ["id", "kind", "ref", "workspace_id", "created_at",  # version 2:
+                                      "attempts", "last_error", "leased_by", "leased_until"]  # leases
     assert fields(rb.AuditRecord)[:7] == ["seq", "at", "action", "subscription_id",
                                           "resource_group", "name", "outcome"]
     for cls in (rb.DeleteResult, rb.DeletedWorkspace, rb.RecoverResult, rb.PurgeReport,
