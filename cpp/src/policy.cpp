@@ -646,7 +646,14 @@ std::size_t copy_cost(const Rules& rules) {
 
 template <class T>
 void encode(YAML::Emitter& out, const T& value) {
-  if constexpr (std::is_same_v<T, bool> || std::is_same_v<T, int> || std::is_same_v<T, std::string>) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    // yaml-cpp writes a control character such as \r raw in a plain scalar, where a reader
+    // takes it for a line break; double quotes escape it.
+    const bool control = std::any_of(value.begin(), value.end(),
+                                     [](char c) { return static_cast<unsigned char>(c) < 0x20; });
+    if (control) out << YAML::DoubleQuoted;
+    out << value;
+  } else if constexpr (std::is_same_v<T, bool> || std::is_same_v<T, int>) {
     out << value;
   } else if constexpr (std::is_enum_v<T>) {
     out << enum_to_string(value);

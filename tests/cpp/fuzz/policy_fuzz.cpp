@@ -8,8 +8,6 @@
 // into recyclebin_policy_fuzz_replay, which the regular ctest run uses to replay
 // tests/cpp/fuzz/policy_regressions/ and policies/ without clang.
 
-#include <boost/locale/utf.hpp>
-
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -17,21 +15,13 @@
 #include <string>
 #include <string_view>
 
+#include "../clean_text.hpp"
 #include "recyclebin/error.hpp"
 #include "recyclebin/policy.hpp"
 
 namespace {
 
-bool is_clean_text(std::string_view text) {
-  namespace utf = boost::locale::utf;
-  const char* p = text.data();
-  const char* const end = p + text.size();
-  while (p != end) {
-    const utf::code_point c = utf::utf_traits<char>::decode(p, end);
-    if (c == 0 || c == utf::illegal || c == utf::incomplete) return false;
-  }
-  return true;
-}
+using recyclebin::testing::is_clean_text;
 
 [[noreturn]] void broken(const char* what, std::string_view detail) {
   std::fprintf(stderr, "policy_fuzz: %s: %.*s\n", what, static_cast<int>(detail.size()), detail.data());
