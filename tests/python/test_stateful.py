@@ -432,3 +432,32 @@ def machine(policy: str) -> type[EngineMachine]:
 def test_engine_behaves_as_the_model(policy: str) -> None:
     run_state_machine_as_test(machine(policy), settings=PROFILE)
 
+
+
+# --- what the machine found, kept as plain examples ---------------------------------------------
+
+
+def test_tenant_scope_every_binned_workspace_holds_its_name_tenant_wide(tmp_path: Path) -> None:
+    """name_reservation.scope: tenant (dataworks): a soft-deleted workspace holds its name in
+    its whole tenant until its purge_at, however many others of that name are in the bin, and
+    NameReserved.reserved_until is when the name is free again."""
+    clock = rb.ManualClock(START)
+    with rb.Engine.open(tmp_path / "bin.db", policy="dataworks", clock=clock) as engine:
+        first = rb.Workspace.create("sub-1", "rg-a", "x", engine=engine)
+        second = rb.Workspace.create("sub-1", "rg-b", "x", engine=engine)
+        first.delete(confirm_name="x")
+        clock.advance(timedelta(days=1))
+        second.delete(confirm_name="x")   # purge_at a day after the first's
+        with pytest.raises(rb.NameReserved) as refused:
+            rb.Workspace.create("sub-1", "rg-c", "x", engine=engine)
+        assert refused.value.reserved_until == START + timedelta(days=15)
+        with pytest.raises(rb.NameReserved) as refused:
+            rb.Workspace.create("sub-1", "rg-a", "x", engine=engine)
+        assert refused.value.reserved_until == START + timedelta(days=15)
+
+        # The first leaves the bin: the second still holds the name in the whole tenant.
+        rb.Workspace.recover("sub-1", "rg-a", "x", engine=engine)
+        with pytest.raises(rb.NameReserved) as refused:
+            rb.Workspace.create("sub-1", "rg-c", "x", engine=engine)
+        assert refused.value.reserved_until == START + timedelta(days=15)
+        assert rb.Workspace.get_deleted("x", "sub-1", "rg-b", engine=engine).id == second.id
