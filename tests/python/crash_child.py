@@ -61,7 +61,7 @@ def main(db: str, policy: str, start: str, seed: int, log_path: str) -> None:
         say(t="ack", ok=True, **(answer(result) if answer else {}))
 
     def deleted(results: list[rb.DeleteResult]) -> dict[str, Any]:
-        return {"cleanup": [[t.id for t in r.cleanup] for r in results],
+        return {"cleanup": [[[t.id, t.workspace_id, t.kind, t.ref] for t in r.cleanup] for r in results],
                 "permanent": [r.permanent for r in results]}
 
     for _ in range(MAX_OPERATIONS):

@@ -15,6 +15,8 @@ log (:meth:`Model.resolve_expiry`), and checks that it happens exactly once.
 
 from __future__ import annotations
 
+import copy
+
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -123,6 +125,14 @@ class Model:
         self.audit: list[AuditEntry] = []   # every record but `expire` ones, in order
         self.expired_removed: set[str] = set()
         self._order = 0
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Model:
+        """A copy to try an operation on; the policy (not copyable, immutable) is shared."""
+        twin = Model.__new__(Model)
+        for key, value in self.__dict__.items():
+            shared = key in ("_rules_for", "_rules_cache")
+            setattr(twin, key, value if shared else copy.deepcopy(value, memo))
+        return twin
 
     # --- the policy -------------------------------------------------------------------------
 
