@@ -84,3 +84,12 @@ def make_engine(tmp_path: Path, clock: rb.ManualClock, make_policy: MakePolicy) 
 def engine(make_engine: MakeEngine) -> rb.Engine:
     """An engine under the default policy on a fresh file."""
     return make_engine()
+
+
+@pytest.fixture
+def store_location(tmp_path: Path) -> str:
+    """Where a store shared by several engines (and processes) lives: a SQLite file.
+
+    The one place to add another store: parametrize this fixture (e.g. with a PostgreSQL URI
+    for ``rb.Engine.open("postgresql://...")``) and every multi-process test runs on it."""
+    return str(tmp_path / "shared.db")
