@@ -83,14 +83,27 @@ class Ws:
 
 @dataclass
 class DeleteOutcome:
+    """What a delete, purge or expiry must answer (DeleteResult's fields; warnings counted)."""
+
     permanent: bool
     deleted_at: datetime
     purge_at: datetime | None
-    retained: list[str]
-    destroyed: list[str]
-    preserved: list[str]
-    cleanup: list[Task]
-    warnings: int
+    cleanup: list[Task] = field(default_factory=list)
+    warnings: int = 0
+    kinds: dict[str, list[str]] = field(
+        default_factory=lambda: {"retained": [], "destroyed": [], "preserved": []})
+
+    @property
+    def retained(self) -> list[str]:
+        return self.kinds["retained"]
+
+    @property
+    def destroyed(self) -> list[str]:
+        return self.kinds["destroyed"]
+
+    @property
+    def preserved(self) -> list[str]:
+        return self.kinds["preserved"]
 
 
 @dataclass
@@ -331,7 +344,7 @@ class Model:
         r = self.rules(ws.sub)["retention"]
         days = (min(max(ws.retention_days, r["min_days"]), r["max_days"]) if r["per_workspace"]
                 else r["default_days"])
-        outcome = DeleteOutcome(False, now, now + timedelta(days=days), [], [], [], [], 0)
+        outcome = DeleteOutcome(False, now, now + timedelta(days=days))
         for comp in ws.components:
             on_delete = self.component_rule(ws.sub, comp.kind)["on_delete"]
             if comp.standalone or (on_delete == "preserve" and not dependent):
@@ -368,7 +381,7 @@ class Model:
                 outcome.cleanup.append(self._task(ws, comp))
 
     def _hard_delete(self, ws: Ws, dependent: bool, action: str, now: datetime) -> DeleteOutcome:
-        outcome = DeleteOutcome(True, now, None, [], [], [], [], 0)
+        outcome = DeleteOutcome(True, now, None)
         self._dispose(ws, dependent, outcome)
         ws.status = REMOVED
         ws.removed_by = action

@@ -242,29 +242,26 @@ class EngineMachine(RuleBasedStateMachine):
             self.check_delete_results(real, expected)
 
     @precondition(_any(BIN))
-    @rule(data=st.data())
-    def recover(self, data: st.DataObject) -> None:
+    @rule(data=st.data(), recover=st.booleans())
+    def recover_or_purge(self, data: st.DataObject, recover: bool) -> None:
+        """Recover or purge by name (mostly a name in the bin, expired ones included)."""
         slot = self.pick_slot(data)
-        real, code, error = outcome(lambda: rb.Workspace.recover(*slot, engine=self.engine))
-        expected, refusal = model_outcome(lambda: self.model.recover(*slot, now=self.now))
-        if self.agree(f"recover {slot}", code, refusal, error):
-            assert real is not None and expected is not None
-            assert real.workspace.id == expected.ws.id
-            assert (real.restored, real.reattached, real.must_recreate) == (
-                expected.restored, expected.reattached, expected.must_recreate)
-            assert component_rows(real.workspace) == model_component_rows(expected.ws)
-            self.handles[real.workspace.id] = real.workspace
-
-    @precondition(_any(BIN))
-    @rule(data=st.data())
-    def purge(self, data: st.DataObject) -> None:
-        slot = self.pick_slot(data)
-        real, code, error = outcome(lambda: rb.Workspace.purge(*slot, engine=self.engine))
+        if recover:
+            back, code, error = outcome(lambda: rb.Workspace.recover(*slot, engine=self.engine))
+            want, refusal = model_outcome(lambda: self.model.recover(*slot, now=self.now))
+            if self.agree(f"recover {slot}", code, refusal, error):
+                assert back is not None and want is not None
+                assert back.workspace.id == want.ws.id
+                assert (back.restored, back.reattached, back.must_recreate) == (
+                    want.restored, want.reattached, want.must_recreate)
+                assert component_rows(back.workspace) == model_component_rows(want.ws)
+                self.handles[back.workspace.id] = back.workspace
+            return
+        purged, code, error = outcome(lambda: rb.Workspace.purge(*slot, engine=self.engine))
         expected, refusal = model_outcome(lambda: self.model.purge(*slot, now=self.now))
         if self.agree(f"purge {slot}", code, refusal, error):
-            assert real is not None and expected is not None
-            expected.warnings = 0
-            self.check_delete_results([real], [expected])
+            assert purged is not None and expected is not None
+            self.check_delete_results([purged], [expected])
 
     @precondition(_any(BIN))
     @rule(data=st.data())
