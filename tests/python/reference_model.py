@@ -114,7 +114,7 @@ class RecoverOutcome:
     must_recreate: list[str]
 
 
-@dataclass
+@dataclass(frozen=True)
 class AuditEntry:
     action: str
     outcome: str
@@ -137,14 +137,21 @@ class Model:
         self.tasks: list[Task] = []
         self.audit: list[AuditEntry] = []   # every record but `expire` ones, in order
         self.expired_removed: set[str] = set()
+        # Tasks completed by id before the model learned which of its tasks has that id.
+        self.completed_unknown: set[int] = set()
         self._order = 0
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Model:
-        """A copy to try an operation on; the policy (not copyable, immutable) is shared."""
+        """A copy to try an operation on. Shared, as nothing changes them: the policy, removed
+        workspaces and audit entries (a long run's model is mostly these)."""
         twin = Model.__new__(Model)
-        for key, value in self.__dict__.items():
-            shared = key in ("_rules_for", "_rules_cache")
-            setattr(twin, key, value if shared else copy.deepcopy(value, memo))
+        twin.__dict__.update(self.__dict__)
+        twin.workspaces = {wid: ws if ws.status == REMOVED else copy.deepcopy(ws, memo)
+                           for wid, ws in self.workspaces.items()}
+        twin.tasks = [copy.copy(task) for task in self.tasks]
+        twin.audit = list(self.audit)
+        twin.expired_removed = set(self.expired_removed)
+        twin.completed_unknown = set(self.completed_unknown)
         return twin
 
     # --- the policy -------------------------------------------------------------------------

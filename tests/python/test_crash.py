@@ -152,7 +152,6 @@ class Run:
         self.model = Model(policy.rules)
         self.now = START
         self.in_flight: dict[str, Any] | None = None
-        self.completed_unknown: set[int] = set()   # completed before the model knew the id
         self.counts: Counter[str] = Counter()
 
     def feed(self, line: dict[str, Any]) -> None:
@@ -264,8 +263,8 @@ def apply(run: Run, model: Model, intent: dict[str, Any], ack: dict[str, Any] | 
     elif op == "complete_cleanup":
         task_id = intent["task"]
         known = any(t.id == task_id for t in model.tasks)
-        if ack is not None and ack["ok"] and not known:
-            run.completed_unknown.add(task_id)   # written by a create over an expired name
+        if not known and (ack is None or ack["ok"]):
+            model.completed_unknown.add(task_id)   # written by a create over an expired name
             return
         attempt(lambda: model.complete_cleanup(task_id))
     else:
@@ -288,7 +287,7 @@ def settle(run: Run, model: Model, tables: Tables) -> None:
         if task is not None:
             task.id = tid
     for task in model.tasks:
-        if task.id in run.completed_unknown:
+        if task.id in model.completed_unknown:
             task.completed = True
 
 
@@ -383,16 +382,23 @@ def check_public_api(path: Path, policy: rb.Policy, model: Model, now: datetime)
         assert pending == sorted(t.id for t in model.pending_tasks())
 
 
+def log_tail(log: Path, offset: int) -> bytes:
+    if not log.exists():
+        return b""
+    with open(log, "rb") as handle:
+        handle.seek(offset)
+        return handle.read()
+
+
 def read_log(log: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
     """The complete lines after ``offset``, and the offset after them; a torn last line
     (killed mid-write) is cut off the file."""
-    data = log.read_bytes() if log.exists() else b""
+    data = log_tail(log, offset)
     end = data.rfind(b"\n") + 1
     if end < len(data):
         with open(log, "r+b") as handle:
-            handle.truncate(end)
-    end = max(end, offset)
-    return [json.loads(line) for line in data[offset:end].splitlines()], end
+            handle.truncate(offset + end)
+    return [json.loads(line) for line in data[:end].splitlines()], offset + end
 
 
 def test_kill_9_loses_nothing_and_half_applies_nothing(tmp_path: Path) -> None:
@@ -416,7 +422,7 @@ def test_kill_9_loses_nothing_and_half_applies_nothing(tmp_path: Path) -> None:
                     time.sleep(rng.uniform(0.0, 0.4))
                 else:
                     ready_by = time.monotonic() + 30
-                    while b'"t":"ready"' not in (log.read_bytes()[seen:] if log.exists() else b""):
+                    while b'"t":"ready"' not in log_tail(log, seen):
                         assert child.poll() is None, f"the child died: {errors.read_text()}"
                         assert time.monotonic() < ready_by, "the child did not open the engine in 30 s"
                         time.sleep(0.005)
