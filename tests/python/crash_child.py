@@ -68,10 +68,10 @@ def main(db: str, policy: str, start: str, seed: int, log_path: str) -> None:
         roll = rng.random()
         if roll < 0.25:
             rg, name = slot()
-            components = []
+            components: list[tuple[str, str, bool]] = []
             for _ in range(rng.randint(0, 3)):
                 refs += 1
-                components.append([rng.choice(KINDS), f"ref-{seed}-{refs}", rng.random() < 0.2])
+                components.append((rng.choice(KINDS), f"ref-{seed}-{refs}", rng.random() < 0.2))
             retention = rng.choice([None, 1, 2, 3])
             cmk = rng.random() < 0.1
             owner = "alice" if rng.random() < 0.5 else None
@@ -79,7 +79,7 @@ def main(db: str, policy: str, start: str, seed: int, log_path: str) -> None:
                  "components": components, "owner": owner},
                 lambda: rb.Workspace.create(
                     SUB, rg, name, soft_delete_retention_days=retention, cmk_encrypted=cmk,
-                    components=[rb.Component(*c) for c in components],
+                    components=[rb.Component(kind, ref, alone) for kind, ref, alone in components],
                     principal=None if owner is None else rb.Principal(owner), engine=engine),
                 lambda ws: {"id": ws.id})
         elif roll < 0.40:

@@ -359,10 +359,10 @@ class EngineMachine(RuleBasedStateMachine):
         got = [(r.action, r.outcome) for r in rest]
         want = [(e.action, e.outcome) for e in self.model.audit]
         assert got == want, f"audit log:\n got {got[-6:]}\nwant {want[-6:]}"
-        for real, entry in zip(rest, self.model.audit):
+        for record, entry in zip(rest, self.model.audit):
             if entry.outcome == "ok":
-                assert (real.workspace_id, real.subscription_id, real.resource_group, real.name) == (
-                    entry.workspace_id, entry.sub, entry.rg, entry.name)
+                assert (record.workspace_id, record.subscription_id, record.resource_group,
+                        record.name) == (entry.workspace_id, entry.sub, entry.rg, entry.name)
         seqs = [r.seq for r in log]
         assert seqs == sorted(set(seqs))
 
@@ -394,20 +394,21 @@ class EngineMachine(RuleBasedStateMachine):
                 ws.id, ws.deleted_at, ws.purge_at, ws.retention_days, ws.retained)
             assert real.purge_at == real.deleted_at + timedelta(days=real.retention_days)
         for sub in SUBS:
-            for rg in (None, *GROUPS):
-                want = [w.id for w in self.model.list_deleted(sub, rg, now)]
-                page = rb.Workspace.list_deleted(sub, rg, engine=self.engine)
-                assert [d.id for d in page] == want, f"list_deleted({sub}, {rg})"
+            groups: tuple[str | None, ...] = (None, *GROUPS)
+            for group in groups:
+                want = [w.id for w in self.model.list_deleted(sub, group, now)]
+                page = rb.Workspace.list_deleted(sub, group, engine=self.engine)
+                assert [d.id for d in page] == want, f"list_deleted({sub}, {group})"
                 assert page.next_cursor is None
                 paged: list[str] = []
-                cursor = None
+                cursor: str | None = None
                 for _ in range(len(want) + 1):
-                    part = rb.Workspace.list_deleted(sub, rg, limit=2, cursor=cursor, engine=self.engine)
+                    part = rb.Workspace.list_deleted(sub, group, limit=2, cursor=cursor, engine=self.engine)
                     paged.extend(d.id for d in part)
                     cursor = part.next_cursor
                     if cursor is None:
                         break
-                assert paged == want, f"list_deleted({sub}, {rg}) in pages of 2"
+                assert paged == want, f"list_deleted({sub}, {group}) in pages of 2"
             deletable = [(d.kind, d.workspace_id, d.since) for d in self.engine.list_deletable(sub)]
             # API.md gives no order for list_deletable (ties of `since` come in any order).
             assert sorted(deletable) == sorted(self.model.list_deletable(sub, now)), f"list_deletable({sub})"
