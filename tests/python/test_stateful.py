@@ -175,6 +175,12 @@ class EngineMachine(RuleBasedStateMachine):
             sub, name = data.draw(st.sampled_from(binned), label="binned name")
             self.create_in((sub, group, name), retention, False, components)
 
+    @rule(name=st.sampled_from(NAMES), retention=RETENTIONS)
+    def create_in_every_group(self, name: str, retention: int | None) -> None:
+        """The same name in each group at once (live names are unique only within a group)."""
+        for group in GROUPS:
+            self.create_in(("sub-1", group, name), retention, False, [])
+
     def create_in(self, slot: tuple[str, str, str], retention: int | None, cmk: bool,
                   components: list[tuple[int, bool]]) -> None:
         sub, rg, name = slot
