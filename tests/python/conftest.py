@@ -24,7 +24,7 @@ START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 # The modules whose tests run on both stores (every test there that opens an engine through
 # make_engine / engine / store_location).
-STORE_MODULES = {"test_engine", "test_workspace", "test_threads", "test_races",
+STORE_MODULES = {"test_engine", "test_workspace", "test_threads", "test_races", "test_races_rounds",
                  "test_cleanup_workers", "test_stores"}
 PG_URL_VARIABLE = "RECYCLEBIN_TEST_PG_URL"
 
@@ -151,3 +151,9 @@ def make_engine(tmp_path: Path, clock: rb.ManualClock, make_policy: MakePolicy,
 def engine(make_engine: MakeEngine) -> rb.Engine:
     """An engine under the default policy on a fresh file."""
     return make_engine()
+
+
+@pytest.fixture
+def shared_store(store_location: StoreLocation) -> str:
+    """Where a store shared by several engines (and processes) lives, on the store under test."""
+    return store_location("shared")
