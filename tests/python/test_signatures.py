@@ -115,7 +115,8 @@ def test_result_fields() -> None:
     assert fields(rb.RecoverResult) == ["workspace", "restored", "reattached", "must_recreate"]
     assert fields(rb.PurgeReport) == ["purged", "cleanup"]
     assert fields(rb.DeletableWorkspace) == ["kind", "workspace_id", "since"]
-    assert fields(rb.CleanupTask) == ["id", "kind", "ref", "workspace_id", "created_at"]
+    assert fields(rb.CleanupTask) == ["id", "kind", "ref", "workspace_id", "created_at",  # v2:
+                                      "attempts", "last_error", "leased_by", "leased_until"]
     assert fields(rb.AuditRecord)[:7] == ["seq", "at", "action", "subscription_id",
                                           "resource_group", "name", "outcome"]
     for cls in (rb.DeleteResult, rb.DeletedWorkspace, rb.RecoverResult, rb.PurgeReport,
