@@ -25,6 +25,14 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr recyclebin::Timestamp kStart = 1'767'225'600'000'000;  // 2026-01-01T00:00:00Z
 
+/// prefix + n (appended: GCC 12 warns falsely about "literal" + std::string).
+template <class N>
+std::string text(const char* prefix, N n) {
+  std::string out = prefix;
+  out += std::to_string(n);
+  return out;
+}
+
 using Figures = std::vector<std::pair<const char*, double>>;
 
 double micros_per(Clock::time_point begin, std::size_t n) {
@@ -59,14 +67,14 @@ Figures run_engine(const Args& a) {
   std::vector<std::string> ids;
   auto t = Clock::now();
   for (std::size_t i = 0; i < a.n; ++i) {
-    ids.push_back(engine->create({"sub", "rg", "ws" + std::to_string(i), std::nullopt, false,
-                                  {{"run_history", "r" + std::to_string(i), false}}},
+    ids.push_back(engine->create({"sub", "rg", text("ws", i), std::nullopt, false,
+                                  {{"run_history", text("r", i), false}}},
                                  std::nullopt)
                       .id);
   }
   out.emplace_back("create", micros_per(t, a.n));
   t = Clock::now();
-  for (std::size_t i = 0; i < a.n; ++i) engine->get("sub", "rg", "ws" + std::to_string(i), std::nullopt);
+  for (std::size_t i = 0; i < a.n; ++i) engine->get("sub", "rg", text("ws", i), std::nullopt);
   out.emplace_back("get", micros_per(t, a.n));
   t = Clock::now();
   for (std::size_t i = 0; i < a.n; ++i) {
@@ -82,7 +90,7 @@ Figures run_engine(const Args& a) {
   }
   out.emplace_back("list_page", micros_per(t, a.pages));
   t = Clock::now();
-  for (std::size_t i = 0; i < a.n; i += 2) engine->recover("sub", "rg", "ws" + std::to_string(i), std::nullopt);
+  for (std::size_t i = 0; i < a.n; i += 2) engine->recover("sub", "rg", text("ws", i), std::nullopt);
   out.emplace_back("recover", micros_per(t, a.n / 2));
   return out;
 }
@@ -140,11 +148,11 @@ Figures run_raw(const Args& a) {
              "UPDATE workspaces SET deleted_at = NULL, purge_at = NULL, deleted_seq = 0, retained_kinds = '' "
              "WHERE group_key = $1 AND deleted_at IS NOT NULL");
   Figures out;
-  auto key = [](std::size_t i) { return recyclebin::group_name_key("sub", "rg", "ws" + std::to_string(i)); };
+  auto key = [](std::size_t i) { return recyclebin::group_name_key("sub", "rg", text("ws", i)); };
   auto t = Clock::now();
   for (std::size_t i = 0; i < a.n; ++i) {
-    db.run("create", {"id" + std::to_string(100000 + i), "ws" + std::to_string(i), std::to_string(kStart), key(i),
-                      "r" + std::to_string(i)});
+    db.run("create", {text("id", 100000 + i), text("ws", i), std::to_string(kStart), key(i),
+                      text("r", i)});
   }
   out.emplace_back("create", micros_per(t, a.n));
   t = Clock::now();
@@ -153,7 +161,7 @@ Figures run_raw(const Args& a) {
   t = Clock::now();
   for (std::size_t i = 0; i < a.n; ++i) {
     const auto at = kStart + static_cast<std::int64_t>(i);
-    db.run("delete", {"id" + std::to_string(100000 + i), std::to_string(at),
+    db.run("delete", {text("id", 100000 + i), std::to_string(at),
                       std::to_string(at + 14 * recyclebin::kMicrosPerDay), std::to_string(i + 1)});
   }
   out.emplace_back("soft_delete", micros_per(t, a.n));
