@@ -680,6 +680,7 @@ std::unique_ptr<Engine> Engine::open(const std::string& location, Policy policy,
 Engine::~Engine() = default;
 
 void Engine::close() {
+  closing_.store(true, std::memory_order_release);
   std::unique_lock lock(lifecycle_);
   closed_ = true;
   store_.reset();
@@ -699,6 +700,9 @@ void Engine::set_facts_provider(FactsProvider provider) {
 }
 
 #define RB_OPEN_GUARD                                                                          \
+  if (closing_.load(std::memory_order_acquire)) {                                              \
+    throw Error(ErrorCode::engine_closed, "the engine is closed; open a new one with Engine.open"); \
+  }                                                                                            \
   std::shared_lock lifecycle_lock(lifecycle_);                                                 \
   if (closed_) {                                                                               \
     throw Error(ErrorCode::engine_closed, "the engine is closed; open a new one with Engine.open"); \

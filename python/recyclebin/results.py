@@ -111,12 +111,12 @@ class _Result:
         return {f.name: getattr(self, f.name) for f in fields}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        for name, value in state.items():
-            object.__setattr__(self, name, value)
-        # A pickle from before a field was added (DeleteResult.dry_run) gets its default.
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            if f.name not in state and f.default is not dataclasses.MISSING:
-                object.__setattr__(self, f.name, f.default)
+        # A pickle from an older version lacks the fields added since: they take their defaults.
+        for field in dataclasses.fields(self):  # type: ignore[arg-type]
+            if field.name in state:
+                object.__setattr__(self, field.name, state[field.name])
+            elif field.default is not dataclasses.MISSING:
+                object.__setattr__(self, field.name, field.default)
 
     def __repr__(self) -> str:
         parts = [

@@ -132,6 +132,10 @@ def test_register_types_checks_the_fields(engine: rb.Engine) -> None:
         ref: str
         workspace_id: str
         created_at: datetime
+        attempts: int  # v2: cleanup workers
+        last_error: str | None
+        leased_by: str | None
+        leased_until: datetime | None
 
     with pytest.raises(TypeError, match="differ"):
         _core._register_types(**{**REGISTERED, "cleanup_task": Wrong})

@@ -613,7 +613,7 @@ def _all_routes(api: Api) -> list[APIRoute]:
 def test_every_route_refuses_a_missing_or_wrong_token(api: Api) -> None:
     api.create("x")  # something to read, were the auth check missing
     routes = _all_routes(api)
-    assert len(routes) == 21  # 19 + the live listings (v2)
+    assert len(routes) == 23  # 19 + the live listings + cleanup claim and fail (v2)
     for route in routes:
         method, path = _example_request(route)
         for headers in ({}, {"Authorization": "Bearer nope"},
@@ -770,7 +770,7 @@ def test_openapi_describes_every_route_parameter_and_error(api: Api) -> None:
     schema = api.client.get("/openapi.json").json()
     operations = [(path, method, op) for path, ops in schema["paths"].items()
                   for method, op in ops.items()]
-    assert len(operations) == len(_all_routes(api)) == 21  # 19 + the live listings (v2)
+    assert len(operations) == len(_all_routes(api)) == 23  # 19 + the live listings + cleanup claim and fail (v2)
     assert "ErrorResponse" in schema["components"]["schemas"]
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     for path, method, op in operations:

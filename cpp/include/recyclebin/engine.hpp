@@ -6,6 +6,7 @@
 // Ownership: the Engine owns its Store; Policy and Clock are shared, immutable or
 // thread-safe. close() waits for calls in flight; later calls throw Error(engine_closed).
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -113,6 +114,9 @@ class Engine {
   std::unique_ptr<Impl> impl_;
   mutable std::shared_mutex lifecycle_;  // shared: a call in flight; unique: close()
   bool closed_ = false;
+  // Set by close() before it waits: new calls fail at once, so a stream of calls cannot keep
+  // close() waiting (the shared mutex lets readers overtake a waiting writer).
+  std::atomic<bool> closing_{false};
 };
 
 }  // namespace recyclebin
