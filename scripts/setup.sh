@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(cmake g++ make libboost1.81-dev libboost-date-time1.81-dev libsqlite3-dev libyaml-cpp-dev libgtest-dev)
+debs=(cmake g++ make libboost1.81-dev libboost-date-time1.81-dev libsqlite3-dev libyaml-cpp-dev libgtest-dev
+      chromium chromium-driver)  # the console's browser tests (tests/python/test_console.py)
 missing=()
 for pkg in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
