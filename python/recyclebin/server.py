@@ -34,6 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import recyclebin as rb
 from recyclebin.arm import create_arm_router
+from recyclebin.console import create_console_router
 from recyclebin.auth import (
     Authenticator,
     BearerTokenAuth,
@@ -158,7 +159,8 @@ def create_app(
     - ``reaper_interval``: seconds between ``purge_expired`` runs; ``None`` or ``0`` turns
       the reaper off.
     - ``clock``: a ``rb.ManualClock`` also adds the ``/_testing/clock`` routes.
-    - ``prefix``: where the routes are mounted, e.g. ``"/v1"``.
+    - ``prefix``: where the routes are mounted, e.g. ``"/v1"``; the web console is at
+      ``{prefix}/console/``.
     """
     if reaper_interval is not None and reaper_interval < 0:
         raise ValueError(f"reaper_interval must be >= 0 seconds (0: off), got {reaper_interval}")
@@ -212,6 +214,7 @@ def create_app(
 
     app.include_router(create_router(engine, auth), prefix=prefix)
     app.include_router(create_arm_router(engine, auth), prefix=prefix)  # azure-ai-ml's routes
+    app.include_router(create_console_router(), prefix=prefix)  # the web console, /console/
     if clock is not None:
         app.include_router(create_clock_router(clock, auth), prefix=prefix)
     return app
