@@ -286,7 +286,7 @@
         const row = element("tr");
         row.append(element("td", ws.name, "name"), element("td", ws.resource_group),
                    element("td", ws.state));
-        const actions = element("td");
+        const actions = element("td", null, "actions");
         const button = element("button", "Delete", "danger");
         button.type = "button";
         button.setAttribute("aria-label", "Delete " + ws.name);
@@ -499,8 +499,8 @@
         countdown.append(element("span", formatCountdown(purgeAt, now)),
                          element("span", "until " + formatUtc(purgeAt), "sub"));
         row.append(element("td", item.name, "name"), element("td", item.resource_group),
-                   element("td", formatUtc(parseUtc(item.deleted_at))), countdown);
-        const actions = element("td");
+                   element("td", formatUtc(parseUtc(item.deleted_at)), "when"), countdown);
+        const actions = element("td", null, "actions");
         const recover = element("button", "Recover");
         recover.type = "button";
         recover.setAttribute("aria-label", "Recover " + item.name);
@@ -593,7 +593,7 @@
           const row = element("tr");
           row.append(element("td", item.kind === "orphaned" ? "orphaned" : "deletion planned"),
                      element("td", item.workspace_id, "id"),
-                     element("td", formatUtc(parseUtc(item.since))));
+                     element("td", formatUtc(parseUtc(item.since)), "when"));
           return row;
         });
         tbody.replaceChildren(...rows);
