@@ -356,14 +356,14 @@ def test_delete_dry_run_answers_the_plan_and_changes_nothing(
 
 
 def test_delete_dry_run_permanent_with_the_options_in_the_body(api: Api) -> None:
-    api.create("ws1", components=[{"kind": "notebooks", "ref": "nb-1"}])
-    response = api.request("DELETE", ws_path("ws1"),
-                           json={"permanently_delete": True, "dry_run": True})
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["dry_run"] is True and body["permanent"] is True and body["purge_at"] is None
-    assert body["destroyed"] == ["notebooks"]
-    assert [(t["id"], t["ref"]) for t in body["cleanup"]] == [(0, "nb-1")]
+    created = api.create("ws1", components=[{"kind": "notebooks", "ref": "nb-1"}])
+    plan = api.request("DELETE", ws_path("ws1"), json={"permanently_delete": True,
+                                                      "dry_run": True})
+    assert plan.json() == {
+        "dry_run": True, "permanent": True, "deleted_at": iso_z(START), "purge_at": None,
+        "retained": [], "destroyed": ["notebooks"], "preserved": [], "warnings": [],
+        "cleanup": [{"id": 0, "kind": "notebooks", "ref": "nb-1",
+                     "workspace_id": created["id"], "created_at": iso_z(START)}]}
     assert api.request("GET", ws_path("ws1")).status_code == 200
     assert api.request("GET", "/cleanupTasks").json() == []
 

@@ -247,6 +247,22 @@
     };
   }
 
+  // Without a subscription a page has nothing to show: it says so and waits for one.
+  function askForSubscription(filter, message) {
+    if (filter.subscription) return false;
+    say(message);
+    $("subscription").focus();
+    return true;
+  }
+
+  function emptyRow(tbody, text, columns) {
+    const row = element("tr");
+    const cell = element("td", text, "empty");
+    cell.colSpan = columns;
+    row.append(cell);
+    tbody.append(row);
+  }
+
   const policies = new Map();
 
   async function policyOf(subscription) {
@@ -255,6 +271,14 @@
         await callApi("GET", "subscriptions/" + segment(subscription) + "/policy"));
     }
     return policies.get(subscription);
+  }
+
+  // The filter's listing: "workspaces" or "deletedWorkspaces", of a group or of all.
+  function listPath(filter, collection) {
+    const subscription = "subscriptions/" + segment(filter.subscription);
+    return filter.resourceGroup ?
+      subscription + "/resourceGroups/" + segment(filter.resourceGroup) + "/" + collection :
+      subscription + "/" + collection;
   }
 
   function workspacePath(ws, collection) {
@@ -270,13 +294,10 @@
     const dialog = deleteDialog(() => paging.again().catch(() => {}));
 
     async function load(cursor) {
-      const path = filter.resourceGroup ?
-        "subscriptions/" + segment(filter.subscription) + "/resourceGroups/" +
-          segment(filter.resourceGroup) + "/workspaces" :
-        "subscriptions/" + segment(filter.subscription) + "/workspaces";
       let page;
       try {
-        page = await callApi("GET", path, { query: { limit: filter.limit, cursor } });
+        page = await callApi("GET", listPath(filter, "workspaces"),
+                             { query: { limit: filter.limit, cursor } });
       } catch (error) {
         say(error.message, "error");
         throw error;
@@ -295,22 +316,12 @@
         row.append(actions);
         tbody.append(row);
       }
-      if (page.value.length === 0) {
-        const row = element("tr");
-        const cell = element("td", "No live workspaces here.", "empty");
-        cell.colSpan = 4;
-        row.append(cell);
-        tbody.append(row);
-      }
+      if (page.value.length === 0) emptyRow(tbody, "No live workspaces here.", 4);
       return page.next_cursor;
     }
 
     const paging = pager(load);
-    if (!filter.subscription) {
-      say("Enter a subscription to list its workspaces.");
-      $("subscription").focus();
-      return;
-    }
+    if (askForSubscription(filter, "Enter a subscription to list its workspaces.")) return;
     paging.first().catch(() => {});
   }
 
@@ -476,14 +487,11 @@
     }
 
     async function load(cursor) {
-      const path = filter.resourceGroup ?
-        "subscriptions/" + segment(filter.subscription) + "/resourceGroups/" +
-          segment(filter.resourceGroup) + "/deletedWorkspaces" :
-        "subscriptions/" + segment(filter.subscription) + "/deletedWorkspaces";
       let page;
       try {
         [page, policy] = await Promise.all([
-          callApi("GET", path, { query: { limit: filter.limit, cursor } }),
+          callApi("GET", listPath(filter, "deletedWorkspaces"),
+                  { query: { limit: filter.limit, cursor } }),
           policyOf(filter.subscription)]);
       } catch (error) {
         say(error.message, "error");
@@ -531,13 +539,7 @@
         rows.push(row);
       }
       tbody.replaceChildren(...rows);
-      if (rows.length === 0) {
-        const row = element("tr");
-        const cell = element("td", "The recycle bin is empty here.", "empty");
-        cell.colSpan = 5;
-        row.append(cell);
-        tbody.append(row);
-      }
+      if (rows.length === 0) emptyRow(tbody, "The recycle bin is empty here.", 5);
       $("policy-note").textContent = policy.permanent_delete.allowed ? "" :
         "This subscription's policy does not allow a permanent delete: workspaces stay in " +
         "the recycle bin until their purge date.";
@@ -568,11 +570,7 @@
     });
 
     const paging = pager(load);
-    if (!filter.subscription) {
-      say("Enter a subscription to see its recycle bin.");
-      $("subscription").focus();
-      return;
-    }
+    if (askForSubscription(filter, "Enter a subscription to see its recycle bin.")) return;
     paging.first().catch(() => {});
     window.setInterval(tick, 1000);
   }
@@ -582,9 +580,7 @@
   function adminPage() {
     const filter = filterValues();
     const tbody = document.querySelector("#deletable tbody");
-    if (!filter.subscription) {
-      say("Enter a subscription to list its deletable workspaces.");
-      $("subscription").focus();
+    if (askForSubscription(filter, "Enter a subscription to list its deletable workspaces.")) {
       return;
     }
     callApi("GET", "subscriptions/" + segment(filter.subscription) + "/deletableWorkspaces")
