@@ -19,7 +19,7 @@ EXPECTED: dict[str, str] = {
     "Engine.open": "location, policy='default', clock=None",
     "Engine.close": "",
     "Engine.set_facts_provider": "fn",
-    "Engine.purge_expired": "*, principal=None",
+    "Engine.purge_expired": "*, principal=None, dry_run=False",  # v2: dry runs
     "Engine.list_deletable": "subscription_id",
     # Version 2: a dry run; expected_refs is delete-realm's export fence (issue 16).
     "Engine.purge_by_id": "workspace_id, *, principal=None, dry_run=False, expected_refs=None",
@@ -43,9 +43,9 @@ EXPECTED: dict[str, str] = {
     "Workspace.start": "*, principal=None",
     "Workspace.grant": "principal_id, role, *, principal=None",
     "Workspace.revoke": "principal_id, *, principal=None",
-    "Workspace.delete": (
+    "Workspace.delete": (  # version 2: dry_run
         "*, delete_dependent_resources=False, permanently_delete=False, no_wait=False, "
-        "confirm_name=None, principal=None"),
+        "confirm_name=None, principal=None, dry_run=False"),
     "Workspace.get": "name, subscription_id, resource_group, *, principal=None, engine=None",
     "Workspace.list_deleted": (
         "subscription_id, resource_group=None, *, limit=None, cursor=None, principal=None, "
@@ -115,7 +115,7 @@ def test_result_fields() -> None:
                                                "deleted_at", "purge_at", "retention_days",
                                                "retained"]
     assert fields(rb.RecoverResult) == ["workspace", "restored", "reattached", "must_recreate"]
-    assert fields(rb.PurgeReport) == ["purged", "cleanup"]
+    assert fields(rb.PurgeReport) == ["purged", "cleanup", "dry_run"]  # version 2: dry_run
     assert fields(rb.DeletableWorkspace) == ["kind", "workspace_id", "since"]
     assert fields(rb.CleanupTask) == ["id", "kind", "ref", "workspace_id", "created_at"]
     assert fields(rb.AuditRecord)[:7] == ["seq", "at", "action", "subscription_id",
