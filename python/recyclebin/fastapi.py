@@ -153,6 +153,7 @@ class DeleteOptionsBody(_Model):
     delete_dependent_resources: StrictBool | None = None
     confirm_name: StrictStr | None = None
     no_wait: StrictBool | None = None
+    dry_run: StrictBool | None = None
 
 
 class CleanupTaskModel(_Model):
@@ -189,6 +190,8 @@ class DeleteResultModel(_Model):
     preserved: list[str]
     cleanup: list[CleanupTaskModel]
     warnings: list[str]
+    dry_run: bool = Field(default=False, description="`true`: what the delete would do; "
+                          "nothing was changed (cleanup tasks have `id` 0).")
 
 
 class DeletedWorkspaceModel(_Model):
@@ -224,6 +227,52 @@ class PurgedWorkspaceModel(_Model):
 class PurgeReportModel(_Model):
     purged: list[PurgedWorkspaceModel]
     cleanup: list[CleanupTaskModel]
+    dry_run: bool = Field(default=False, description="`true`: what the purge would remove; "
+                          "nothing was changed (cleanup tasks have `id` 0).")
+
+
+class RetentionRulesModel(_Model):
+    default_days: int
+    min_days: int
+    max_days: int
+    per_workspace: bool = Field(description="`false`: the retention is fixed.")
+    on_expiry: str = Field(description="`purge` or `hold`.")
+
+
+class SoftDeleteRulesModel(_Model):
+    enabled: bool = Field(description="`false`: every delete is permanent.")
+    hard_delete_if_cmk: bool
+
+
+class PermanentDeleteRulesModel(_Model):
+    allowed: bool = Field(description="A permanent delete, and a purge, may be asked for.")
+    batch: bool
+    dependent_resources_require_permanent: bool
+
+
+class PreconditionRulesModel(_Model):
+    require_stopped: bool
+    require_confirm_name: bool = Field(description="A delete needs `confirm_name`.")
+    blockers: list[str]
+    warnings: list[str]
+
+
+class PolicyRulesModel(_Model):
+    """The effective rules of one subscription that a client needs before it asks."""
+    name: str = Field(description="The policy's name.")
+    subscription_id: str
+    retention: RetentionRulesModel
+    soft_delete: SoftDeleteRulesModel
+    permanent_delete: PermanentDeleteRulesModel
+    preconditions: PreconditionRulesModel
+    name_reservation_scope: str = Field(description="`group`, `tenant` or `none`.")
+
+
+class CallerModel(_Model):
+    principal_id: str | None = Field(description="`null` for the trusted platform.")
+    platform: bool = Field(description="The caller passes every check and may use the "
+                                       "operator routes.")
+    roles: list[str] = Field(description="Its roles in the tenant.")
 
 
 class DeletableWorkspaceModel(_Model):
@@ -290,7 +339,23 @@ def _delete_result(result: rb.DeleteResult) -> DeleteResultModel:
         permanent=result.permanent, deleted_at=result.deleted_at, purge_at=result.purge_at,
         retained=list(result.retained), destroyed=list(result.destroyed),
         preserved=list(result.preserved), cleanup=[_cleanup_task(t) for t in result.cleanup],
-        warnings=list(result.warnings))
+        warnings=list(result.warnings), dry_run=bool(result.dry_run))
+
+
+def _policy_rules(policy: rb.Policy, subscription_id: str) -> PolicyRulesModel:
+    rules = policy.rules(subscription_id)
+
+    def section(model: type[_Model], key: str) -> Any:
+        values = rules[key]
+        return model(**{name: values[name] for name in model.model_fields})
+
+    return PolicyRulesModel(
+        name=policy.name, subscription_id=subscription_id,
+        retention=section(RetentionRulesModel, "retention"),
+        soft_delete=section(SoftDeleteRulesModel, "soft_delete"),
+        permanent_delete=section(PermanentDeleteRulesModel, "permanent_delete"),
+        preconditions=section(PreconditionRulesModel, "preconditions"),
+        name_reservation_scope=str(rules["name_reservation"]["scope"]))
 
 
 def _deleted_workspace(item: rb.DeletedWorkspace) -> DeletedWorkspaceModel:
@@ -604,6 +669,9 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
             description="The workspace name typed by the user, where the policy asks.")] = None,
         no_wait: Annotated[bool | None, Query(
             description="Answer 202 Accepted instead of 200.")] = None,
+        dry_run: Annotated[bool | None, Query(
+            description="Make every check and answer what the delete would do (200, "
+                        "`dry_run: true`), changing nothing.")] = None,
         options: Annotated[DeleteOptionsBody | None, Body(
             description="The same options as a JSON body (query and body may not "
                         "disagree).")] = None,
@@ -616,10 +684,12 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
                           body.delete_dependent_resources, False)
         typed_name = _pick("confirm_name", confirm_name, body.confirm_name, None)
         wait_not = _pick("no_wait", no_wait, body.no_wait, False)
+        trial = _pick("dry_run", dry_run, body.dry_run, False)
         ws = live(subscription_id, resource_group, name, caller)
         result = ws.delete(delete_dependent_resources=dependent, permanently_delete=permanent,
-                           no_wait=wait_not, confirm_name=typed_name, principal=caller)
-        if wait_not:
+                           no_wait=wait_not, confirm_name=typed_name, principal=caller,
+                           dry_run=trial)
+        if wait_not and not trial:  # a dry run accepts nothing for later
             response.status_code = status.HTTP_202_ACCEPTED
         return _delete_result(result)
 
@@ -641,6 +711,25 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
                     caller: Caller) -> None:
         """Revoking the last member makes the workspace orphaned."""
         live(subscription_id, resource_group, name, caller).revoke(principal_id, principal=caller)
+
+    # ------------------------------------------------------------ rules and caller
+
+    @router.get("/subscriptions/{subscription_id}/policy", response_model=PolicyRulesModel,
+                tags=tagged("policy"), summary="The effective rules of a subscription",
+                responses=_responses(_E403))
+    def show_policy(subscription_id: Subscription, caller: Caller) -> PolicyRulesModel:
+        """The base policy with the tenant's overrides: whether a permanent delete is
+        allowed, whether a delete needs the typed name or a stopped workspace, the
+        retention. What a client (the console) needs to know before it asks."""
+        return _policy_rules(engine.policy, subscription_id)
+
+    @router.get("/me", response_model=CallerModel, tags=tagged("policy"),
+                summary="Who the token stands for")
+    def who_am_i(caller: Caller) -> CallerModel:
+        """Checks a token without touching any workspace (the console's sign-in)."""
+        if caller is None:
+            return CallerModel(principal_id=None, platform=True, roles=[])
+        return CallerModel(principal_id=caller.id, platform=False, roles=sorted(caller.roles))
 
     # ------------------------------------------------------------------- recycle bin
 
@@ -739,15 +828,18 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
         return _delete_result(engine.purge_by_id(workspace_id, principal=caller))
 
     @router.post("/purgeExpired", response_model=PurgeReportModel, tags=tagged("operations"),
-                 summary="Purge every expired workspace now (platform only)")
-    def purge_expired(caller: Caller) -> PurgeReportModel:
+                 summary="Purge every expired workspace now (platform only)",
+                 responses=_responses(_E403))
+    def purge_expired(caller: Caller, dry_run: Annotated[bool, Query(
+            description="Answer what would be purged, changing nothing.")] = False
+                      ) -> PurgeReportModel:
         """What the server's reaper does periodically."""
         require_platform(caller, "purging expired workspaces")
-        report = engine.purge_expired(principal=caller)
+        report = engine.purge_expired(principal=caller, dry_run=dry_run)
         return PurgeReportModel(
             purged=[PurgedWorkspaceModel(subscription_id=s, resource_group=g, name=n)
                     for s, g, n in report.purged],
-            cleanup=[_cleanup_task(t) for t in report.cleanup])
+            cleanup=[_cleanup_task(t) for t in report.cleanup], dry_run=bool(report.dry_run))
 
     @router.get("/cleanupTasks", response_model=list[CleanupTaskModel],
                 tags=tagged("operations"),

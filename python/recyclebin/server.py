@@ -53,6 +53,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import recyclebin as rb
 from recyclebin.arm import create_arm_router
+from recyclebin.console import create_console_router
 from recyclebin.auth import (
     AuthError,
     Authenticator,
@@ -290,7 +291,8 @@ def create_app(
     - ``reaper_interval``: seconds between ``purge_expired`` runs; ``None`` or ``0`` turns
       the reaper off.
     - ``clock``: a ``rb.ManualClock`` also adds the ``/_testing/clock`` routes.
-    - ``prefix``: where the routes are mounted, e.g. ``"/v1"``.
+    - ``prefix``: where the routes are mounted, e.g. ``"/v1"``; the web console is at
+      ``{prefix}/console/``.
     - ``max_body_bytes``: the largest request body taken; above it, 413 (see RequestGuard).
     """
     if reaper_interval is not None and reaper_interval < 0:
@@ -364,6 +366,7 @@ def create_app(
     app.include_router(create_router(engine, auth), prefix=prefix)
     app.include_router(create_arm_router(engine, auth, authorize_subscription=require_subscription),
                        prefix=prefix)  # azure-ai-ml's routes
+    app.include_router(create_console_router(), prefix=prefix)  # the web console, /console/
     if clock is not None:
         app.include_router(create_clock_router(clock, auth), prefix=prefix)
     # The last added runs first: the guard, then the limiter of streamed bodies.

@@ -323,6 +323,91 @@ def test_delete_unknown_is_404(api: Api) -> None:
     assert_error(api.delete("nope"), 404, "workspace_not_found")
 
 
+# ------------------------------------------------------------------------- dry runs (v2)
+
+def _audit_count(api: Api) -> int:
+    return len(api.request("GET", "/auditLog").json())
+
+
+def test_delete_dry_run_answers_the_plan_and_changes_nothing(
+        make_api: Callable[[str], Api]) -> None:
+    api = make_api("azureml")
+    api.create("ws1", components=[{"kind": "notebooks", "ref": "nb-1"},
+                                  {"kind": "compute_instance", "ref": "ci-1"}])
+    audited = _audit_count(api)
+    response = api.delete("ws1", dry_run="true")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["dry_run"] is True and body["permanent"] is False
+    assert body["deleted_at"] == iso_z(START)
+    assert body["purge_at"] == iso_z(START + timedelta(days=14))
+    assert body["retained"] == ["notebooks"]
+    assert body["destroyed"] == ["compute_instance"]
+    assert [(t["id"], t["ref"]) for t in body["cleanup"]] == [(0, "ci-1")]
+    # Nothing happened: still live, nothing audited, no cleanup task, the name still taken.
+    assert api.request("GET", ws_path("ws1")).status_code == 200
+    assert _audit_count(api) == audited
+    assert api.request("GET", "/cleanupTasks").json() == []
+    assert_error(api.request("PUT", ws_path("ws1")), 409, "workspace_exists")
+    real = api.delete("ws1").json()
+    assert real["dry_run"] is False
+    assert {k: v for k, v in real.items() if k not in ("dry_run", "cleanup")} == {
+        k: v for k, v in body.items() if k not in ("dry_run", "cleanup")}
+    assert [t["ref"] for t in real["cleanup"]] == ["ci-1"] and real["cleanup"][0]["id"] > 0
+
+
+def test_delete_dry_run_permanent_with_the_options_in_the_body(api: Api) -> None:
+    created = api.create("ws1", components=[{"kind": "notebooks", "ref": "nb-1"}])
+    plan = api.request("DELETE", ws_path("ws1"), json={"permanently_delete": True,
+                                                      "dry_run": True})
+    assert plan.json() == {
+        "dry_run": True, "permanent": True, "deleted_at": iso_z(START), "purge_at": None,
+        "retained": [], "destroyed": ["notebooks"], "preserved": [], "warnings": [],
+        "cleanup": [{"id": 0, "kind": "notebooks", "ref": "nb-1",
+                     "workspace_id": created["id"], "created_at": iso_z(START)}]}
+    assert api.request("GET", ws_path("ws1")).status_code == 200
+    assert api.request("GET", "/cleanupTasks").json() == []
+
+
+def test_delete_dry_run_with_no_wait_answers_200_as_nothing_was_accepted(api: Api) -> None:
+    api.create("ws1")
+    response = api.delete("ws1", dry_run="true", no_wait="true")
+    assert response.status_code == 200 and response.json()["dry_run"] is True
+    assert api.request("GET", ws_path("ws1")).status_code == 200
+
+
+def test_delete_dry_run_refuses_as_the_real_call_and_audits_nothing(
+        make_api: Callable[[str], Api]) -> None:
+    api = make_api("dataworks")
+    api.create("ws1", ALICE)
+    audited = _audit_count(api)
+    assert_error(api.delete("ws1", BOB, dry_run="true"), 403, "permission_denied")
+    assert_error(api.delete("ws1", dry_run="true"), 412, "precondition_failed")
+    assert_error(api.delete("ws1", dry_run="true", confirm_name="ws2"), 412,
+                 "precondition_failed")
+    assert _audit_count(api) == audited
+    ok = api.delete("ws1", dry_run="true", confirm_name="ws1")
+    assert ok.status_code == 200 and ok.json()["dry_run"] is True
+    assert _audit_count(api) == audited
+    workstations = make_api("cloud-workstation")
+    workstations.create("wk1")
+    assert_error(workstations.delete("wk1", dry_run="true"), 400, "workspace_not_stopped")
+    assert_error(api.delete("nope", dry_run="true"), 404, "workspace_not_found")
+
+
+def test_delete_dry_run_flag_errors(api: Api) -> None:
+    api.create("ws1")
+    error = assert_error(api.delete("ws1", dry_run="maybe"), 422, "validation_error")
+    assert error["fields"][0]["field"] == "query.dry_run"
+    response = api.request("DELETE", ws_path("ws1"), params={"dry_run": "true"},
+                           json={"dry_run": False})
+    assert "dry_run" in assert_error(response, 400, "invalid_request")["message"]
+    assert api.request("GET", ws_path("ws1")).status_code == 200
+    # A dry run of a soft-deleted workspace answers what the real call would: 409.
+    api.delete("ws1")
+    assert_error(api.delete("ws1", dry_run="true"), 409, "operation_not_allowed")
+
+
 # ----------------------------------------------------------------------- recycle bin
 
 def _fill_bin(api: Api, clock: rb.ManualClock, names: list[str], rg: str = RG) -> None:
@@ -550,12 +635,82 @@ def test_purge_expired_route(api: Api, clock: rb.ManualClock) -> None:
     api.create("ws1", soft_delete_retention_days=1,
                components=[{"kind": "notebooks", "ref": "nb-1"}])
     api.delete("ws1")
-    assert api.request("POST", "/purgeExpired").json() == {"purged": [], "cleanup": []}
+    assert api.request("POST", "/purgeExpired").json() == {"purged": [], "cleanup": [],
+                                                            "dry_run": False}
     clock.advance(timedelta(days=2))
     assert_error(api.request("POST", "/purgeExpired", ADMIN), 403, "permission_denied")
     report = api.request("POST", "/purgeExpired").json()
     assert report["purged"] == [{"subscription_id": SUB, "resource_group": RG, "name": "ws1"}]
     assert [t["ref"] for t in report["cleanup"]] == ["nb-1"]
+
+
+def test_purge_expired_dry_run_route(api: Api, clock: rb.ManualClock) -> None:
+    api.create("ws1", soft_delete_retention_days=1,
+               components=[{"kind": "notebooks", "ref": "nb-1"}])
+    api.delete("ws1")
+    clock.advance(timedelta(days=2))
+    assert_error(api.request("POST", "/purgeExpired", ADMIN, params={"dry_run": "true"}),
+                 403, "permission_denied")
+    audited = _audit_count(api)
+    plan = api.request("POST", "/purgeExpired", params={"dry_run": "true"}).json()
+    assert plan["dry_run"] is True
+    assert plan["purged"] == [{"subscription_id": SUB, "resource_group": RG, "name": "ws1"}]
+    assert [(t["id"], t["ref"]) for t in plan["cleanup"]] == [(0, "nb-1")]
+    assert _audit_count(api) == audited
+    assert api.request("GET", "/cleanupTasks").json() == []
+    assert_error(api.request("POST", "/purgeExpired", params={"dry_run": "soon"}), 422,
+                 "validation_error")
+    report = api.request("POST", "/purgeExpired").json()
+    assert report["dry_run"] is False and report["purged"] == plan["purged"]
+    assert [t["ref"] for t in report["cleanup"]] == ["nb-1"]
+    assert api.request("POST", "/purgeExpired", params={"dry_run": "true"}).json() == {
+        "purged": [], "cleanup": [], "dry_run": True}
+
+
+# ------------------------------------------------------------- rules and caller (v2)
+
+def test_policy_route_answers_the_effective_rules(make_api: Callable[[str], Api]) -> None:
+    rules = make_api("dataworks").request("GET", f"/subscriptions/{SUB}/policy", ALICE)
+    assert rules.status_code == 200, rules.text
+    body = rules.json()
+    assert body["name"] == "dataworks" and body["subscription_id"] == SUB
+    assert body["preconditions"]["require_confirm_name"] is True
+    assert body["retention"]["per_workspace"] is False
+    assert body["retention"]["default_days"] == 14
+    assert set(body) == {"name", "subscription_id", "retention", "soft_delete",
+                         "permanent_delete", "preconditions", "name_reservation_scope"}
+    workstation = make_api("cloud-workstation").request(
+        "GET", f"/subscriptions/{SUB}/policy").json()
+    assert workstation["preconditions"]["require_stopped"] is True
+    assert workstation["soft_delete"]["enabled"] is False
+    assert make_api("exostellar").request(
+        "GET", f"/subscriptions/{SUB}/policy").json()["permanent_delete"]["allowed"] is False
+
+
+def test_policy_route_merges_the_tenant_overrides(open_engine: Callable[[Any], rb.Engine],
+                                                  auth: BearerTokenAuth) -> None:
+    policy = rb.Policy.from_yaml(
+        "version: 1\nname: mixed\n"
+        "tenants:\n  strict:\n    permanent_delete: {allowed: false}\n"
+        "    preconditions: {require_confirm_name: true}\n    retention: {default_days: 7}\n")
+    api = Api(open_engine(policy), auth)
+    base = api.request("GET", f"/subscriptions/{SUB}/policy").json()
+    strict = api.request("GET", "/subscriptions/strict/policy").json()
+    assert base["permanent_delete"]["allowed"] is True
+    assert base["preconditions"]["require_confirm_name"] is False
+    assert strict["permanent_delete"]["allowed"] is False
+    assert strict["preconditions"]["require_confirm_name"] is True
+    assert (base["retention"]["default_days"], strict["retention"]["default_days"]) == (14, 7)
+
+
+def test_me_names_the_caller(api: Api) -> None:
+    assert api.request("GET", "/me").json() == {"principal_id": None, "platform": True,
+                                                "roles": []}
+    assert api.request("GET", "/me", ALICE).json() == {"principal_id": "alice",
+                                                       "platform": False, "roles": []}
+    assert api.request("GET", "/me", ADMIN).json()["roles"] == ["admin"]
+    assert_error(api.request("GET", "/me", {"Authorization": "Bearer nope"}), 401,
+                 "unauthenticated")
 
 
 def test_cleanup_tasks_list_and_complete(api: Api) -> None:
@@ -613,7 +768,7 @@ def _all_routes(api: Api) -> list[APIRoute]:
 def test_every_route_refuses_a_missing_or_wrong_token(api: Api) -> None:
     api.create("x")  # something to read, were the auth check missing
     routes = _all_routes(api)
-    assert len(routes) == 23  # 19 + the live listings + cleanup claim and fail (v2)
+    assert len(routes) == 25  # 19 + the live listings, cleanup claim and fail, policy and me (v2)
     for route in routes:
         method, path = _example_request(route)
         for headers in ({}, {"Authorization": "Bearer nope"},
@@ -770,7 +925,8 @@ def test_openapi_describes_every_route_parameter_and_error(api: Api) -> None:
     schema = api.client.get("/openapi.json").json()
     operations = [(path, method, op) for path, ops in schema["paths"].items()
                   for method, op in ops.items()]
-    assert len(operations) == len(_all_routes(api)) == 23  # 19 + the live listings + cleanup claim and fail (v2)
+    # 19 + the live listings, cleanup claim and fail, policy and me (v2)
+    assert len(operations) == len(_all_routes(api)) == 25
     assert "ErrorResponse" in schema["components"]["schemas"]
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     for path, method, op in operations:
@@ -783,7 +939,8 @@ def test_openapi_describes_every_route_parameter_and_error(api: Api) -> None:
     delete = schema["paths"][f"{PREFIX}/subscriptions/{{subscription_id}}/resourceGroups/"
                              f"{{resource_group}}/workspaces/{{name}}"]["delete"]
     assert {p["name"] for p in delete["parameters"] if p["in"] == "query"} == {
-        "permanently_delete", "delete_dependent_resources", "confirm_name", "no_wait"}
+        "permanently_delete", "delete_dependent_resources", "confirm_name", "no_wait",
+        "dry_run"}
     assert {"200", "202", "400", "403", "404", "409", "412"} <= set(delete["responses"])
     compat = schema["paths"][f"{PREFIX}/workstations/{{workstation_id}}/delete"]["get"]
     assert {"204", "200", "400", "401", "404"} <= set(compat["responses"])

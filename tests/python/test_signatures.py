@@ -43,7 +43,7 @@ EXPECTED: dict[str, str] = {
     "Workspace.start": "*, principal=None",
     "Workspace.grant": "principal_id, role, *, principal=None",
     "Workspace.revoke": "principal_id, *, principal=None",
-    "Workspace.delete": (
+    "Workspace.delete": (  # version 2: dry_run
         "*, delete_dependent_resources=False, permanently_delete=False, no_wait=False, "
         "confirm_name=None, principal=None, dry_run=False"),  # version 2: dry runs
     "Workspace.get": "name, subscription_id, resource_group, *, principal=None, engine=None",
