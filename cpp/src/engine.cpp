@@ -740,21 +740,43 @@ Workspace Engine::create(const CreateRequest& request, const MaybePrincipal& pri
     }
 
     const std::string group_key = group_name_key(request.subscription_id, request.resource_group, request.name);
-    for (const auto& holder : tx.find_name_holders(group_key, tenant_name_key(request.subscription_id, request.name))) {
+    // Who holds the name: a live workspace in the group, or soft-deleted ones that reserve
+    // it (in the group, or under a tenant-wide reservation anywhere in the subscription).
+    std::vector<WorkspaceRecord> holders =
+        tx.find_name_holders(group_key, tenant_name_key(request.subscription_id, request.name));
+    if (r.name_reservation.scope == ReservationScope::tenant) {
+      for (auto& row : tx.find_deleted_in_tenant(request.subscription_id, request.name)) {
+        const bool known = std::any_of(holders.begin(), holders.end(), [&](const WorkspaceRecord& h) {
+          return h.workspace.id == row.workspace.id;
+        });
+        if (!known) holders.push_back(std::move(row));
+      }
+    }
+    for (const auto& holder : holders) {
       if (!holder.deleted_at) {
         throw Error(ErrorCode::workspace_exists,
                     describe(holder.workspace) + " already exists; choose another name, or delete it first");
       }
+    }
+    const WorkspaceRecord* latest = nullptr;  // the reservation that ends last
+    std::size_t reserving = 0;
+    for (const auto& holder : holders) {
       if (gone(holder, impl_->rules(holder.workspace.subscription_id), now)) {
         // Expiry is a fact of time: the expired row is purged here, as purge_expired would.
         impl_->hard_delete(tx, holder, false, "expire", std::nullopt, now);
         continue;
       }
+      ++reserving;
+      if (!latest || *holder.purge_at > *latest->purge_at) latest = &holder;
+    }
+    if (latest) {
+      const WorkspaceRecord& holder = *latest;
       const std::string until = format_iso8601(*holder.purge_at);
       throw Error(ErrorCode::name_reserved,
                   "the name '" + request.name + "' is reserved until " + until + " by soft-deleted " +
                       describe(holder.workspace) + " (deleted " + format_iso8601(*holder.deleted_at) +
                       (expired(holder, now) ? ", waiting for an administrator's purge" : "") +
+                      (reserving > 1 ? "; " + std::to_string(reserving - 1) + " other(s) in the recycle bin hold it until earlier" : "") +
                       "); recover it, or purge it, before creating a new one with this name",
                   holder.purge_at);
     }

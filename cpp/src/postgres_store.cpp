@@ -118,6 +118,11 @@ CREATE INDEX workspaces_live_listing
   ON workspaces (subscription_id, resource_group COLLATE "C", name COLLATE "C")
   WHERE deleted_at IS NULL;
 )sql",
+    // 3: a tenant-wide reservation: every soft-deleted workspace of a name in the
+    // subscription holds it (find_deleted_in_tenant).
+    R"sql(
+CREATE INDEX workspaces_deleted_in_tenant ON workspaces (subscription_id, name) WHERE deleted_at IS NOT NULL;
+)sql",
 };
 
 #define RB_WORKSPACE_COLUMNS                                                                      \
@@ -229,6 +234,15 @@ class PostgresTransaction final : public StoreTransaction {
                               "WHERE subscription_id = $1 AND resource_group = $2 AND name = $3 "
                               "AND deleted_at IS NOT NULL ORDER BY deleted_at DESC, deleted_seq DESC"),
                     pg::Params().add(subscription_id).add(resource_group).add(name)));
+  }
+
+  std::vector<WorkspaceRecord> find_deleted_in_tenant(const std::string& subscription_id,
+                                                      const std::string& name) override {
+    return read_workspaces(
+        conn_->exec(RB_LOOKUP(RB_SELECT_WORKSPACES
+                              "WHERE subscription_id = $1 AND name = $2 AND deleted_at IS NOT NULL "
+                              "ORDER BY deleted_at DESC, deleted_seq DESC"),
+                    pg::Params().add(subscription_id).add(name)));
   }
 
   std::vector<WorkspaceRecord> find_name_holders(const std::string& group_key, const std::string& tenant_key) override {

@@ -469,6 +469,12 @@ ALTER TABLE cleanup_tasks ADD COLUMN available_at INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX workspaces_live_listing ON workspaces(subscription_id, resource_group, name)
   WHERE deleted_at IS NULL;
 )sql",
+    // 6: a tenant-wide reservation: every soft-deleted workspace of a name in the
+    // subscription holds it (find_deleted_in_tenant).
+    R"sql(
+CREATE INDEX workspaces_deleted_in_tenant ON workspaces(subscription_id, name)
+  WHERE deleted_at IS NOT NULL;
+)sql",
 };
 
 #define RB_SELECT_CLEANUP \
@@ -594,6 +600,17 @@ class SqliteTransaction final : public StoreTransaction {
       };
       rows.insert(std::find_if_not(rows.begin(), rows.end(), newer), std::move(*keyed));
     }
+    for (const auto& row : rows) remember_keys(row);
+    return rows;
+  }
+
+  std::vector<WorkspaceRecord> find_deleted_in_tenant(const std::string& subscription_id,
+                                                      const std::string& name) override {
+    auto rows = read_workspaces(conn_->prepare(RB_SELECT_WORKSPACES
+                                               "WHERE subscription_id = :s AND name = :n AND deleted_at IS NOT NULL "
+                                               "ORDER BY deleted_at DESC, deleted_seq DESC")
+                                    .bind(":s", subscription_id)
+                                    .bind(":n", name));
     for (const auto& row : rows) remember_keys(row);
     return rows;
   }

@@ -11,7 +11,7 @@ import pytest
 
 import recyclebin as rb
 
-from conftest import MakeEngine
+from conftest import START, MakeEngine
 
 SUB, RG = "sub-1", "rg-1"
 US = timedelta(microseconds=1)
@@ -747,3 +747,26 @@ def test_dry_run_purge_expired_reports_and_removes_nothing(make_engine: MakeEngi
     real = engine.purge_expired()
     assert real.dry_run is False and real.purged == [(SUB, RG, "ws")]
     assert engine.purge_expired(dry_run=True).purged == []
+
+
+def test_tenant_scope_every_workspace_in_the_bin_holds_its_name(make_engine: MakeEngine,
+                                                                 clock: rb.ManualClock) -> None:
+    # Found by the stateful test: only the first of several soft-deleted workspaces with one
+    # name held it tenant-wide, so recovering that one freed the name while others were
+    # still in the bin, and reserved_until named the first holder's date, not the last.
+    engine = make_engine(name_reservation={"scope": "tenant"})
+    a = rb.Workspace.create(SUB, "rg-a", "x", engine=engine)
+    b = rb.Workspace.create(SUB, "rg-b", "x", soft_delete_retention_days=2, engine=engine)
+    a.delete()                              # purge_at: +14 days
+    clock.advance(timedelta(days=1))
+    b.delete()                              # purge_at: +1 + 2 days, earlier than a's
+    with pytest.raises(rb.NameReserved) as reserved:
+        rb.Workspace.create(SUB, "rg-c", "x", engine=engine)
+    first = reserved.value.reserved_until
+    assert first == START + timedelta(days=14)  # the reservation that ends last
+    rb.Workspace.recover(SUB, "rg-a", "x", engine=engine)  # a leaves the bin; b still holds the name
+    with pytest.raises(rb.NameReserved) as reserved:
+        rb.Workspace.create(SUB, "rg-c", "x", engine=engine)
+    assert reserved.value.reserved_until == START + timedelta(days=3)
+    clock.advance(timedelta(days=2))  # b's retention ends: the name is free outside rg-a
+    assert rb.Workspace.create(SUB, "rg-c", "x", engine=engine).name == "x"

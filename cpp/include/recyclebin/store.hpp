@@ -135,6 +135,10 @@ class StoreTransaction {
   virtual std::vector<WorkspaceRecord> find_deleted(const std::string& subscription_id,
                                                     const std::string& resource_group,
                                                     const std::string& name) = 0;
+  /// Soft-deleted workspaces with this name in any group of the subscription (where a
+  /// tenant-wide reservation holds a name, every one of them holds it), newest deletion first.
+  virtual std::vector<WorkspaceRecord> find_deleted_in_tenant(const std::string& subscription_id,
+                                                              const std::string& name) = 0;
   /// Rows carrying either key (live holders and reservations).
   virtual std::vector<WorkspaceRecord> find_name_holders(const std::string& group_key,
                                                          const std::string& tenant_key) = 0;
