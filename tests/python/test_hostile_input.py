@@ -106,10 +106,11 @@ def test_an_empty_principal_id_is_refused() -> None:
 
 
 def test_an_engine_message_is_not_cut_at_a_nul_byte() -> None:
-    # A policy's source label is shown as given; the message goes on after the NUL.
+    # A policy's source label is shown escaped (a message never holds a NUL byte), and the
+    # message goes on after it.
     with pytest.raises(rb.PolicyError) as caught:
         _core.Policy.from_yaml("version: [", "x\0y")
-    assert str(caught.value).startswith("x\x00y:1:1: ")
+    assert str(caught.value).startswith("x\\x00y:1:1: not valid YAML")
 
 
 @pytest.mark.parametrize("task_id", [2**63 - 1, 2**63, 2**70, -(2**63), -(2**63) - 1, -(2**70)])

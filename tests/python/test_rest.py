@@ -364,7 +364,8 @@ def test_delete_dry_run_permanent_with_the_options_in_the_body(api: Api) -> None
         "dry_run": True, "permanent": True, "deleted_at": iso_z(START), "purge_at": None,
         "retained": [], "destroyed": ["notebooks"], "preserved": [], "warnings": [],
         "cleanup": [{"id": 0, "kind": "notebooks", "ref": "nb-1",
-                     "workspace_id": created["id"], "created_at": iso_z(START)}]}
+                     "workspace_id": created["id"], "created_at": iso_z(START),
+                     "attempts": 0, "last_error": None, "leased_by": None, "leased_until": None}]}
     assert api.request("GET", ws_path("ws1")).status_code == 200
     assert api.request("GET", "/cleanupTasks").json() == []
 

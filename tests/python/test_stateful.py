@@ -124,9 +124,9 @@ class EngineMachine(RuleBasedStateMachine):
         """Mostly a workspace in this model status; sometimes any (stale handles included)."""
         if not self.handles:
             return None
-        ids = sorted(i for i in self.handles if self.model.workspaces[i].status == status)
+        ids = [i for i in self.handles if self.model.workspaces[i].status == status]  # creation order
         if not ids or data.draw(st.integers(0, 4), label="any workspace") == 0:
-            ids = sorted(self.handles)
+            ids = list(self.handles)
         return self.handles[data.draw(st.sampled_from(ids), label="workspace")]
 
     def pick_slot(self, data: st.DataObject) -> tuple[str, str, str]:
@@ -236,7 +236,7 @@ class EngineMachine(RuleBasedStateMachine):
     def delete_many(self, data: st.DataObject, permanently: bool) -> None:
         if not self.handles:
             return
-        ids = data.draw(st.lists(st.sampled_from(sorted(self.handles)), min_size=1, max_size=3),
+        ids = data.draw(st.lists(st.sampled_from(list(self.handles)), min_size=1, max_size=3),
                         label="members")
         members = [self.handles[i] for i in ids]
         real, code, error = outcome(lambda: rb.Workspace.delete_many(
