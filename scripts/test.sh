@@ -36,4 +36,4 @@ if [ "${RECYCLEBIN_SANITIZE:-1}" != "0" ]; then
   run_ctest build/cpp-sanitize -DCMAKE_BUILD_TYPE=Debug -DRECYCLEBIN_SANITIZE=ON
 fi
 
-.venv/bin/python -m pytest --store both "$@"
+RECYCLEBIN_TEST_STORES=both .venv/bin/python -m pytest "$@"
