@@ -40,9 +40,4 @@ if [ "${RECYCLEBIN_FUZZ_SECONDS:-60}" != "0" ]; then
   ./scripts/fuzz.sh
 fi
 
-# tests/python/conftest.py defines --store: pytest reads it only from a path it is given, so
-# the suite's folder is named unless the arguments name test paths themselves.
-named_paths=0
-for arg in "$@"; do [ -e "${arg%%::*}" ] && named_paths=1; done
-[ "$named_paths" = 1 ] || set -- tests/python "$@"
-.venv/bin/python -m pytest --store both "$@"
+RECYCLEBIN_TEST_STORES=both .venv/bin/python -m pytest "$@"

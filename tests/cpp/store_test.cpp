@@ -250,6 +250,8 @@ TEST(Store, WorkspaceIdsAreOpaqueHexInCreationOrder) {
     ASSERT_EQ(id.size(), 32u);
     EXPECT_EQ(id.find_first_not_of("0123456789abcdef"), std::string::npos) << id;
     EXPECT_LE(previous.substr(0, 13), id.substr(0, 13));  // time prefix: B-tree locality
+    // The prefix is the engine's clock (a ManualClock here), not the system's.
+    EXPECT_EQ(std::stoull(id.substr(0, 13), nullptr, 16), static_cast<unsigned long long>(kJan1)) << id;
     EXPECT_NE(previous, id);
     previous = id;
   }

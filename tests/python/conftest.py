@@ -2,7 +2,8 @@
 engines on fresh stores that are closed after each test.
 
 One suite, two stores: the engine tests (STORE_MODULES) run once per store, SQLite and
-PostgreSQL (``--store sqlite|postgres|both``, default both). The PostgreSQL runs use the
+PostgreSQL (``--store sqlite|postgres|both`` when tests/python is on the command line, or
+RECYCLEBIN_TEST_STORES; default both). The PostgreSQL runs use the
 server named by RECYCLEBIN_TEST_PG_URL (./scripts/test.sh starts a throwaway one); each
 engine gets a schema of its own. Without the variable those tests fail, saying so."""
 
@@ -30,8 +31,10 @@ PG_URL_VARIABLE = "RECYCLEBIN_TEST_PG_URL"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--store", choices=("sqlite", "postgres", "both"), default="both",
-                     help="the store(s) the engine tests run on (default: both)")
+    parser.addoption("--store", choices=("sqlite", "postgres", "both"),
+                     default=os.environ.get("RECYCLEBIN_TEST_STORES", "both"),
+                     help="the store(s) the engine tests run on (default: $RECYCLEBIN_TEST_STORES, "
+                          "else both)")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
