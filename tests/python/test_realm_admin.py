@@ -7,6 +7,8 @@ the command at random moments); ``--dry-run`` changes nothing; a refusal exits a
 
 from __future__ import annotations
 
+import urllib.parse
+
 import errno
 import json
 import os
@@ -25,7 +27,7 @@ from typer.testing import CliRunner, Result
 
 import recyclebin as rb
 from recyclebin import cli
-from conftest import MakeEngine
+from conftest import MakeEngine, pg_location
 from rest_helpers import RG, SUB, cli_command, run_cli
 
 ISO_Z = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z"
@@ -554,3 +556,30 @@ def test_killed_at_random_moments_the_realm_stays_or_goes_with_a_complete_dump(
     assert killed_after_export >= 1
     with rb.Engine.open(str(db), policy=str(policy)) as engine:  # the store is sound
         assert len(engine.audit_log()) > 0
+
+
+def test_the_realm_admin_commands_run_against_postgresql(tmp_path: Path) -> None:
+    # The realm server's admin commands take --db $PG_URL: the same commands, the same
+    # answers, on the shared store (issue 11).
+    db = pg_location(str(tmp_path / "realm-admin"))
+    policy = tmp_path / "realm.yaml"
+    policy.write_text(POLICY_WITH_CACHE)
+    with seed_engine(db, str(policy), days_ago=40) as engine:  # type: ignore[arg-type]
+        ws = planned_realm(engine, "r", [*blocks("a", 2), rb.Component("cache", "cache/1")])
+    args = ["--organization", SUB, "--db", db, "--policy", str(policy)]
+    listed = run_cli(["admin", "list-deletable", *args, "-o", "json"])
+    assert listed.returncode == 0, listed.stderr
+    assert [(c["kind"], c["workspace_id"]) for c in json.loads(listed.stdout)] == [
+        ("deletion_planned", ws.id)]
+    dry = run_cli(["admin", "delete-realm", *args, "--realm", ws.id, "--dry-run"])
+    assert dry.returncode == 0, dry.stderr
+    dump = tmp_path / "blocks.txt"
+    assert not dump.exists()
+    deleted = run_cli(["admin", "delete-realm", *args, "--realm", ws.id,
+                       "--dump-blocks", str(dump), "--yes"])
+    assert deleted.returncode == 0, deleted.stderr
+    assert dump.read_text() == "cache/1\nblocks/a/00000\nblocks/a/00001\n"
+    password = urllib.parse.urlsplit(db).password
+    assert password and all(password not in out.stdout + out.stderr for out in (listed, dry, deleted))
+    again = run_cli(["admin", "list-deletable", *args])
+    assert (again.returncode, again.stdout) == (0, "Found 0 deletion candidate(s):\n")
