@@ -7,8 +7,6 @@ the command at random moments); ``--dry-run`` changes nothing; a refusal exits a
 
 from __future__ import annotations
 
-import urllib.parse
-
 import errno
 import json
 import os
@@ -18,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
