@@ -363,7 +363,9 @@ py::object audit_record_value(const AuditRecord& r) {
   return record<9>(Record::audit_record,
                    {integer(r.seq), to_datetime(r.at), py_str(r.action),
                     py_str(r.subscription_id), py_str(r.resource_group), py_str(r.name),
-                    py_str(r.outcome), py_str(r.workspace_id), py_str(r.principal_id)});
+                    py_str(r.outcome), py_str(r.workspace_id),
+                    // None: the platform (stored as the empty string).
+                    r.principal_id.empty() ? py::none() : py_str(r.principal_id)});
 }
 
 /// A tuple of `values`, untracked by the cyclic GC: it must hold only values that cannot
@@ -774,11 +776,14 @@ void bind_engine(py::module_& m) {
           [](Engine& e, const Text<"subscription_id">& subscription_id,
              const std::optional<Text<"resource_group">>& resource_group,
              std::optional<std::size_t> limit, const std::optional<Text<"cursor">>& cursor,
-             P principal) {
+             P principal, const py::handle& purge_before) {
+            std::optional<Timestamp> before;
+            if (!purge_before.is_none()) before = from_datetime(purge_before, "purge_before");
             Timestamp as_of = 0;
             DeletedPage page = without_gil([&] {
               as_of = e.clock().now();
-              return e.list_deleted(subscription_id, optional_text(resource_group), limit, optional_text(cursor), principal);
+              return e.list_deleted(subscription_id, optional_text(resource_group), limit, optional_text(cursor),
+                                    principal, before);
             });
             const py::object when = to_datetime(as_of);
             RepeatedStrs strs;
@@ -790,7 +795,7 @@ void bind_engine(py::module_& m) {
           },
           py::arg("subscription_id"), py::arg("resource_group") = py::none(),
           py::arg("limit") = py::none(), py::arg("cursor") = py::none(),
-          py::arg("principal") = py::none())
+          py::arg("principal") = py::none(), py::arg("purge_before") = py::none())
       .def(
           "list_live",
           // (items, next_cursor); items are the engine's rb.Workspace objects.
@@ -895,11 +900,19 @@ void bind_engine(py::module_& m) {
           py::arg("task_id"), py::arg("error"), py::arg("retry_after"))
       .def(
           "audit_log",
-          [](Engine& e, const std::optional<Text<"subscription_id">>& subscription_id) {
-            return list_of(without_gil([&] { return e.audit_log(optional_text(subscription_id)); }),
+          [](Engine& e, const std::optional<Text<"subscription_id">>& subscription_id,
+             std::optional<std::int64_t> after_seq, std::optional<std::int64_t> limit) {
+            if (limit && *limit < 1) {
+              throw Error(ErrorCode::invalid_argument,
+                          "limit must be at least 1 (or None for everything), not " + std::to_string(*limit));
+            }
+            std::optional<std::size_t> rows;
+            if (limit) rows = static_cast<std::size_t>(*limit);
+            return list_of(without_gil([&] { return e.audit_log(optional_text(subscription_id), after_seq, rows); }),
                            audit_record_value);
           },
-          py::arg("subscription_id") = py::none());
+          py::arg("subscription_id") = py::none(), py::arg("after_seq") = py::none(),
+          py::arg("limit") = py::none());
 }
 
 }  // namespace recyclebin::bindings

@@ -987,9 +987,10 @@ std::vector<DeleteResult> Engine::remove_many(const std::vector<std::string>& wo
 DeletedPage Engine::list_deleted(const std::string& subscription_id,
                                  const std::optional<std::string>& resource_group,
                                  std::optional<std::size_t> limit, const std::optional<std::string>& cursor,
-                                 const MaybePrincipal&) {
+                                 const MaybePrincipal&, std::optional<Timestamp> purge_before) {
   RB_OPEN_GUARD
   DeletedQuery query;
+  query.purge_before = purge_before;
   query.limit = listing_rows(subscription_id, resource_group, limit);
   const Rules& r = impl_->rules(subscription_id);
   const Timestamp now = clock_->now();
@@ -1263,10 +1264,22 @@ void Engine::fail_cleanup(std::int64_t task_id, const std::string& error, std::i
   });
 }
 
-std::vector<AuditRecord> Engine::audit_log(const std::optional<std::string>& subscription_id) {
+std::vector<AuditRecord> Engine::audit_log(const std::optional<std::string>& subscription_id,
+                                           std::optional<std::int64_t> after_seq,
+                                           std::optional<std::size_t> limit) {
   RB_OPEN_GUARD
+  if (after_seq && *after_seq < 0) {
+    throw Error(ErrorCode::invalid_argument,
+                "after_seq must be 0 or more (the last seq seen), not " + std::to_string(*after_seq));
+  }
+  if (limit && *limit == 0) {
+    throw Error(ErrorCode::invalid_argument, "limit must be at least 1 (or None for everything)");
+  }
+  AuditQuery query{subscription_id, after_seq.value_or(0), limit};
+  constexpr std::size_t kMaxRows = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+  if (query.limit) query.limit = std::min(*query.limit, kMaxRows);
   auto tx = store_->begin(TransactionMode::read);
-  return tx->audit_log(subscription_id);
+  return tx->audit_log(query);
 }
 
 }  // namespace recyclebin

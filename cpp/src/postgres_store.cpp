@@ -383,15 +383,20 @@ class PostgresTransaction final : public StoreTransaction {
         .int64(0, 0);
   }
 
-  std::vector<AuditRecord> audit_log(const std::optional<std::string>& subscription_id) override {
+  std::vector<AuditRecord> audit_log(const AuditQuery& q) override {
+    // Keyset by seq: each page seeks in the primary key (or audit_log_subscription).
+    pg::Params params;
+    params.add(q.after_seq).add(q.limit ? limit_param(*q.limit) : std::numeric_limits<std::int64_t>::max());
+    if (q.subscription_id) params.add(*q.subscription_id);
     const auto r =
-        subscription_id
+        q.subscription_id
             ? conn_->exec("SELECT seq, at, action, subscription_id, resource_group, name, outcome, workspace_id, "
-                          "principal_id FROM audit_log WHERE subscription_id = $1 ORDER BY seq",
-                          pg::Params().add(*subscription_id))
+                          "principal_id FROM audit_log WHERE subscription_id = $3 AND seq > $1 "
+                          "ORDER BY seq LIMIT $2",
+                          params)
             : conn_->exec("SELECT seq, at, action, subscription_id, resource_group, name, outcome, workspace_id, "
-                          "principal_id FROM audit_log ORDER BY seq",
-                          pg::Params());
+                          "principal_id FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
+                          params);
     std::vector<AuditRecord> out;
     for (int row = 0; row < r.rows(); ++row) {
       out.push_back({r.int64(row, 0), r.int64(row, 1), r.text(row, 2), r.text(row, 3), r.text(row, 4),
@@ -482,25 +487,24 @@ class PostgresTransaction final : public StoreTransaction {
 
   std::vector<DeletedListing> list_deleted(const DeletedQuery& q) override {
     // Keyset pagination: each page seeks in the index, so a page costs the same at any depth.
-    const std::int64_t after_at = q.after ? q.after->deleted_at : std::numeric_limits<std::int64_t>::max();
-    const std::int64_t after_seq = q.after ? q.after->deleted_seq : std::numeric_limits<std::int64_t>::max();
-    const std::int64_t purge_after = q.purge_after.value_or(std::numeric_limits<std::int64_t>::min());
+    const rows::DeletedBounds b = rows::deleted_bounds(q);
 #define RB_SELECT_LISTING                                                                        \
   "SELECT id, name, subscription_id, resource_group, deleted_at, purge_at, retention_days, " \
   "retained_kinds, deleted_seq FROM workspaces "
     pg::Params params;
-    params.add(q.subscription_id).add(after_at).add(after_seq).add(purge_after).add(limit_param(q.limit));
+    params.add(q.subscription_id).add(b.after_at).add(b.after_seq).add(b.purge_after).add(limit_param(q.limit));
+    params.add(b.purge_before);
     if (q.resource_group) params.add(*q.resource_group);
     const auto r =
         q.resource_group
             ? conn_->exec(RB_SELECT_LISTING
-                          "WHERE subscription_id = $1 AND resource_group = $6 AND deleted_at IS NOT NULL "
-                          "AND (deleted_at, deleted_seq) < ($2, $3) AND purge_at > $4 "
+                          "WHERE subscription_id = $1 AND resource_group = $7 AND deleted_at IS NOT NULL "
+                          "AND (deleted_at, deleted_seq) < ($2, $3) AND purge_at > $4 AND purge_at < $6 "
                           "ORDER BY deleted_at DESC, deleted_seq DESC LIMIT $5",
                           params)
             : conn_->exec(RB_SELECT_LISTING
                           "WHERE subscription_id = $1 AND deleted_at IS NOT NULL "
-                          "AND (deleted_at, deleted_seq) < ($2, $3) AND purge_at > $4 "
+                          "AND (deleted_at, deleted_seq) < ($2, $3) AND purge_at > $4 AND purge_at < $6 "
                           "ORDER BY deleted_at DESC, deleted_seq DESC LIMIT $5",
                           params);
 #undef RB_SELECT_LISTING

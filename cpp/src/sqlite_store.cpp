@@ -785,15 +785,19 @@ class SqliteTransaction final : public StoreTransaction {
     return sqlite3_last_insert_rowid(conn_->handle());
   }
 
-  std::vector<AuditRecord> audit_log(const std::optional<std::string>& subscription_id) override {
+  std::vector<AuditRecord> audit_log(const AuditQuery& q) override {
+    // Keyset by seq: each page seeks in the primary key (or audit_log_subscription).
     Statement& s =
-        subscription_id
+        q.subscription_id
             ? conn_->prepare("SELECT seq, at, action, subscription_id, resource_group, name, outcome, "
                              "workspace_id, principal_id FROM audit_log WHERE subscription_id = :s "
-                             "ORDER BY seq")
+                             "AND seq > :after ORDER BY seq LIMIT :limit")
             : conn_->prepare("SELECT seq, at, action, subscription_id, resource_group, name, outcome, "
-                             "workspace_id, principal_id FROM audit_log ORDER BY seq");
-    if (subscription_id) s.bind(":s", *subscription_id);
+                             "workspace_id, principal_id FROM audit_log WHERE seq > :after "
+                             "ORDER BY seq LIMIT :limit");
+    if (q.subscription_id) s.bind(":s", *q.subscription_id);
+    // LIMIT -1: no limit in SQLite.
+    s.bind(":after", q.after_seq).bind(":limit", q.limit ? static_cast<std::int64_t>(*q.limit) : std::int64_t{-1});
     std::vector<AuditRecord> out;
     while (s.step()) {
       out.push_back({s.int64(0), s.int64(1), s.text(2), s.text(3), s.text(4), s.text(5), s.text(6),
@@ -909,9 +913,7 @@ class SqliteTransaction final : public StoreTransaction {
 
   std::vector<DeletedListing> list_deleted(const DeletedQuery& q) override {
     // Keyset pagination: each page seeks in the index, so a page costs the same at any depth.
-    const std::int64_t after_at = q.after ? q.after->deleted_at : std::numeric_limits<std::int64_t>::max();
-    const std::int64_t after_seq = q.after ? q.after->deleted_seq : std::numeric_limits<std::int64_t>::max();
-    const std::int64_t purge_after = q.purge_after.value_or(std::numeric_limits<std::int64_t>::min());
+    const rows::DeletedBounds b = rows::deleted_bounds(q);
 #define RB_SELECT_LISTING                                                                \
   "SELECT id, name, subscription_id, resource_group, deleted_at, purge_at, retention_days, " \
   "retained_kinds, deleted_seq FROM workspaces "
@@ -920,16 +922,19 @@ class SqliteTransaction final : public StoreTransaction {
             ? conn_->prepare(RB_SELECT_LISTING
                              "WHERE subscription_id = :s AND resource_group = :g AND deleted_at IS NOT NULL "
                              "AND (deleted_at, deleted_seq) < (:at, :seq) AND purge_at > :purge_after "
+                             "AND purge_at < :purge_before "
                              "ORDER BY deleted_at DESC, deleted_seq DESC LIMIT :limit")
             : conn_->prepare(RB_SELECT_LISTING
                              "WHERE subscription_id = :s AND deleted_at IS NOT NULL "
                              "AND (deleted_at, deleted_seq) < (:at, :seq) AND purge_at > :purge_after "
+                             "AND purge_at < :purge_before "
                              "ORDER BY deleted_at DESC, deleted_seq DESC LIMIT :limit");
 #undef RB_SELECT_LISTING
     s.bind(":s", q.subscription_id)
-        .bind(":at", after_at)
-        .bind(":seq", after_seq)
-        .bind(":purge_after", purge_after)
+        .bind(":at", b.after_at)
+        .bind(":seq", b.after_seq)
+        .bind(":purge_after", b.purge_after)
+        .bind(":purge_before", b.purge_before)
         .bind(":limit", static_cast<std::int64_t>(q.limit));
     if (q.resource_group) s.bind(":g", *q.resource_group);
     std::vector<DeletedListing> page;

@@ -3,12 +3,20 @@
 #include "recyclebin/store.hpp"
 
 #include <algorithm>
+#include <limits>
 
 #include "recyclebin/postgres_store.hpp"
 #include "recyclebin/sqlite_store.hpp"
 #include "store_rows.hpp"
 
 namespace recyclebin {
+
+rows::DeletedBounds rows::deleted_bounds(const DeletedQuery& q) {
+  constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  return {q.after ? q.after->deleted_at : kMax, q.after ? q.after->deleted_seq : kMax,
+          q.purge_after.value_or(kMin), q.purge_before.value_or(kMax)};
+}
 
 std::vector<std::string> rows::split_lines(const std::string& text) {
   std::vector<std::string> out;

@@ -3,12 +3,23 @@
 // column i as text(i), int64(i), flag(i) (a boolean), opt_text(i), opt_int64(i); the column
 // orders are the stores' shared SELECT lists (workspaces: RB_WORKSPACE_COLUMNS order).
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "recyclebin/store.hpp"
 
 namespace recyclebin::rows {
+
+/// A list_deleted query's bounds as both stores bind them: the keyset position (the top
+/// when there is no cursor) and the purge_at window (open ends at the int64 extremes).
+struct DeletedBounds {
+  std::int64_t after_at;
+  std::int64_t after_seq;
+  std::int64_t purge_after;
+  std::int64_t purge_before;
+};
+DeletedBounds deleted_bounds(const DeletedQuery& q);
 
 /// Kinds kept in one column, newline-separated.
 std::vector<std::string> split_lines(const std::string& text);

@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from . import _core
-from ._core import NotFound
+from ._core import InvalidArgument, NotFound
 from .clock import ManualClock
 from .models import Principal, _core_principal, _require_str
 from .policy import Policy
@@ -263,12 +263,23 @@ class Engine:
                 f"retry_after must be a datetime.timedelta, not {type(retry_after).__name__}")
         self._core.fail_cleanup(task_id, error, retry_after)
 
-    def audit_log(self, subscription_id: str | None = None) -> list[AuditRecord]:
-        """Every audited operation (refusals included), seq ascending; of one subscription
-        when given."""
+    def audit_log(self, subscription_id: str | None = None, *, after_seq: int | None = None,
+                  limit: int | None = None) -> list[AuditRecord]:
+        """Audited operations (refusals included), seq ascending; of one subscription when
+        given. ``after_seq``: only those with a greater ``seq`` (a consumer tails the log by
+        passing the last ``seq`` it saw); ``limit``: at most this many (``None``: all)."""
         if subscription_id is not None:
             _require_str(subscription_id, "subscription_id")
-        return self._core.audit_log(subscription_id)
+        for value, what in ((after_seq, "after_seq"), (limit, "limit")):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise TypeError(f"{what} must be an int or None, not {type(value).__name__}")
+        if after_seq is not None and after_seq < 0:
+            raise InvalidArgument(f"after_seq must be 0 or more (the last seq seen), not {after_seq}")
+        if limit is not None and limit < 1:
+            raise InvalidArgument(f"limit must be at least 1 (or None for everything), not {limit}")
+        # Beyond any count of records, and within the core's 64-bit range.
+        return self._core.audit_log(subscription_id, min(after_seq, 2**62) if after_seq is not None
+                                    else None, min(limit, 2**62) if limit is not None else None)
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"

@@ -53,7 +53,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+)
 from pydantic import ValidationError as PydanticValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -290,7 +299,7 @@ class AuditRecordModel(_Model):
     name: str
     outcome: str = Field(description='`"ok"` or `"refused:<code>"`.')
     workspace_id: str = Field(description="Empty when the target did not exist.")
-    principal_id: str = Field(description="Empty for the trusted platform.")
+    principal_id: str | None = Field(description="`null` for the trusted platform.")
 
 
 class GrantBody(_Model):
@@ -548,6 +557,9 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
     Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
     Cursor = Annotated[str | None, Query(min_length=1, description="`next_cursor` of the "
                                                                    "previous page.")]
+    PurgeBefore = Annotated[AwareDatetime | None, Query(
+        description="Only workspaces whose `purge_at` is earlier (ISO 8601 with a UTC offset, "
+                    "e.g. `2026-01-31T00:00:00Z`).")]
 
     ws_path = "/subscriptions/{subscription_id}/resourceGroups/{resource_group}/workspaces/{name}"
     deleted_path = ("/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
@@ -734,10 +746,11 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
     # ------------------------------------------------------------------- recycle bin
 
     def page_of(request: Request, subscription_id: str, resource_group: str | None,
-                limit: int, cursor: str | None, caller: "rb.Principal | None"
-                ) -> DeletedPageModel:
+                limit: int, cursor: str | None, caller: "rb.Principal | None",
+                purge_before: datetime | None) -> DeletedPageModel:
         page = rb.Workspace.list_deleted(subscription_id, resource_group, limit=limit,
-                                         cursor=cursor, principal=caller, engine=engine)
+                                         cursor=cursor, principal=caller, engine=engine,
+                                         purge_before=purge_before)
         return DeletedPageModel(value=[_deleted_workspace(d) for d in page],
                                 next_cursor=page.next_cursor,
                                 next_link=_next_link(request, page.next_cursor, limit))
@@ -750,10 +763,11 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
         request: Request, subscription_id: Subscription, caller: Caller,
         resource_group: Annotated[str | None, Query(
             min_length=1, description="Only this resource group.")] = None,
-        limit: Limit = 100, cursor: Cursor = None,
+        limit: Limit = 100, cursor: Cursor = None, purge_before: PurgeBefore = None,
     ) -> DeletedPageModel:
         """Newest deletion first; works even when the resource group is gone."""
-        return page_of(request, subscription_id, resource_group, limit, cursor, caller)
+        return page_of(request, subscription_id, resource_group, limit, cursor, caller,
+                       purge_before)
 
     @router.get("/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
                 "/deletedWorkspaces", response_model=DeletedPageModel,
@@ -762,9 +776,11 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
                 responses=_responses(_e400("invalid_request")))
     def list_deleted_in_group(request: Request, subscription_id: Subscription,
                               resource_group: Group, caller: Caller,
-                              limit: Limit = 100, cursor: Cursor = None) -> DeletedPageModel:
+                              limit: Limit = 100, cursor: Cursor = None,
+                              purge_before: PurgeBefore = None) -> DeletedPageModel:
         """Newest deletion first."""
-        return page_of(request, subscription_id, resource_group, limit, cursor, caller)
+        return page_of(request, subscription_id, resource_group, limit, cursor, caller,
+                       purge_before)
 
     @router.get(deleted_path, response_model=DeletedWorkspaceModel, tags=tagged("recycle bin"),
                 summary="Show a soft-deleted workspace", responses=_responses(_E404_WS))
@@ -893,16 +909,21 @@ def create_router(engine: rb.Engine, authenticate: Authenticator, *,
     @router.get("/auditLog", response_model=list[AuditRecordModel], tags=tagged("operations"),
                 summary="The audit log, oldest first (platform only)")
     def audit_log(caller: Caller, subscription_id: Annotated[str | None, Query(
-            min_length=1, description="Only this subscription.")] = None
+            min_length=1, description="Only this subscription.")] = None,
+                  after_seq: Annotated[int | None, Query(
+                      ge=0, description="Only records with a greater `seq`: the last `seq` "
+                      "a consumer saw, to tail the log.")] = None,
+                  limit: Annotated[int | None, Query(
+                      ge=1, le=1000, description="At most this many records (default: all).")] = None,
                   ) -> list[AuditRecordModel]:
-        """Every operation, refused ones included (`outcome: refused:<code>`)."""
+        """Every operation, refused ones included (`outcome: refused:<code>`), seq ascending."""
         require_platform(caller, "the audit log")
         return [AuditRecordModel(seq=r.seq, at=r.at, action=r.action,
                                  subscription_id=r.subscription_id,
                                  resource_group=r.resource_group, name=r.name,
                                  outcome=r.outcome, workspace_id=r.workspace_id,
                                  principal_id=r.principal_id)
-                for r in engine.audit_log(subscription_id)]
+                for r in engine.audit_log(subscription_id, after_seq=after_seq, limit=limit)]
 
     # -------------------------------------------------- cloud-workstation compatibility
 

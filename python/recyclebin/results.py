@@ -317,7 +317,9 @@ class DeletableWorkspace(_Result):
 
 @dataclass(frozen=True, repr=False, slots=True)
 class AuditRecord(_Result):
-    """One audited operation. ``outcome`` is ``"ok"`` or ``"refused:<code>"``."""
+    """One audited operation. ``outcome`` is ``"ok"`` or ``"refused:<code>"``;
+    ``workspace_id`` is ``""`` when the target did not exist; ``principal_id`` is ``None``
+    for the platform (version 2: the feed's fields)."""
 
     seq: int
     at: datetime
@@ -327,7 +329,7 @@ class AuditRecord(_Result):
     name: str
     outcome: str
     workspace_id: str = ""
-    principal_id: str = ""
+    principal_id: str | None = None
 
 
 # The methods dataclass(slots=True) generated for each class give way to _Result's (see there).

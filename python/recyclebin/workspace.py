@@ -264,16 +264,26 @@ class Workspace:
         cursor: str | None = None,
         principal: Principal | None = None,
         engine: Engine | None = None,
+        purge_before: datetime | None = None,
     ) -> DeletedPage:
         """Soft-deleted workspaces of a subscription (or of one group), newest deletion
         first; also those whose group is gone. ``limit=None`` lists everything; otherwise
-        pass the page's ``next_cursor`` back as ``cursor=`` for the next page."""
+        pass the page's ``next_cursor`` back as ``cursor=`` for the next page.
+        ``purge_before`` (a timezone-aware datetime): only those whose ``purge_at`` is
+        earlier. Keep it the same across the pages of one listing."""
         eng = _resolve_engine(engine)
         limit = _listing_limit(subscription_id, resource_group, cursor, limit)
+        if purge_before is not None:
+            if not isinstance(purge_before, datetime):
+                raise TypeError("purge_before must be a datetime.datetime or None, "
+                                f"not {type(purge_before).__name__}")
+            if purge_before.utcoffset() is None:
+                raise ValueError("purge_before is a naive datetime; pass a timezone-aware one, "
+                                 "e.g. datetime(..., tzinfo=timezone.utc)")
         # Each item's as_of is the engine's time just before the read (taken by the binding).
         items, next_cursor = eng._core.list_deleted(
             subscription_id, resource_group, limit, cursor,
-            None if principal is None else _core_principal(principal),
+            None if principal is None else _core_principal(principal), purge_before,
         )
         return DeletedPage(items, next_cursor)
 

@@ -135,7 +135,7 @@ TEST_P(StoreContract, SetOperationsTakeEveryListedWorkspaceAndOnlyThose) {
   }
   tx->append_audit_for(taken, {0, kJan1, "expire", "", "", "", "ok", "", "reaper"});
   tx->remove_workspaces(taken);
-  const auto log = tx->audit_log(std::nullopt);
+  const auto log = tx->audit_log({});
   ASSERT_EQ(log.size(), 3u);
   for (std::size_t i = 0; i < taken.size(); ++i) {
     EXPECT_EQ(log[i].workspace_id, taken[i]);
@@ -217,7 +217,7 @@ TEST_P(StoreContract, ARefusalIsRolledBackAuditedAndRethrown) {
   EXPECT_EQ(audits, 1);
   auto tx = store->begin(TransactionMode::read);
   EXPECT_FALSE(tx->find_by_id("w").has_value());
-  ASSERT_EQ(tx->audit_log(std::nullopt).size(), 1u);
+  ASSERT_EQ(tx->audit_log({}).size(), 1u);
   // A storage failure is no refusal: not audited.
   expect_error(ErrorCode::storage_error, [&] {
     store->write([](StoreTransaction&) { throw Error(ErrorCode::storage_error, "disk"); },
@@ -466,6 +466,86 @@ TEST_P(EnginesOnOneStore, ClaimCleanupHandsEachTaskToOneWorkerWhileTheLeaseHolds
   EXPECT_TRUE(es[1]->claim_cleanup("late", 100, 60 * kMicrosPerSecond).empty());  // all leased
   clock->advance(61 * kMicrosPerSecond);
   EXPECT_EQ(es[1]->claim_cleanup("late", 1000, 60 * kMicrosPerSecond).size(), 100u);  // leases ran out
+}
+
+TEST_P(EnginesOnOneStore, ATailingConsumerReadsTheAuditLogInPagesByAfterSeq) {
+  auto es = engines(2);
+  const Principal alice{"alice", {"contributor"}};
+  for (int i = 0; i < 7; ++i) {
+    const std::string sub = i % 2 == 0 ? "sub" : "other";
+    es[static_cast<std::size_t>(i % 2)]->create({sub, "rg", "ws" + std::to_string(i), std::nullopt, false, {}},
+                                                i == 3 ? MaybePrincipal(alice) : std::nullopt);
+  }
+  const auto all = es[0]->audit_log(std::nullopt);
+  ASSERT_EQ(all.size(), 7u);
+  // Pages of 3 from each engine in turn, each starting after the last seq seen.
+  std::vector<AuditRecord> tailed;
+  std::int64_t last = 0;
+  for (int page = 0; page < 10; ++page) {
+    const auto got = es[static_cast<std::size_t>(page % 2)]->audit_log(std::nullopt, last, 3);
+    EXPECT_LE(got.size(), 3u);
+    if (got.empty()) break;
+    tailed.insert(tailed.end(), got.begin(), got.end());
+    last = got.back().seq;
+  }
+  ASSERT_EQ(tailed.size(), all.size());
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    EXPECT_EQ(tailed[i].seq, all[i].seq);
+    EXPECT_EQ(tailed[i].name, all[i].name);
+    if (i > 0) {
+      EXPECT_GT(tailed[i].seq, tailed[i - 1].seq);
+    }
+  }
+  // Records appended after the consumer caught up are the next page, and only those.
+  es[1]->create({"sub", "rg", "late", std::nullopt, false, {}}, alice);
+  const auto next = es[0]->audit_log(std::nullopt, last, 3);
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].name, "late");
+  EXPECT_EQ(next[0].principal_id, "alice");
+  EXPECT_FALSE(next[0].workspace_id.empty());
+  EXPECT_TRUE(es[0]->audit_log(std::nullopt, next[0].seq, std::nullopt).empty());
+  // Of one subscription: the same keyset, seqs of that subscription only.
+  const auto sub = es[0]->audit_log(std::string("sub"), all[0].seq, 2);
+  ASSERT_EQ(sub.size(), 2u);
+  EXPECT_EQ(sub[0].name, "ws2");
+  EXPECT_EQ(sub[1].name, "ws4");
+  EXPECT_EQ(sub[0].principal_id, "");  // the platform
+  EXPECT_EQ(es[0]->audit_log(std::string("other"), std::nullopt, std::nullopt).size(), 3u);
+  // after_seq 0 is the start; limit beyond the count is everything.
+  EXPECT_EQ(es[0]->audit_log(std::nullopt, 0, 1'000'000).size(), 8u);
+  const std::string negative = expect_error(ErrorCode::invalid_argument, [&] { es[0]->audit_log(std::nullopt, -1, 3); });
+  EXPECT_NE(negative.find("after_seq must be 0 or more"), std::string::npos) << negative;
+  const std::string zero = expect_error(ErrorCode::invalid_argument, [&] { es[0]->audit_log(std::nullopt, 0, 0); });
+  EXPECT_NE(zero.find("limit must be at least 1"), std::string::npos) << zero;
+}
+
+TEST_P(EnginesOnOneStore, ListDeletedPurgeBeforeKeepsOnlyEarlierPurgeDates) {
+  auto es = engines(1);
+  Engine& e = *es[0];
+  std::vector<Timestamp> purge_at;
+  for (int i = 0; i < 5; ++i) {
+    const auto w = e.create({"sub", i < 3 ? "rg" : "rg2", "ws" + std::to_string(i), 7 + i, false, {}}, std::nullopt);
+    purge_at.push_back(e.remove(w.id, {}, std::nullopt).purge_at.value());
+    clock->advance(kMicrosPerSecond);
+  }
+  auto names = [&](const std::optional<std::string>& group, std::optional<Timestamp> before, std::size_t limit) {
+    std::vector<std::string> out;
+    std::optional<std::string> cursor;
+    for (int page = 0; page < 10; ++page) {
+      auto p = e.list_deleted("sub", group, limit, cursor, std::nullopt, before);
+      for (const auto& d : p.items) out.push_back(d.name);
+      if (!p.next_cursor) break;
+      cursor = p.next_cursor;
+    }
+    return out;
+  };
+  using Names = std::vector<std::string>;
+  EXPECT_EQ(names(std::nullopt, std::nullopt, 100), (Names{"ws4", "ws3", "ws2", "ws1", "ws0"}));
+  // Strictly earlier: a purge date equal to purge_before is left out.
+  EXPECT_EQ(names(std::nullopt, purge_at[2], 100), (Names{"ws1", "ws0"}));
+  EXPECT_EQ(names(std::nullopt, purge_at[2] + 1, 1), (Names{"ws2", "ws1", "ws0"}));  // paged
+  EXPECT_EQ(names(std::string("rg2"), purge_at[4], 100), (Names{"ws3"}));
+  EXPECT_EQ(names(std::string("rg"), purge_at[0], 100), Names{});
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, StoreContract, ::testing::Values("sqlite", "postgres"),

@@ -91,7 +91,7 @@ def test_results_are_the_package_classes_and_behave_as_dataclasses(engine: rb.En
         recovered.restored = []  # type: ignore[misc]
     record = engine.audit_log()[-1]
     assert type(record) is rb.AuditRecord and (record.action, record.outcome) == ("recover", "ok")
-    assert record.workspace_id == ws.id and record.principal_id == ""
+    assert record.workspace_id == ws.id and record.principal_id is None  # version 2: None
 
 
 def test_a_page_repeats_values_correctly(engine: rb.Engine, clock: rb.ManualClock) -> None:

@@ -282,6 +282,70 @@ def test_audit_log(engine: rb.Engine, start: datetime) -> None:
     assert first.principal_id == "alice"
 
 
+def test_audit_feed_a_tailing_consumer_reads_in_pages(engine: rb.Engine) -> None:
+    """Version 2: a consumer tails the log by passing the last seq it saw as after_seq."""
+    alice = rb.Principal("alice")
+    for index in range(5):
+        rb.Workspace.create(SUB if index % 2 == 0 else "sub-2", RG, f"ws{index}", engine=engine,
+                            principal=alice if index == 1 else None)
+    everything = engine.audit_log()
+    assert len(everything) == 5
+
+    def tail(last: int, limit: int, subscription: str | None = None) -> tuple[list[rb.AuditRecord], int]:
+        seen: list[rb.AuditRecord] = []
+        for _ in range(20):
+            page = engine.audit_log(subscription, after_seq=last, limit=limit)
+            assert len(page) <= limit
+            if not page:
+                break
+            seen += page
+            last = page[-1].seq
+        return seen, last
+
+    seen, last = tail(0, 2)
+    assert seen == everything
+    # New records, and only those, are the consumer's next page.
+    ws = rb.Workspace.get("ws0", SUB, RG, engine=engine)
+    ws.stop(principal=None)
+    more, last = tail(last, 2)
+    assert [(r.action, r.name) for r in more] == [("stop", "ws0")]
+    assert engine.audit_log(after_seq=last) == []
+    # Of one subscription: its records only, in pages.
+    mine, _ = tail(0, 1, SUB)
+    assert [(r.action, r.name) for r in mine] == [("create", "ws0"), ("create", "ws2"),
+                                                  ("create", "ws4"), ("stop", "ws0")]
+    assert engine.audit_log(SUB, after_seq=mine[0].seq, limit=1)[0].name == "ws2"
+    # The feed's fields: workspace_id, and principal_id None for the platform.
+    by_alice = next(r for r in everything if r.name == "ws1")
+    assert by_alice.principal_id == "alice"
+    assert by_alice.workspace_id == rb.Workspace.get("ws1", "sub-2", RG, engine=engine).id
+    assert all(r.principal_id is None for r in everything if r.name != "ws1")
+    assert engine.audit_log(limit=10**30) == everything + more  # beyond any count: everything
+    assert engine.audit_log(after_seq=10**30) == []
+
+
+@pytest.mark.parametrize(("kwargs", "error", "words"), [
+    ({"after_seq": -1}, rb.InvalidArgument, "after_seq must be 0 or more"),
+    ({"limit": 0}, rb.InvalidArgument, "limit must be at least 1"),
+    ({"limit": -5}, rb.InvalidArgument, "limit must be at least 1"),
+    ({"after_seq": "3"}, TypeError, "after_seq must be an int or None, not str"),
+    ({"limit": 2.0}, TypeError, "limit must be an int or None, not float"),
+    ({"limit": True}, TypeError, "limit must be an int or None, not bool"),
+])
+def test_audit_feed_bad_arguments(engine: rb.Engine, kwargs: dict[str, Any],
+                                  error: type[Exception], words: str) -> None:
+    rb.Workspace.create(SUB, RG, "ws", engine=engine)
+    with pytest.raises(error, match=words):
+        engine.audit_log(**kwargs)
+
+
+def test_audit_feed_core_refuses_bad_limits_too(engine: rb.Engine) -> None:
+    with pytest.raises(rb.InvalidArgument, match="limit must be at least 1"):
+        engine._core.audit_log(None, None, 0)
+    with pytest.raises(rb.InvalidArgument, match="after_seq must be 0 or more"):
+        engine._core.audit_log(None, -2, None)
+
+
 def test_expire_is_audited(engine: rb.Engine, clock: rb.ManualClock) -> None:
     rb.Workspace.create(SUB, RG, "ws", soft_delete_retention_days=1, engine=engine).delete()
     clock.advance(timedelta(days=1))

@@ -755,6 +755,65 @@ def test_audit_log(api: Api) -> None:
     assert_error(api.request("GET", "/auditLog", ALICE), 403, "permission_denied")
 
 
+def test_audit_feed_pages_by_after_seq(api: Api) -> None:
+    """Version 2: after_seq and limit; principal_id is null for the platform."""
+    api.create("ws1", ALICE)
+    for name in ("ws2", "ws3", "ws4"):
+        api.create(name)
+    seen: list[dict[str, Any]] = []
+    last = 0
+    for _ in range(10):
+        page = api.request("GET", "/auditLog", params={"after_seq": last, "limit": 3}).json()
+        assert len(page) <= 3
+        if not page:
+            break
+        seen += page
+        last = page[-1]["seq"]
+    assert [r["name"] for r in seen] == ["ws1", "ws2", "ws3", "ws4"]
+    assert seen == api.request("GET", "/auditLog").json()
+    assert seen[0]["principal_id"] == "alice" and seen[1]["principal_id"] is None
+    assert all(r["workspace_id"] for r in seen)
+    api.create("ws5")
+    assert [r["name"] for r in api.request("GET", "/auditLog",
+                                           params={"after_seq": last}).json()] == ["ws5"]
+    by_sub = api.request("GET", "/auditLog",
+                         params={"subscription_id": SUB, "after_seq": seen[0]["seq"], "limit": 1})
+    assert [r["name"] for r in by_sub.json()] == ["ws2"]
+
+
+@pytest.mark.parametrize("params", [{"after_seq": -1}, {"limit": 0}, {"limit": 1001},
+                                    {"after_seq": "x"}])
+def test_audit_feed_bad_parameters_are_422(api: Api, params: dict[str, Any]) -> None:
+    response = api.request("GET", "/auditLog", params=params)
+    error = assert_error(response, 422, "validation_error")
+    assert error["fields"][0]["field"] == f"query.{next(iter(params))}"
+
+
+def test_list_deleted_purge_before(api: Api, clock: rb.ManualClock) -> None:
+    purge_at = []
+    for index, name in enumerate(["a", "b", "c"]):
+        api.create(name, soft_delete_retention_days=7 + index)
+        response = api.delete(name)
+        assert response.status_code == 200, response.text
+        purge_at.append(api.request("GET", deleted_path(name)).json()["purge_at"])
+        clock.advance(timedelta(minutes=1))
+    path = f"/subscriptions/{SUB}/deletedWorkspaces"
+    before = api.request("GET", path, params={"purge_before": purge_at[2]}).json()
+    assert [d["name"] for d in before["value"]] == ["b", "a"]  # c's purge_at is not earlier
+    first = api.request("GET", path, params={"purge_before": purge_at[2], "limit": 1}).json()
+    assert [d["name"] for d in first["value"]] == ["b"]
+    assert "purge_before" in first["next_link"]
+    second = api.request("GET", first["next_link"].split("/v1", 1)[1]).json()
+    assert [d["name"] for d in second["value"]] == ["a"]
+    by_group = api.request("GET", f"/subscriptions/{SUB}/resourceGroups/{RG}/deletedWorkspaces",
+                           params={"purge_before": purge_at[1]}).json()
+    assert [d["name"] for d in by_group["value"]] == ["a"]
+    naive = api.request("GET", path, params={"purge_before": "2030-01-01T00:00:00"})
+    error = assert_error(naive, 422, "validation_error")
+    assert error["fields"][0]["field"] == "query.purge_before"
+    assert_error(api.request("GET", path, params={"purge_before": "soon"}), 422, "validation_error")
+
+
 # --------------------------------------------------------------------- authentication
 
 def _example_request(route: APIRoute) -> tuple[str, str]:

@@ -25,7 +25,7 @@ EXPECTED: dict[str, str] = {
     "Engine.purge_by_id": "workspace_id, *, principal=None, dry_run=False, expected_refs=None",
     "Engine.cleanup_tasks": "",
     "Engine.complete_cleanup": "task_id",
-    "Engine.audit_log": "subscription_id=None",
+    "Engine.audit_log": "subscription_id=None, *, after_seq=None, limit=None",  # version 2: feed
     "Policy.builtin": "name",
     "Policy.load": "path",
     "Policy.from_yaml": "text",
@@ -49,7 +49,7 @@ EXPECTED: dict[str, str] = {
     "Workspace.get": "name, subscription_id, resource_group, *, principal=None, engine=None",
     "Workspace.list_deleted": (
         "subscription_id, resource_group=None, *, limit=None, cursor=None, principal=None, "
-        "engine=None"),
+        "engine=None, purge_before=None"),  # version 2: purge_before
     "Workspace.get_deleted": "name, subscription_id, resource_group, *, principal=None, engine=None",
     "Workspace.recover": "subscription_id, resource_group, name, *, principal=None, engine=None",
     "Workspace.purge": "subscription_id, resource_group, name, *, principal=None, engine=None",
@@ -119,8 +119,9 @@ def test_result_fields() -> None:
     assert fields(rb.DeletableWorkspace) == ["kind", "workspace_id", "since"]
     assert fields(rb.CleanupTask) == ["id", "kind", "ref", "workspace_id", "created_at",  # version 2:
                                       "attempts", "last_error", "leased_by", "leased_until"]  # leases
-    assert fields(rb.AuditRecord)[:7] == ["seq", "at", "action", "subscription_id",
-                                          "resource_group", "name", "outcome"]
+    assert fields(rb.AuditRecord) == ["seq", "at", "action", "subscription_id",  # version 2:
+                                      "resource_group", "name", "outcome",  # the audit feed's
+                                      "workspace_id", "principal_id"]  # workspace and principal
     for cls in (rb.DeleteResult, rb.DeletedWorkspace, rb.RecoverResult, rb.PurgeReport,
                 rb.DeletableWorkspace, rb.CleanupTask, rb.AuditRecord, rb.Component):
         assert cls.__dataclass_params__.frozen  # type: ignore[attr-defined]

@@ -4,7 +4,7 @@ kept current, frozen results, readable reprs)."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -196,6 +196,51 @@ def test_list_live_argument_errors(engine: rb.Engine) -> None:
         rb.Workspace.list(7, engine=engine)  # type: ignore[arg-type]
     with pytest.raises(RuntimeError):
         rb.Workspace.list("sub")  # neither engine= nor a default engine
+
+
+def test_list_deleted_purge_before(engine: rb.Engine, clock: rb.ManualClock) -> None:
+    """Version 2: only those whose purge_at is earlier than purge_before (strictly)."""
+    purge_at: list[datetime] = []
+    for index in range(5):
+        result = create(engine, f"ws{index}", group=f"rg-{index % 2}",
+                        soft_delete_retention_days=7 + index).delete()
+        assert result.purge_at is not None
+        purge_at.append(result.purge_at)
+        clock.advance(timedelta(minutes=1))
+
+    def names(before: datetime | None, group: str | None = None, limit: int | None = None) -> list[str]:
+        out: list[str] = []
+        cursor: str | None = None
+        for _ in range(20):
+            page = rb.Workspace.list_deleted(SUB, group, limit=limit, cursor=cursor, engine=engine,
+                                             purge_before=before)
+            out += [item.name for item in page]
+            assert all(before is None or item.purge_at < before for item in page)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        return out
+
+    assert names(None) == ["ws4", "ws3", "ws2", "ws1", "ws0"]
+    assert names(purge_at[2]) == ["ws1", "ws0"]  # equal is not earlier
+    assert names(purge_at[2] + timedelta(microseconds=1), limit=1) == ["ws2", "ws1", "ws0"]
+    assert names(purge_at[4], group="rg-0") == ["ws2", "ws0"]
+    assert names(purge_at[0]) == []
+    # Any timezone: the same instant.
+    plus_two = timezone(timedelta(hours=2))
+    assert names(purge_at[2].astimezone(plus_two)) == ["ws1", "ws0"]
+
+
+def test_list_deleted_purge_before_refuses_naive_and_other_types(engine: rb.Engine) -> None:
+    create(engine).delete()
+    with pytest.raises(ValueError, match="purge_before is a naive datetime"):
+        rb.Workspace.list_deleted(SUB, engine=engine, purge_before=datetime(2030, 1, 1))
+    with pytest.raises(TypeError, match="purge_before must be a datetime.datetime or None, not str"):
+        rb.Workspace.list_deleted(SUB, engine=engine,
+                                  purge_before="2030-01-01T00:00:00Z")  # type: ignore[arg-type]
+    # The core refuses a naive datetime too.
+    with pytest.raises(ValueError, match="purge_before is a naive datetime"):
+        engine._core.list_deleted(SUB, None, None, None, None, datetime(2030, 1, 1))
 
 
 def test_list_deleted_newest_first_and_paged(engine: rb.Engine, clock: rb.ManualClock) -> None:

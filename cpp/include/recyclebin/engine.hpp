@@ -75,7 +75,8 @@ class Engine {
   DeletedPage list_deleted(const std::string& subscription_id,
                            const std::optional<std::string>& resource_group,
                            std::optional<std::size_t> limit, const std::optional<std::string>& cursor,
-                           const MaybePrincipal& principal);
+                           const MaybePrincipal& principal,
+                           std::optional<Timestamp> purge_before = std::nullopt);
   DeletedWorkspace get_deleted(const std::string& subscription_id, const std::string& resource_group,
                                const std::string& name, const MaybePrincipal& principal);
   RecoverResult recover(const std::string& subscription_id, const std::string& resource_group,
@@ -102,7 +103,12 @@ class Engine {
   /// Ends the task's lease, counts the attempt, records `error`, and makes it claimable
   /// again after `retry_after_micros`. A completed task: no-op; unknown id: Error(not_found).
   void fail_cleanup(std::int64_t task_id, const std::string& error, std::int64_t retry_after_micros);
-  std::vector<AuditRecord> audit_log(const std::optional<std::string>& subscription_id);
+  /// Audited operations, seq ascending: those with seq > after_seq (nullopt: from the
+  /// start), at most `limit` (nullopt: all). A consumer tails the log by passing the last
+  /// seq it saw. after_seq < 0 or limit 0: invalid_argument.
+  std::vector<AuditRecord> audit_log(const std::optional<std::string>& subscription_id,
+                                     std::optional<std::int64_t> after_seq = std::nullopt,
+                                     std::optional<std::size_t> limit = std::nullopt);
 
  private:
   Workspace set_state(const std::string& workspace_id, WorkspaceState state,

@@ -92,8 +92,16 @@ struct DeletedQuery {
   std::string subscription_id;
   std::optional<std::string> resource_group;
   std::optional<Timestamp> purge_after;  // only rows with purge_at > this (expired rows hidden)
+  std::optional<Timestamp> purge_before;  // only rows with purge_at < this
   std::optional<DeletedCursor> after;
   std::size_t limit = 100;
+};
+
+/// A page of the audit log: records with seq > after_seq, seq ascending (keyset by seq).
+struct AuditQuery {
+  std::optional<std::string> subscription_id;  // nullopt: every subscription
+  std::int64_t after_seq = 0;                  // seqs start at 1
+  std::optional<std::size_t> limit;            // nullopt: every record after after_seq
 };
 
 /// A keyset position in list_live's order (resource_group, name): live names are unique in
@@ -171,7 +179,7 @@ class StoreTransaction {
 
   /// Appends and returns the record's seq.
   virtual std::int64_t append_audit(const AuditRecord& record) = 0;
-  virtual std::vector<AuditRecord> audit_log(const std::optional<std::string>& subscription_id) = 0;
+  virtual std::vector<AuditRecord> audit_log(const AuditQuery& query) = 0;
 
   /// Appends a pending task and returns it with its id.
   virtual CleanupTask add_cleanup(const CleanupTask& task) = 0;
