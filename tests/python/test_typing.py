@@ -17,7 +17,7 @@ import recyclebin as rb
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "python"
 
-pytest.importorskip("mypy", reason="mypy is in the test extras")
+# mypy is in the test extras: without it these tests fail (they never skip).
 
 SAMPLE = '''
 from __future__ import annotations
