@@ -68,9 +68,25 @@ void check_identifier(const std::string& value, const char* what) {
   if (value.empty()) {
     throw Error(ErrorCode::invalid_argument, std::string(what) + " must not be empty");
   }
-  if (value.find('\x1f') != std::string::npos || value.find('\0') != std::string::npos) {
-    throw Error(ErrorCode::invalid_argument,
-                std::string(what) + " '" + value + "' contains a control character; use printable text");
+  // No control characters (below U+0020): besides being unprintable, they would sort before
+  // the name keys' separator (\x1f), and the live listing walks the name-key index in order.
+  const auto control = std::find_if(value.begin(), value.end(),
+                                    [](char c) { return static_cast<unsigned char>(c) < 0x20; });
+  if (control != value.end()) {
+    char code[8];
+    std::snprintf(code, sizeof code, "\\x%02x", static_cast<unsigned>(static_cast<unsigned char>(*control)));
+    std::string shown;
+    for (const char c : value) {
+      if (static_cast<unsigned char>(c) < 0x20) {
+        char escaped[8];
+        std::snprintf(escaped, sizeof escaped, "\\x%02x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+        shown += escaped;
+      } else {
+        shown += c;
+      }
+    }
+    throw Error(ErrorCode::invalid_argument, std::string(what) + " '" + shown + "' contains the control character " +
+                                                 code + "; use printable text");
   }
 }
 

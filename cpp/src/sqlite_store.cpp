@@ -463,18 +463,6 @@ ALTER TABLE cleanup_tasks ADD COLUMN leased_by TEXT;
 ALTER TABLE cleanup_tasks ADD COLUMN leased_until INTEGER;
 ALTER TABLE cleanup_tasks ADD COLUMN available_at INTEGER NOT NULL DEFAULT 0;
 )sql",
-    // 5: the live listing (list_live) seeks and walks one range in (resource_group, name)
-    // order, however many workspaces the subscription has, live or in the bin.
-    R"sql(
-CREATE INDEX workspaces_live_listing ON workspaces(subscription_id, resource_group, name)
-  WHERE deleted_at IS NULL;
-)sql",
-    // 6: a tenant-wide reservation: every soft-deleted workspace of a name in the
-    // subscription holds it (find_deleted_in_tenant).
-    R"sql(
-CREATE INDEX workspaces_deleted_in_tenant ON workspaces(subscription_id, name)
-  WHERE deleted_at IS NOT NULL;
-)sql",
 };
 
 #define RB_SELECT_CLEANUP \
@@ -606,8 +594,11 @@ class SqliteTransaction final : public StoreTransaction {
 
   std::vector<WorkspaceRecord> find_deleted_in_tenant(const std::string& subscription_id,
                                                       const std::string& name) override {
+    // Only under a tenant-wide reservation, at create: one range of the subscription's bin in
+    // the covering workspaces_deleted index (which carries the name), rows read only on a match.
     auto rows = read_workspaces(conn_->prepare(RB_SELECT_WORKSPACES
-                                               "WHERE subscription_id = :s AND name = :n AND deleted_at IS NOT NULL "
+                                               "INDEXED BY workspaces_deleted "
+                                               "WHERE subscription_id = :s AND deleted_at IS NOT NULL AND name = :n "
                                                "ORDER BY deleted_at DESC, deleted_seq DESC")
                                     .bind(":s", subscription_id)
                                     .bind(":n", name));
@@ -944,25 +935,20 @@ class SqliteTransaction final : public StoreTransaction {
   }
 
   std::vector<WorkspaceRecord> list_live(const LiveQuery& q) override {
-    // Keyset pagination over workspaces_live_listing. Identifiers are never empty, so
-    // ("", "") sorts before every row when there is no cursor.
-    const std::string after_group = q.after ? q.after->resource_group : std::string();
-    const std::string after_name = q.after ? q.after->name : std::string();
-    Statement& s =
-        q.resource_group
-            ? conn_->prepare(RB_SELECT_WORKSPACES
-                             "WHERE subscription_id = :s AND resource_group = :g AND deleted_at IS NULL "
-                             "AND (resource_group, name) > (:after_g, :after_n) "
-                             "ORDER BY resource_group, name LIMIT :limit")
-            : conn_->prepare(RB_SELECT_WORKSPACES
-                             "WHERE subscription_id = :s AND deleted_at IS NULL "
-                             "AND (resource_group, name) > (:after_g, :after_n) "
-                             "ORDER BY resource_group, name LIMIT :limit");
-    s.bind(":s", q.subscription_id)
-        .bind(":after_g", after_group)
-        .bind(":after_n", after_name)
-        .bind(":limit", static_cast<std::int64_t>(q.limit));
-    if (q.resource_group) s.bind(":g", *q.resource_group);
+    // Keyset pagination over the unique name-key index: group_key is subscription \x1f group
+    // \x1f name, and identifiers hold no character below \x20, so its byte order is
+    // (resource_group, name) order. A page seeks once and walks one range, costing the same
+    // at any depth, without an index of its own (a soft delete that keeps its name reserved
+    // keeps its key and is skipped: its row is read, not returned).
+    const std::string prefix = q.subscription_id + '\x1f' + (q.resource_group ? *q.resource_group + '\x1f' : "");
+    const std::string after = q.after ? group_name_key(q.subscription_id, q.after->resource_group, q.after->name)
+                                      : prefix;
+    std::string end = prefix;
+    end.back() = '\x20';  // just past every key that starts with the prefix
+    Statement& s = conn_->prepare(RB_SELECT_WORKSPACES
+                                  "WHERE group_key > :after AND group_key < :end AND deleted_at IS NULL "
+                                  "ORDER BY group_key LIMIT :limit");
+    s.bind(":after", after).bind(":end", end).bind(":limit", static_cast<std::int64_t>(q.limit));
     return read_workspaces(s);
   }
 
