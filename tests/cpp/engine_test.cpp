@@ -49,6 +49,13 @@ TEST_F(EngineTest, EmptyNamesAreInvalidArguments) {
   expect_error(ErrorCode::invalid_argument, [&] { make(""); });
   expect_error(ErrorCode::invalid_argument, [&] { make("x", {}, std::nullopt, ""); });
   expect_error(ErrorCode::invalid_argument, [&] { make(std::string("a\x1f") + "b"); });
+  // Every control character: the live listing's order is the name keys' byte order.
+  for (const std::string& bad : {std::string("a\nb"), std::string("\x01"), std::string("tab\there")}) {
+    const std::string m = expect_error(ErrorCode::invalid_argument, [&] { make(bad); });
+    EXPECT_TRUE(contains(m, "contains the control character \\x")) << m;
+    EXPECT_EQ(m.find('\n'), std::string::npos) << m;  // shown escaped
+    expect_error(ErrorCode::invalid_argument, [&] { make("ok", {}, std::nullopt, bad); });
+  }
 }
 
 TEST_F(EngineTest, LiveNamesAreUniqueInTheirGroup) {
