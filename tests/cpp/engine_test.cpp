@@ -300,14 +300,21 @@ TEST_F(EngineTest, BlockerFactsRefuseAndWarningsReport) {
   EXPECT_TRUE(contains(r.warnings[1], "linked: could not be checked")) << r.warnings[1];
 }
 
-TEST_F(EngineTest, ChecksRunInTheDocumentedOrder) {
-  open_yaml(R"(version: 1
+/// A policy under which each check of a delete can refuse, and alice's workspace under it.
+struct CheckOrderTest : EngineTest {
+  Workspace open_where_every_check_can_fail() {
+    open_yaml(R"(version: 1
 name: p
 preconditions: {require_stopped: true, require_confirm_name: true, blockers: [jobs]}
 permanent_delete: {allowed: false}
 permissions: {delete: [owner]}
 )");
-  const Workspace w = engine->create({"sub", "rg", "ws", std::nullopt, false, {}}, kAlice);
+    return engine->create({"sub", "rg", "ws", std::nullopt, false, {}}, kAlice);
+  }
+};
+
+TEST_F(CheckOrderTest, ChecksRunInTheDocumentedOrder) {
+  const Workspace w = open_where_every_check_can_fail();
   DeleteOptions options;
   options.permanently_delete = true;
   // permission, then state, then flags, then preconditions
@@ -432,14 +439,8 @@ components:
   EXPECT_EQ(real.cleanup[0].ref, "c-1");
 }
 
-TEST_F(EngineTest, ADryRunRaisesWhatTheRealCallWouldInTheSameOrderUnaudited) {
-  open_yaml(R"(version: 1
-name: p
-preconditions: {require_stopped: true, require_confirm_name: true, blockers: [jobs]}
-permanent_delete: {allowed: false}
-permissions: {delete: [owner]}
-)");
-  const Workspace w = engine->create({"sub", "rg", "ws", std::nullopt, false, {}}, kAlice);
+TEST_F(CheckOrderTest, ADryRunRaisesWhatTheRealCallWouldInTheSameOrderUnaudited) {
+  const Workspace w = open_where_every_check_can_fail();
   const Snapshot before = snapshot(*engine);
   DeleteOptions options;
   options.dry_run = true;
