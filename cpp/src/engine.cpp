@@ -212,8 +212,6 @@ struct DeletePlan {
   WorkspaceRecord record;
   bool permanent = false;
   int retention_days = 0;
-  std::vector<std::string> warnings;
-  std::vector<StoredComponent> components;   // as read when deciding
   std::vector<std::int64_t> destroyed_now;   // soft delete: positions of the kinds it destroys
   DeleteResult outcome;                      // the answer; cleanup tasks have id 0 until applied
 };
@@ -460,11 +458,11 @@ struct Engine::Impl {
     for (const auto& warning : r.preconditions.warnings) {
       const auto value = fact(warning);
       if (!value) {
-        plan.warnings.push_back(warning + ": could not be checked (" +
+        plan.outcome.warnings.push_back(warning + ": could not be checked (" +
                                 (facts.facts ? "not reported by the facts provider" : facts.unavailable) +
                                 ")");
       } else if (*value > 0) {
-        plan.warnings.push_back(warning + ": " + std::to_string(*value));
+        plan.outcome.warnings.push_back(warning + ": " + std::to_string(*value));
       }
     }
     plan_outcome(tx, plan, options.delete_dependent_resources, now);
@@ -475,13 +473,12 @@ struct Engine::Impl {
   void plan_outcome(StoreTransaction& tx, DeletePlan& plan, bool dependent, Timestamp now) const {
     const Workspace& w = plan.record.workspace;
     const Rules& r = rules(w.subscription_id);
-    plan.components = tx.components(w.id);
+    const std::vector<StoredComponent> components = tx.components(w.id);
     DeleteResult& result = plan.outcome;
     result.permanent = plan.permanent;
     result.deleted_at = now;
-    result.warnings = plan.warnings;
     if (plan.permanent) {
-      plan_disposal(r, w.id, plan.components, dependent, now, result);
+      plan_disposal(r, w.id, components, dependent, now, result);
       return;
     }
     try {
@@ -490,7 +487,7 @@ struct Engine::Impl {
       throw Error(ErrorCode::invalid_argument, "cannot soft-delete " + describe(w) + ": its purge date, " +
                                                    e.what() + "; nothing was changed");
     }
-    for (const auto& stored : plan.components) {
+    for (const auto& stored : components) {
       const Component& c = stored.component;
       const ComponentRule rule = r.component_rule(c.kind);
       if (c.standalone || (rule.on_delete == OnDelete::preserve && !dependent)) {
