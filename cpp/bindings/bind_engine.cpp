@@ -167,6 +167,8 @@ enum class Record : std::size_t {
   purge_report,
   deletable_workspace,
   audit_record,
+  hold,
+  lien,
   count
 };
 
@@ -185,13 +187,15 @@ const std::array<RecordSpec, static_cast<std::size_t>(Record::count)>& record_sp
         "warnings", "dry_run"}},
       {"deleted_workspace",
        {"id", "name", "subscription_id", "resource_group", "deleted_at", "purge_at",
-        "retention_days", "retained", "as_of"}},
+        "retention_days", "retained", "held", "as_of"}},
       {"recover_result", {"workspace", "restored", "reattached", "must_recreate"}},
-      {"purge_report", {"purged", "cleanup", "dry_run"}},
+      {"purge_report", {"purged", "cleanup", "dry_run", "auto_deleted", "auto_delete_refused"}},
       {"deletable_workspace", {"kind", "workspace_id", "since"}},
       {"audit_record",
        {"seq", "at", "action", "subscription_id", "resource_group", "name", "outcome",
         "workspace_id", "principal_id"}},
+      {"hold", {"id", "workspace_id", "reason", "placed_by", "placed_at"}},
+      {"lien", {"id", "workspace_id", "origin", "reason", "created_at"}},
   }};
   return specs;
 }
@@ -335,23 +339,42 @@ py::object delete_result_value(const DeleteResult& r) {
 
 py::object deleted_workspace_value(const DeletedWorkspace& d, const py::object& as_of,
                                    RepeatedStrs& strs) {
-  return record<9>(Record::deleted_workspace,
-                   {py_str(d.id), py_str(d.name), strs.same_as_last(0, d.subscription_id),
-                    strs.same_as_last(1, d.resource_group), to_datetime(d.deleted_at),
-                    to_datetime(d.purge_at), integer(d.retention_days), strs.kinds(d.retained),
-                    as_of});
+  return record<10>(Record::deleted_workspace,
+                    {py_str(d.id), py_str(d.name), strs.same_as_last(0, d.subscription_id),
+                     strs.same_as_last(1, d.resource_group), to_datetime(d.deleted_at),
+                     to_datetime(d.purge_at), integer(d.retention_days), strs.kinds(d.retained),
+                     boolean(d.held), as_of});
+}
+
+/// A tuple of strs.
+template <std::size_t N>
+py::object str_tuple(const std::array<const std::string*, N>& items) {
+  py::object tuple = steal(PyTuple_New(static_cast<Py_ssize_t>(N)));
+  for (std::size_t i = 0; i < N; ++i) {
+    PyTuple_SET_ITEM(tuple.ptr(), static_cast<Py_ssize_t>(i), py_str(*items[i]).release().ptr());
+  }
+  return tuple;
 }
 
 py::object purge_report_value(const PurgeReport& r) {
-  py::object purged = list_of(r.purged, [](const PurgedWorkspace& p) {
-    py::object names = steal(PyTuple_New(3));
-    PyTuple_SET_ITEM(names.ptr(), 0, py_str(p.subscription_id).release().ptr());
-    PyTuple_SET_ITEM(names.ptr(), 1, py_str(p.resource_group).release().ptr());
-    PyTuple_SET_ITEM(names.ptr(), 2, py_str(p.name).release().ptr());
-    return names;
-  });
-  return record<3>(Record::purge_report,
-                   {std::move(purged), list_of(r.cleanup, cleanup_task_value), boolean(r.dry_run)});
+  auto names = [](const PurgedWorkspace& p) {
+    return str_tuple<3>({&p.subscription_id, &p.resource_group, &p.name});
+  };
+  return record<5>(Record::purge_report,
+                   {list_of(r.purged, names), list_of(r.cleanup, cleanup_task_value), boolean(r.dry_run),
+                    list_of(r.auto_deleted, names), list_of(r.auto_delete_refused, [](const RefusedAutoDelete& p) {
+                      return str_tuple<4>({&p.subscription_id, &p.resource_group, &p.name, &p.code});
+                    })});
+}
+
+py::object hold_value(const Hold& h) {
+  return record<5>(Record::hold, {py_str(h.id), py_str(h.workspace_id), py_str(h.reason),
+                                  h.placed_by ? py_str(*h.placed_by) : py::none(), to_datetime(h.placed_at)});
+}
+
+py::object lien_value(const Lien& l) {
+  return record<5>(Record::lien, {py_str(l.id), py_str(l.workspace_id), py_str(l.origin), py_str(l.reason),
+                                  to_datetime(l.created_at)});
 }
 
 py::object deletable_value(const DeletableWorkspace& d) {
@@ -383,9 +406,9 @@ py::object atomic_tuple(std::array<py::object, N> values) {
 }
 
 /// A live workspace as the facade keeps it: (id, subscription_id, resource_group, name,
-/// retention_days, cmk_encrypted, state, created_at, components), components a tuple of
-/// (kind, ref, standalone). Keep in step with _WorkspaceSnapshot in _core.pyi and
-/// rb.Workspace.
+/// retention_days, cmk_encrypted, state, created_at, components, purge_protection,
+/// auto_delete_at), components a tuple of (kind, ref, standalone). Keep in step with
+/// _WorkspaceSnapshot in _core.pyi and rb.Workspace.
 py::object workspace_snapshot(const Workspace& w) {
   py::object components = steal(PyTuple_New(static_cast<Py_ssize_t>(w.components.size())));
   for (std::size_t i = 0; i < w.components.size(); ++i) {
@@ -394,9 +417,10 @@ py::object workspace_snapshot(const Workspace& w) {
     PyTuple_SET_ITEM(components.ptr(), static_cast<Py_ssize_t>(i), component.release().ptr());
   }
   PyObject_GC_UnTrack(components.ptr());
-  return atomic_tuple<9>({py_str(w.id), py_str(w.subscription_id), py_str(w.resource_group),
-                          py_str(w.name), integer(w.retention_days), boolean(w.cmk_encrypted),
-                          enum_name(w.state), to_datetime(w.created_at), std::move(components)});
+  return atomic_tuple<11>({py_str(w.id), py_str(w.subscription_id), py_str(w.resource_group),
+                           py_str(w.name), integer(w.retention_days), boolean(w.cmk_encrypted),
+                           enum_name(w.state), to_datetime(w.created_at), std::move(components),
+                           boolean(w.purge_protection), optional_datetime(w.auto_delete_at)});
 }
 
 // --- the facade's live workspaces -------------------------------------------------------------
@@ -690,15 +714,26 @@ void bind_engine(py::module_& m) {
           [](Engine& e, WorkspaceMap& workspaces, Text<"subscription_id"> subscription_id,
              Text<"resource_group"> resource_group, Text<"name"> name,
              std::optional<int> retention_days, bool cmk_encrypted,
-             const py::iterable& components, MaybePrincipal principal) {
+             const py::iterable& components, MaybePrincipal principal, std::optional<bool> purge_protection,
+             const Text<"if_deleted">& if_deleted, const py::handle& auto_delete_at) {
             CreateRequest request{std::move(subscription_id.value), std::move(resource_group.value),
                                   std::move(name.value), retention_days, cmk_encrypted,
                                   components_from(components)};
+            request.purge_protection = purge_protection;
+            const auto mode = enum_from_string<IfDeleted>(if_deleted.value);
+            if (!mode) {
+              throw Error(ErrorCode::invalid_argument, "if_deleted is '" + if_deleted.value +
+                                                           "'; allowed: " + enum_names<IfDeleted>());
+            }
+            request.if_deleted = *mode;
+            if (!auto_delete_at.is_none()) request.auto_delete_at = from_datetime(auto_delete_at, "auto_delete_at");
             return workspaces.track(without_gil([&] { return e.create(request, principal); }));
           },
           py::arg("workspaces"), py::arg("subscription_id"), py::arg("resource_group"),
           py::arg("name"), py::arg("retention_days") = py::none(), py::arg("cmk_encrypted") = false,
-          py::arg("components") = py::tuple(), py::arg("principal") = py::none())
+          py::arg("components") = py::tuple(), py::arg("principal") = py::none(),
+          py::arg("purge_protection") = py::none(), py::arg("if_deleted") = "fail",
+          py::arg("auto_delete_at") = py::none())
       .def(
           "get",
           [](Engine& e, WorkspaceMap& workspaces, const Text<"subscription_id">& subscription_id,
@@ -898,6 +933,58 @@ void bind_engine(py::module_& m) {
             without_gil([&] { e.fail_cleanup(task_id, error, micros); });
           },
           py::arg("task_id"), py::arg("error"), py::arg("retry_after"))
+      .def(
+          "place_hold",
+          [](Engine& e, const Text<"workspace_id">& workspace_id, const Text<"reason">& reason, P principal) {
+            return hold_value(without_gil([&] { return e.place_hold(workspace_id, reason, principal); }));
+          },
+          py::arg("workspace_id"), py::arg("reason"), py::arg("principal") = py::none())
+      .def(
+          "release_hold",
+          [](Engine& e, const Text<"hold_id">& hold_id, P principal) {
+            without_gil([&] { e.release_hold(hold_id, principal); });
+          },
+          py::arg("hold_id"), py::arg("principal") = py::none())
+      .def(
+          "holds",
+          [](Engine& e, const Text<"workspace_id">& workspace_id) {
+            return list_of(without_gil([&] { return e.holds(workspace_id); }), hold_value);
+          },
+          py::arg("workspace_id"))
+      .def(
+          "add_lien",
+          [](Engine& e, const Text<"workspace_id">& workspace_id, const Text<"origin">& origin,
+             const Text<"reason">& reason, P principal) {
+            return lien_value(without_gil([&] { return e.add_lien(workspace_id, origin, reason, principal); }));
+          },
+          py::arg("workspace_id"), py::arg("origin"), py::arg("reason"), py::arg("principal") = py::none())
+      .def(
+          "remove_lien",
+          [](Engine& e, const Text<"lien_id">& lien_id, P principal) {
+            without_gil([&] { e.remove_lien(lien_id, principal); });
+          },
+          py::arg("lien_id"), py::arg("principal") = py::none())
+      .def(
+          "liens",
+          [](Engine& e, const Text<"workspace_id">& workspace_id) {
+            return list_of(without_gil([&] { return e.liens(workspace_id); }), lien_value);
+          },
+          py::arg("workspace_id"))
+      .def(
+          "enable_purge_protection",
+          [](Engine& e, WorkspaceMap& workspaces, const Text<"workspace_id">& workspace_id, P principal) {
+            return workspaces.track(without_gil([&] { return e.enable_purge_protection(workspace_id, principal); }));
+          },
+          py::arg("workspaces"), py::arg("workspace_id"), py::arg("principal") = py::none())
+      .def(
+          "set_auto_delete",
+          [](Engine& e, WorkspaceMap& workspaces, const Text<"workspace_id">& workspace_id, const py::handle& at,
+             P principal) {
+            std::optional<Timestamp> when;
+            if (!at.is_none()) when = from_datetime(at, "at");
+            return workspaces.track(without_gil([&] { return e.set_auto_delete(workspace_id, when, principal); }));
+          },
+          py::arg("workspaces"), py::arg("workspace_id"), py::arg("at"), py::arg("principal") = py::none())
       .def(
           "audit_log",
           [](Engine& e, const std::optional<Text<"subscription_id">>& subscription_id,

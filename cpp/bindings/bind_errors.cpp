@@ -10,6 +10,7 @@
 #include <array>
 #include <cstring>
 #include <exception>
+#include <optional>
 #include <string>
 
 #include "bindings.hpp"
@@ -23,6 +24,7 @@ struct ErrorClass {
   const char* name;
   const char* doc;
   PyObject* extra_base;  // a builtin exception the class also derives from, or nullptr
+  std::optional<ErrorCode> parent = std::nullopt;  // derives from that code's class (made before it)
 };
 
 constexpr std::size_t kCodeCount = boost::mp11::mp_size<boost::describe::describe_enumerators<ErrorCode>>::value;
@@ -153,6 +155,10 @@ void bind_errors(py::module_& m) {
        "The store failed or cannot be reached (disk, corrupt file, database server down, bad "
        "credentials); nothing of the operation was applied, and it is safe to retry.",
        nullptr},
+      {ErrorCode::workspace_held, "WorkspaceHeld",
+       "A legal hold stops the workspace's destruction (permanent delete, purge); the message "
+       "names every hold's reason. Also an OperationNotAllowed.",
+       nullptr, ErrorCode::operation_not_allowed},
   }};
 
   py::object plain_str = py::module_::import("builtins").attr("BaseException").attr("__str__");
@@ -161,9 +167,10 @@ void bind_errors(py::module_& m) {
     attributes["code"] = code_name(spec.code);
     attributes["http_status"] = http_status(spec.code);
     if (spec.code == ErrorCode::name_reserved) attributes["reserved_until"] = py::none();
+    py::object first = spec.parent ? py::reinterpret_borrow<py::object>(g_classes[index_of(*spec.parent)]) : base;
     py::tuple bases = spec.extra_base == nullptr
-                          ? py::tuple(py::make_tuple(base))
-                          : py::tuple(py::make_tuple(base, py::handle(spec.extra_base)));
+                          ? py::tuple(py::make_tuple(first))
+                          : py::tuple(py::make_tuple(first, py::handle(spec.extra_base)));
     // KeyError's str() quotes its message; these messages are sentences, so keep them plain.
     if (spec.extra_base == PyExc_KeyError) attributes["__str__"] = plain_str;
     py::object cls = make_class(spec.name, spec.doc, bases, attributes);

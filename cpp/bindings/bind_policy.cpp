@@ -39,7 +39,7 @@ py::object rules_value(const T& value) {
   } else if constexpr (boost::describe::has_describe_members<T>::value) {
     py::dict out;
     boost::mp11::mp_for_each<boost::describe::describe_members<T, boost::describe::mod_public>>(
-        [&](auto member) { out[member.name] = rules_value(value.*member.pointer); });
+        [&](auto member) { out[py::str(std::string(described_name(member.name)))] = rules_value(value.*member.pointer); });
     return out;
   } else {
     return rules_container(value);

@@ -23,7 +23,7 @@ constexpr Timestamp kLatestTime = 253'402'300'799'999'999;  // 9999-12-31T23:59:
 /// 32 hex digits: the engine's time in microseconds, then random bits. Ids created close in
 /// time sort close together, so inserts touch few B-tree pages (unlike fully random ids);
 /// the random tail keeps them unique across threads, processes and machines.
-std::string new_workspace_id(Timestamp now) {
+std::string new_id(Timestamp now) {
   thread_local boost::uuids::random_generator generator;
   const boost::uuids::uuid random = generator();
   char text[33];
@@ -97,9 +97,61 @@ bool is_refusal(ErrorCode code) {
 /// Whether a soft-deleted row has passed its purge time.
 bool expired(const WorkspaceRecord& r, Timestamp now) { return r.purge_at && now >= *r.purge_at; }
 
-/// Whether the row counts as gone: expired under on_expiry: purge.
+/// Whether the row counts as gone: expired under on_expiry: purge, and not held (a legal
+/// hold keeps it in the bin; once the last hold is released, it is gone at once).
 bool gone(const WorkspaceRecord& r, const Rules& rules, Timestamp now) {
-  return expired(r, now) && rules.retention.on_expiry == OnExpiry::purge;
+  return expired(r, now) && rules.retention.on_expiry == OnExpiry::purge && !r.held;
+}
+
+/// Whether purge protection still stops the row's destruction: until its purge_at (a live
+/// workspace has none, so for good while it is live).
+bool protected_now(const WorkspaceRecord& r, Timestamp now) {
+  return r.workspace.purge_protection && (!r.purge_at || now < *r.purge_at);
+}
+
+/// Whether a hard delete may remove the row now as far as its protections go.
+bool destructible(const WorkspaceRecord& r, Timestamp now) { return !r.held && !protected_now(r, now); }
+
+/// The principal that due auto-deletions are audited under.
+const Principal kAutoDelete{"auto-delete", {}};
+
+/// What sets a hold and a lien apart, for the code they share.
+struct GuardSpec {
+  GuardKind kind;
+  Action action;            // the permission action that places and removes it
+  const char* placed;       // audit actions
+  const char* removed;
+  bool live_only;           // a lien guards a live workspace; a hold a soft-deleted one too
+  bool WorkspaceRecord::*flag;  // set on the row while it has one
+};
+constexpr GuardSpec kHoldGuard{GuardKind::hold, Action::hold, "place_hold", "release_hold", false,
+                               &WorkspaceRecord::held};
+constexpr GuardSpec kLienGuard{GuardKind::lien, Action::lien, "add_lien", "remove_lien", true,
+                               &WorkspaceRecord::has_liens};
+
+Hold to_hold(GuardRow g) { return {std::move(g.id), std::move(g.workspace_id), std::move(g.reason), std::move(g.placed_by), g.at}; }
+Lien to_lien(GuardRow g) { return {std::move(g.id), std::move(g.workspace_id), std::move(g.origin), std::move(g.reason), g.at}; }
+
+template <class T>
+std::vector<T> converted(std::vector<GuardRow> rows, T (*convert)(GuardRow)) {
+  std::vector<T> out;
+  out.reserve(rows.size());
+  for (auto& row : rows) out.push_back(convert(std::move(row)));
+  return out;
+}
+
+constexpr std::size_t kMaxNoteBytes = 4096;  // of a hold's reason, a lien's origin or reason
+
+/// A reason or origin: not empty, no NUL, at most kMaxNoteBytes.
+void check_note(const std::string& value, const char* what) {
+  if (value.empty()) throw Error(ErrorCode::invalid_argument, std::string(what) + " must not be empty: say why");
+  if (value.find('\0') != std::string::npos) {
+    throw Error(ErrorCode::invalid_argument, std::string(what) + " contains a NUL character; give printable text");
+  }
+  if (value.size() > kMaxNoteBytes) {
+    throw Error(ErrorCode::invalid_argument, std::string(what) + " is " + std::to_string(value.size()) +
+                                                 " bytes; at most " + std::to_string(kMaxNoteBytes) + " are allowed");
+  }
 }
 
 std::string encode_cursor(const DeletedCursor& position) {
@@ -188,7 +240,7 @@ std::size_t listing_rows(const std::string& subscription_id,
 DeletedWorkspace to_deleted(const WorkspaceRecord& r) {
   const Workspace& w = r.workspace;
   return {w.id, w.name, w.subscription_id, w.resource_group, r.deleted_at.value_or(0),
-          r.purge_at.value_or(0), w.retention_days, r.retained_kinds};
+          r.purge_at.value_or(0), w.retention_days, r.retained_kinds, r.held};
 }
 
 /// Who a refusal is audited against.
@@ -290,9 +342,11 @@ struct Engine::Impl {
   }
 
   // ---- checks ----
+  /// `assumed_role`: a workspace role the principal will have (the creator's "owner", for
+  /// what a create turns on).
   static void check_permission(StoreTransaction& tx, const Rules& rules, Action action,
                                const MaybePrincipal& principal, const std::string& workspace_id,
-                               const std::string& target) {
+                               const std::string& target, const char* assumed_role = nullptr) {
     if (!principal) return;  // the trusted platform itself
     // Fail closed: an action the policy does not list is the workspace owner's alone, except
     // create, which any principal may do (the creator becomes the owner).
@@ -305,6 +359,7 @@ struct Engine::Impl {
     if (!workspace_id.empty()) {
       if (auto role = tx.member_role(workspace_id, principal->id)) held.push_back(*role);
     }
+    if (assumed_role != nullptr) held.emplace_back(assumed_role);
     for (const auto& role : allowed) {
       if (std::find(held.begin(), held.end(), role) != held.end()) return;
     }
@@ -322,6 +377,43 @@ struct Engine::Impl {
                       ": it is soft-deleted; only recover and purge are allowed on a workspace in "
                       "the recycle bin");
     }
+  }
+
+  /// Refuses destroying the row (a permanent delete, a purge) while a legal hold or purge
+  /// protection stops it: a hold first (workspace_held, naming every hold's reason), then
+  /// purge protection (operation_not_allowed, naming the purge date where there is one).
+  static void check_destructible(StoreTransaction& tx, const WorkspaceRecord& r, const std::string& operation,
+                                 Timestamp now) {
+    const Workspace& w = r.workspace;
+    if (r.held) {
+      std::string reasons;
+      for (const GuardRow& hold : tx.guards(GuardKind::hold, w.id)) {
+        reasons += (reasons.empty() ? "'" : ", '") + hold.reason + "' (hold " + hold.id + ")";
+      }
+      throw Error(ErrorCode::workspace_held,
+                  "cannot " + operation + " " + describe(w) + ": it is under legal hold: " + reasons +
+                      "; a hold stops destruction, not soft delete or recover: release every hold first");
+    }
+    if (protected_now(r, now)) {
+      throw Error(ErrorCode::operation_not_allowed,
+                  "cannot " + operation + " " + describe(w) + ": purge protection is on" +
+                      (r.purge_at ? ", so it stays in the recycle bin until its purge date, " + format_iso8601(*r.purge_at)
+                                  : ", so it can only be soft-deleted (the recycle bin is the only way out)") +
+                      "; purge protection cannot be turned off");
+    }
+  }
+
+  /// Refuses any delete of a live workspace while it has liens, naming each.
+  static void check_liens(StoreTransaction& tx, const WorkspaceRecord& r) {
+    if (!r.has_liens) return;
+    std::string named;
+    for (const GuardRow& lien : tx.guards(GuardKind::lien, r.workspace.id)) {
+      named += (named.empty() ? "" : "; ") + std::string("origin '") + lien.origin + "': '" + lien.reason + "' (lien " +
+               lien.id + ")";
+    }
+    throw Error(ErrorCode::precondition_failed,
+                "cannot delete " + describe(r.workspace) + ": it has liens: " + named +
+                    "; remove them (remove_lien) before deleting");
   }
 
   /// A workspace addressed by id; soft-deleted rows are returned (callers decide), expired
@@ -386,9 +478,11 @@ struct Engine::Impl {
 
   /// Every check of a delete, in API.md's order (throws the first refusal), then what the
   /// delete will do; writes nothing, so a dry run is this decision alone.
+  /// `auto_delete`: a due auto-deletion, which the policy's checks apply to except
+  /// require_confirm_name.
   DeletePlan plan_delete(StoreTransaction& tx, const WorkspaceRecord& record, const DeleteOptions& options,
                          const MaybePrincipal& principal, const FactsSnapshot& facts,
-                         std::size_t batch_size, Timestamp now) const {
+                         std::size_t batch_size, Timestamp now, bool auto_delete = false) const {
     const Workspace& w = record.workspace;
     const Rules& r = rules(w.subscription_id);
     check_permission(tx, r, Action::delete_, principal, w.id, describe(w));
@@ -420,18 +514,25 @@ struct Engine::Impl {
                   "permanent delete is one workspace at a time under policy '" + r.name + "'; " +
                       std::to_string(batch_size) + " were given: delete them one by one");
     }
+    if (plan.permanent) {
+      check_destructible(tx, record,
+                         options.permanently_delete ? "permanently delete"
+                                                    : "delete (policy '" + r.name + "' deletes it permanently)",
+                         now);
+    }
 
     // Retention: the workspace's own, brought inside the policy's current range.
     plan.retention_days = r.retention.per_workspace
                               ? std::clamp(w.retention_days, r.retention.min_days, r.retention.max_days)
                               : r.retention.default_days;
 
+    check_liens(tx, record);
     if (options.confirm_name && *options.confirm_name != w.name) {
       throw Error(ErrorCode::precondition_failed,
                   "confirm_name '" + *options.confirm_name + "' does not match the workspace name '" +
                       w.name + "'; type the name exactly to confirm the delete");
     }
-    if (r.preconditions.require_confirm_name && !options.confirm_name) {
+    if (r.preconditions.require_confirm_name && !options.confirm_name && !auto_delete) {
       throw Error(ErrorCode::precondition_failed,
                   "deleting " + describe(w) + " needs confirmation: pass confirm_name='" + w.name + "'");
     }
@@ -570,6 +671,7 @@ struct Engine::Impl {
       target.set(record->workspace);
       r = &rules(record->workspace.subscription_id);
       check_permission(tx, *r, Action::purge, principal, workspace_id, describe(record->workspace));
+      if (!gone(*record, *r, now)) check_destructible(tx, *record, "purge", now);
     }
     const bool planned = record && expired(*record, now) && r->retention.on_expiry == OnExpiry::hold;
     const bool orphaned = record && record->orphaned_at && !gone(*record, *r, now);
@@ -633,6 +735,112 @@ struct Engine::Impl {
     if (report.dry_run) return;
     tx.append_audit_for(ids, {0, now, "expire", "", "", "", "ok", "", principal_id(principal)});
     tx.remove_workspaces(ids);
+  }
+
+  /// Brings a soft-deleted workspace back (recover's permission and checks, then the change).
+  RecoverResult recover_record(StoreTransaction& tx, WorkspaceRecord& record, const MaybePrincipal& principal,
+                               Timestamp now) const {
+    Workspace& w = record.workspace;
+    const Rules& r = rules(w.subscription_id);
+    check_permission(tx, r, Action::recover, principal, w.id, describe(w));
+    if (auto live = tx.find_live(w.subscription_id, w.resource_group, w.name)) {
+      throw Error(ErrorCode::workspace_exists,
+                  "cannot recover " + describe(w) + ": a live workspace (id " + live->workspace.id +
+                      ") now has this name; delete or rename it first");
+    }
+    RecoverResult result;
+    for (const auto& stored : tx.components(w.id)) {
+      const Component& c = stored.component;
+      const ComponentRule rule = r.component_rule(c.kind);
+      if (!stored.destroyed) {
+        if (!c.standalone && rule.on_delete == OnDelete::retain) add_kind(result.restored, c.kind);
+      } else if (rule.on_recover == OnRecover::reattach) {
+        add_kind(result.reattached, c.kind);
+        tx.set_component_destroyed(w.id, stored.position, false);
+      } else {
+        add_kind(result.must_recreate, c.kind);
+        tx.remove_component(w.id, stored.position);
+      }
+    }
+    record.deleted_at.reset();
+    record.purge_at.reset();
+    record.deleted_seq = 0;
+    record.retained_kinds.clear();
+    record.tenant_key.reset();
+    record.group_key = group_name_key(w.subscription_id, w.resource_group, w.name);
+    tx.set_bin(record);
+    audit_ok(tx, "recover", w, principal, now);
+    result.workspace = with_components(tx, w);
+    return result;
+  }
+
+  /// Hard-deletes a workspace from the bin (purge's permission and checks, then the change).
+  DeleteResult purge_record(StoreTransaction& tx, const WorkspaceRecord& record, const MaybePrincipal& principal,
+                            Timestamp now) const {
+    const Workspace& w = record.workspace;
+    const Rules& r = rules(w.subscription_id);
+    check_permission(tx, r, Action::purge, principal, w.id, describe(w));
+    if (!r.permanent_delete.allowed && !expired(record, now)) {
+      throw Error(ErrorCode::operation_not_allowed,
+                  "policy '" + r.name + "' does not allow purging " + describe(w) +
+                      " before its retention ends; it is purged at " + format_iso8601(*record.purge_at));
+    }
+    check_destructible(tx, record, "purge", now);
+    return hard_delete(tx, record, false, "purge", principal, now);
+  }
+
+  // ---- holds and liens ----
+
+  GuardRow add_guard(const GuardSpec& spec, const std::string& workspace_id, const std::string& origin,
+                     const std::string& reason, const MaybePrincipal& principal) {
+    AuditTarget target{spec.placed, "", "", "", workspace_id};
+    return write(target, principal, [&](StoreTransaction& tx, Timestamp now) {
+      WorkspaceRecord record = load_by_id(tx, workspace_id, target, now);
+      check_permission(tx, rules(record.workspace.subscription_id), spec.action, principal, workspace_id,
+                       describe(record.workspace));
+      if (spec.live_only) check_live(record, std::string("add a ") + enum_to_string(spec.kind) + " to");
+      GuardRow guard{spec.kind, new_id(now), workspace_id, origin, reason, std::nullopt, now};
+      if (principal) guard.placed_by = principal->id;
+      tx.insert_guard(guard);
+      if (!(record.*spec.flag)) {
+        record.*spec.flag = true;
+        tx.set_protection(record);
+      }
+      audit_ok(tx, spec.placed, record.workspace, principal, now);
+      return guard;
+    });
+  }
+
+  /// Removing the last one clears the row's flag: a workspace past its purge_at whose last
+  /// hold goes expires at once (on_expiry: purge).
+  void remove_guard(const GuardSpec& spec, const std::string& id, const MaybePrincipal& principal) {
+    const std::string noun = enum_to_string(spec.kind);
+    check_identifier(id, (noun + " id").c_str());
+    AuditTarget target{spec.removed, "", "", "", ""};
+    write(target, principal, [&](StoreTransaction& tx, Timestamp now) {
+      const auto guard = tx.find_guard(spec.kind, id);
+      if (!guard) throw Error(ErrorCode::not_found, "no " + noun + " with id '" + id + "' (never made, or removed)");
+      // The workspace row first: it orders this removal after any other change of its guards.
+      WorkspaceRecord record = load_by_id(tx, guard->workspace_id, target, now);
+      check_permission(tx, rules(record.workspace.subscription_id), spec.action, principal, record.workspace.id,
+                       describe(record.workspace));
+      if (!tx.remove_guard(spec.kind, id)) {
+        throw Error(ErrorCode::not_found, "no " + noun + " with id '" + id + "' (removed meanwhile)");
+      }
+      if (tx.guards(spec.kind, record.workspace.id).empty()) {
+        record.*spec.flag = false;
+        tx.set_protection(record);
+      }
+      audit_ok(tx, spec.removed, record.workspace, principal, now);
+      return 0;
+    });
+  }
+
+  std::vector<GuardRow> guards(const GuardSpec& spec, const std::string& workspace_id) const {
+    auto tx = engine.store_->begin(TransactionMode::read);
+    AuditTarget target;
+    load_by_id(*tx, workspace_id, target, engine.clock_->now());
+    return tx->guards(spec.kind, workspace_id);
   }
 
   /// Carries out a decided soft delete.
@@ -752,6 +960,31 @@ Workspace Engine::create(const CreateRequest& request, const MaybePrincipal& pri
       retention = asked;
     }
 
+    // Purge protection: asked for, or the policy's default where the workspace can have it.
+    const bool always_hard = !r.soft_delete.enabled || (request.cmk_encrypted && r.soft_delete.hard_delete_if_cmk);
+    bool protect = request.purge_protection.value_or(r.purge_protection.default_ && !always_hard);
+    if (request.purge_protection == true) {
+      if (always_hard) {
+        throw Error(ErrorCode::operation_not_allowed,
+                    "purge protection cannot be turned on for workspace '" + request.name + "': policy '" + r.name +
+                        "' always deletes it permanently (" +
+                        (r.soft_delete.enabled ? "customer-managed key with soft_delete.hard_delete_if_cmk"
+                                               : "soft_delete.enabled is false") +
+                        "), and purge protection allows only soft deletes");
+      }
+      Impl::check_permission(tx, r, Action::protect, principal, "",
+                             "workspace '" + request.name + "' (purge protection at create)", "owner");
+    }
+    std::optional<Timestamp> auto_delete_at = request.auto_delete_at;
+    if (!auto_delete_at && r.auto_delete.after_days) {
+      try {
+        auto_delete_at = add_days(now, *r.auto_delete.after_days);
+      } catch (const Error& e) {
+        throw Error(ErrorCode::invalid_argument,
+                    "cannot create workspace '" + request.name + "': its auto-deletion date, " + e.what());
+      }
+    }
+
     const std::string group_key = group_name_key(request.subscription_id, request.resource_group, request.name);
     // Who holds the name: a live workspace in the group, or soft-deleted ones that reserve
     // it (in the group, or under a tenant-wide reservation anywhere in the subscription).
@@ -772,31 +1005,54 @@ Workspace Engine::create(const CreateRequest& request, const MaybePrincipal& pri
       }
     }
     const WorkspaceRecord* latest = nullptr;  // the reservation that ends last
-    std::size_t reserving = 0;
+    std::vector<const WorkspaceRecord*> reserving;
     for (const auto& holder : holders) {
       if (gone(holder, impl_->rules(holder.workspace.subscription_id), now)) {
         // Expiry is a fact of time: the expired row is purged here, as purge_expired would.
         impl_->hard_delete(tx, holder, false, "expire", std::nullopt, now);
         continue;
       }
-      ++reserving;
+      reserving.push_back(&holder);
       if (!latest || *holder.purge_at > *latest->purge_at) latest = &holder;
     }
-    if (latest) {
+    auto reserved = [&] {
       const WorkspaceRecord& holder = *latest;
       const std::string until = format_iso8601(*holder.purge_at);
-      throw Error(ErrorCode::name_reserved,
-                  "the name '" + request.name + "' is reserved until " + until + " by soft-deleted " +
-                      describe(holder.workspace) + " (deleted " + format_iso8601(*holder.deleted_at) +
-                      (expired(holder, now) ? ", waiting for an administrator's purge" : "") +
-                      (reserving > 1 ? "; " + std::to_string(reserving - 1) + " other(s) in the recycle bin hold it until earlier" : "") +
-                      "); recover it, or purge it, before creating a new one with this name",
-                  holder.purge_at);
+      const std::size_t others = reserving.size() - 1;
+      return Error(ErrorCode::name_reserved,
+                   "the name '" + request.name + "' is reserved until " + until + " by soft-deleted " +
+                       describe(holder.workspace) + " (deleted " + format_iso8601(*holder.deleted_at) +
+                       (holder.held ? ", under legal hold" : expired(holder, now) ? ", waiting for an administrator's purge" : "") +
+                       (others > 0 ? "; " + std::to_string(others) + " other(s) in the recycle bin hold it until earlier" : "") +
+                       "); recover it, or purge it, before creating a new one with this name "
+                       "(or create with if_deleted='recover' or 'purge')",
+                   holder.purge_at);
+    };
+    if (latest) {
+      switch (request.if_deleted) {
+        case IfDeleted::fail:
+          throw reserved();
+        case IfDeleted::recover: {
+          // The holder in this group comes back with its own settings; the create's other
+          // arguments are ignored. One in another group is not this create's to recover.
+          const auto same_group = std::find_if(reserving.begin(), reserving.end(), [&](const WorkspaceRecord* h) {
+            return h->workspace.resource_group == request.resource_group;
+          });
+          if (same_group == reserving.end()) throw reserved();
+          WorkspaceRecord holder = **same_group;
+          target.set(holder.workspace);
+          return impl_->recover_record(tx, holder, principal, now).workspace;
+        }
+        case IfDeleted::purge:
+          // Every holder goes first (purge's permission and checks each), in this transaction.
+          for (const WorkspaceRecord* holder : reserving) impl_->purge_record(tx, *holder, principal, now);
+          break;
+      }
     }
 
     WorkspaceRecord record;
     Workspace& w = record.workspace;
-    w.id = new_workspace_id(now);
+    w.id = new_id(now);
     w.subscription_id = request.subscription_id;
     w.resource_group = request.resource_group;
     w.name = request.name;
@@ -805,6 +1061,8 @@ Workspace Engine::create(const CreateRequest& request, const MaybePrincipal& pri
     w.state = WorkspaceState::running;
     w.created_at = now;
     w.components = request.components;
+    w.purge_protection = protect;
+    w.auto_delete_at = auto_delete_at;
     record.group_key = group_key;
     record.had_members = principal.has_value();
     tx.insert_workspace(record);
@@ -1036,39 +1294,8 @@ RecoverResult Engine::recover(const std::string& subscription_id, const std::str
   AuditTarget target{"recover", subscription_id, resource_group, name, ""};
   return impl_->write(target, principal, [&](StoreTransaction& tx, Timestamp now) {
     WorkspaceRecord record = impl_->find_in_bin(tx, subscription_id, resource_group, name, now);
-    Workspace& w = record.workspace;
-    target.set(w);
-    const Rules& r = impl_->rules(subscription_id);
-    Impl::check_permission(tx, r, Action::recover, principal, w.id, describe(w));
-    if (auto live = tx.find_live(subscription_id, resource_group, name)) {
-      throw Error(ErrorCode::workspace_exists,
-                  "cannot recover " + describe(w) + ": a live workspace (id " + live->workspace.id +
-                      ") now has this name; delete or rename it first");
-    }
-    RecoverResult result;
-    for (const auto& stored : tx.components(w.id)) {
-      const Component& c = stored.component;
-      const ComponentRule rule = r.component_rule(c.kind);
-      if (!stored.destroyed) {
-        if (!c.standalone && rule.on_delete == OnDelete::retain) add_kind(result.restored, c.kind);
-      } else if (rule.on_recover == OnRecover::reattach) {
-        add_kind(result.reattached, c.kind);
-        tx.set_component_destroyed(w.id, stored.position, false);
-      } else {
-        add_kind(result.must_recreate, c.kind);
-        tx.remove_component(w.id, stored.position);
-      }
-    }
-    record.deleted_at.reset();
-    record.purge_at.reset();
-    record.deleted_seq = 0;
-    record.retained_kinds.clear();
-    record.tenant_key.reset();
-    record.group_key = group_name_key(subscription_id, resource_group, name);
-    tx.set_bin(record);
-    Impl::audit_ok(tx, "recover", w, principal, now);
-    result.workspace = impl_->with_components(tx, w);
-    return result;
+    target.set(record.workspace);
+    return impl_->recover_record(tx, record, principal, now);
   });
 }
 
@@ -1077,16 +1304,9 @@ DeleteResult Engine::purge(const std::string& subscription_id, const std::string
   RB_OPEN_GUARD
   AuditTarget target{"purge", subscription_id, resource_group, name, ""};
   return impl_->write(target, principal, [&](StoreTransaction& tx, Timestamp now) {
-    WorkspaceRecord record = impl_->find_in_bin(tx, subscription_id, resource_group, name, now);
+    const WorkspaceRecord record = impl_->find_in_bin(tx, subscription_id, resource_group, name, now);
     target.set(record.workspace);
-    const Rules& r = impl_->rules(subscription_id);
-    Impl::check_permission(tx, r, Action::purge, principal, record.workspace.id, describe(record.workspace));
-    if (!r.permanent_delete.allowed && !expired(record, now)) {
-      throw Error(ErrorCode::operation_not_allowed,
-                  "policy '" + r.name + "' does not allow purging " + describe(record.workspace) +
-                      " before its retention ends; it is purged at " + format_iso8601(*record.purge_at));
-    }
-    return impl_->hard_delete(tx, record, false, "purge", principal, now);
+    return impl_->purge_record(tx, record, principal, now);
   });
 }
 
@@ -1107,6 +1327,8 @@ PurgeReport Engine::purge_expired(const MaybePrincipal& principal, bool dry_run)
   auto merge = [&](PurgeReport& part) {
     for (auto& item : part.purged) report.purged.push_back(std::move(item));
     for (auto& task : part.cleanup) report.cleanup.push_back(std::move(task));
+    for (auto& item : part.auto_deleted) report.auto_deleted.push_back(std::move(item));
+    for (auto& item : part.auto_delete_refused) report.auto_delete_refused.push_back(std::move(item));
   };
   if (principal) {
     step([&](StoreTransaction& tx, Timestamp) {
@@ -1161,12 +1383,73 @@ PurgeReport Engine::purge_expired(const MaybePrincipal& principal, bool dry_run)
         const auto days = impl_->rules(row.workspace.subscription_id).orphans.purge_after_days;
         // A dry run's first sweep removed nothing: skip what it already reported.
         if (dry_run && gone(row, impl_->rules(row.workspace.subscription_id), now)) continue;
+        if (!destructible(row, now)) continue;  // a hold, or purge protection, keeps it
         if (days && add_days(now, -*days) >= *row.orphaned_at) purge.push_back(&row);
       }
       impl_->purge_rows(tx, purge, principal, now, out);
       return out;
     });
     merge(orphans);
+  }
+
+  // Due auto-deletions: live workspaces whose auto_delete_at has come are deleted as the
+  // platform would delete them, with the policy's checks except require_confirm_name; a
+  // refused one stays live and is reported (and audited) with its error's code.
+  std::optional<ExpiryCursor> due_after;
+  for (bool more = true; more;) {
+    // Facts first, outside the write transaction: the provider may call out to the platform.
+    std::vector<WorkspaceRecord> due;
+    std::vector<FactsSnapshot> facts;
+    {
+      // A dry run reads in its one read transaction (an in-memory store has one connection).
+      std::unique_ptr<StoreTransaction> own = dry_run ? nullptr : store_->begin(TransactionMode::read);
+      StoreTransaction& tx = dry_run ? *read_tx : *own;
+      due = tx.auto_delete_due(dry_run ? dry_now : clock_->now(), due_after, kPurgeChunk);
+      std::vector<Workspace> shown;
+      if (impl_->needs_facts) {
+        for (const auto& row : due) shown.push_back(impl_->with_components(tx, row.workspace));
+      }
+      own.reset();
+      facts.resize(due.size());
+      for (std::size_t i = 0; i < shown.size(); ++i) {
+        facts[i] = impl_->fetch_facts(impl_->rules(shown[i].subscription_id), shown[i]);
+      }
+    }
+    if (due.empty()) break;
+    PurgeReport part = step([&](StoreTransaction& tx, Timestamp now) {
+      PurgeReport out;
+      out.dry_run = dry_run;
+      for (std::size_t i = 0; i < due.size(); ++i) {
+        // Another engine may have deleted it, or someone moved its time, meanwhile.
+        auto record = dry_run ? std::optional<WorkspaceRecord>(due[i]) : tx.find_by_id(due[i].workspace.id);
+        if (!record || record->deleted_at || !record->workspace.auto_delete_at || *record->workspace.auto_delete_at > now) {
+          continue;
+        }
+        const Workspace& w = record->workspace;
+        try {
+          DeletePlan plan = impl_->plan_delete(tx, *record, DeleteOptions{}, std::nullopt, facts[i], 1, now, true);
+          const bool permanent = plan.permanent;
+          DeleteResult result = dry_run ? std::move(plan.outcome) : impl_->apply_delete(tx, plan, kAutoDelete, now);
+          if (!dry_run && !permanent) {
+            plan.record.workspace.auto_delete_at.reset();  // done: a recover brings it back without one
+            tx.set_protection(plan.record);
+          }
+          for (auto& task : result.cleanup) out.cleanup.push_back(std::move(task));
+          out.auto_deleted.push_back({w.subscription_id, w.resource_group, w.name});
+        } catch (const Error& e) {
+          if (!is_refusal(e.code())) throw;
+          if (!dry_run) {
+            AuditTarget refused{"delete", w.subscription_id, w.resource_group, w.name, w.id};
+            Impl::audit(tx, refused, kAutoDelete, now, "refused:" + code_name(e.code()));
+          }
+          out.auto_delete_refused.push_back({w.subscription_id, w.resource_group, w.name, code_name(e.code())});
+        }
+      }
+      return out;
+    });
+    merge(part);
+    due_after = ExpiryCursor{*due.back().workspace.auto_delete_at, due.back().workspace.id};
+    more = due.size() == kPurgeChunk;
   }
   return report;
 }
@@ -1186,7 +1469,7 @@ std::vector<DeletableWorkspace> Engine::list_deletable(const std::string& subscr
   // A realm both past its date and orphaned is listed under each kind, as the realm server
   // lists it: each kind is a reason to delete it, with its own date.
   for (const auto& row : tx->orphaned(subscription_id, now, std::numeric_limits<std::int32_t>::max())) {
-    if (gone(row, r, now)) continue;
+    if (gone(row, r, now) || !destructible(row, now)) continue;
     out.push_back({DeletableKind::orphaned, row.workspace.id, *row.orphaned_at});
   }
   std::stable_sort(out.begin(), out.end(),
@@ -1274,6 +1557,85 @@ void Engine::fail_cleanup(std::int64_t task_id, const std::string& error, std::i
       throw Error(ErrorCode::not_found, "no cleanup task with id " + std::to_string(task_id));
     }
     return 0;
+  });
+}
+
+Hold Engine::place_hold(const std::string& workspace_id, const std::string& reason, const MaybePrincipal& principal) {
+  RB_OPEN_GUARD
+  check_note(reason, "a hold's reason");
+  return to_hold(impl_->add_guard(kHoldGuard, workspace_id, "", reason, principal));
+}
+
+void Engine::release_hold(const std::string& hold_id, const MaybePrincipal& principal) {
+  RB_OPEN_GUARD
+  impl_->remove_guard(kHoldGuard, hold_id, principal);
+}
+
+std::vector<Hold> Engine::holds(const std::string& workspace_id) {
+  RB_OPEN_GUARD
+  return converted(impl_->guards(kHoldGuard, workspace_id), to_hold);
+}
+
+Lien Engine::add_lien(const std::string& workspace_id, const std::string& origin, const std::string& reason,
+                      const MaybePrincipal& principal) {
+  RB_OPEN_GUARD
+  check_note(origin, "a lien's origin");
+  check_note(reason, "a lien's reason");
+  return to_lien(impl_->add_guard(kLienGuard, workspace_id, origin, reason, principal));
+}
+
+void Engine::remove_lien(const std::string& lien_id, const MaybePrincipal& principal) {
+  RB_OPEN_GUARD
+  impl_->remove_guard(kLienGuard, lien_id, principal);
+}
+
+std::vector<Lien> Engine::liens(const std::string& workspace_id) {
+  RB_OPEN_GUARD
+  return converted(impl_->guards(kLienGuard, workspace_id), to_lien);
+}
+
+Workspace Engine::enable_purge_protection(const std::string& workspace_id, const MaybePrincipal& principal) {
+  RB_OPEN_GUARD
+  AuditTarget target{"enable_purge_protection", "", "", "", workspace_id};
+  return impl_->write(target, principal, [&](StoreTransaction& tx, Timestamp now) {
+    WorkspaceRecord record = impl_->load_by_id(tx, workspace_id, target, now);
+    Workspace& w = record.workspace;
+    const Rules& r = impl_->rules(w.subscription_id);
+    Impl::check_permission(tx, r, Action::protect, principal, workspace_id, describe(w));
+    Impl::check_live(record, "turn on purge protection for");
+    if (!r.soft_delete.enabled || (w.cmk_encrypted && r.soft_delete.hard_delete_if_cmk)) {
+      throw Error(ErrorCode::operation_not_allowed,
+                  "purge protection cannot be turned on for " + describe(w) + ": policy '" + r.name +
+                      "' always deletes it permanently (" +
+                      (r.soft_delete.enabled ? "customer-managed key with soft_delete.hard_delete_if_cmk"
+                                             : "soft_delete.enabled is false") +
+                      "), and purge protection allows only soft deletes");
+    }
+    if (!w.purge_protection) {  // idempotent; there is no way back
+      w.purge_protection = true;
+      tx.set_protection(record);
+    }
+    Impl::audit_ok(tx, "enable_purge_protection", w, principal, now);
+    return impl_->with_components(tx, w);
+  });
+}
+
+Workspace Engine::set_auto_delete(const std::string& workspace_id, std::optional<Timestamp> at,
+                                  const MaybePrincipal& principal) {
+  RB_OPEN_GUARD
+  AuditTarget target{"set_auto_delete", "", "", "", workspace_id};
+  return impl_->write(target, principal, [&](StoreTransaction& tx, Timestamp now) {
+    WorkspaceRecord record = impl_->load_by_id(tx, workspace_id, target, now);
+    Workspace& w = record.workspace;
+    Impl::check_permission(tx, impl_->rules(w.subscription_id), Action::delete_, principal, workspace_id,
+                           describe(w));
+    Impl::check_live(record, "set the auto-deletion time of");
+    if (w.auto_delete_at != at) {
+      w.auto_delete_at = at;
+      tx.set_protection(record);
+    }
+    Impl::audit_ok(tx, "set_auto_delete", w, principal, now);
+    return impl_->with_components(tx, w);
   });
 }
 

@@ -19,6 +19,7 @@ int http_status(ErrorCode code) {
     case ErrorCode::invalid_argument: return 400;
     case ErrorCode::not_found: return 404;
     case ErrorCode::storage_error: return 503;  // unavailable: nothing applied, safe to retry
+    case ErrorCode::workspace_held: return 409;
   }
   return 500;
 }

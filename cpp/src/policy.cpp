@@ -393,6 +393,7 @@ Node parse_yaml(const Decoder& decoder, std::string_view text) {
 std::string allowed_integers(std::string_view path) {
   if (path == "version") return "the only supported version is 1";
   if (path == "orphans.purge_after_days") return "allowed: null (never) or 0.." + std::to_string(kMaxDays);
+  if (path == "auto_delete.after_days") return "allowed: null (never) or 1.." + std::to_string(kMaxDays) + " days";
   return "allowed: 1.." + std::to_string(kMaxDays) + " days";
 }
 
@@ -403,7 +404,7 @@ template <class T>
 bool has_member(std::string_view name) {
   bool found = false;
   boost::mp11::mp_for_each<bd::describe_members<T, bd::mod_public>>(
-      [&](auto d) { found = found || name == d.name; });
+      [&](auto d) { found = found || name == described_name(d.name); });
   return found;
 }
 
@@ -412,7 +413,19 @@ std::string member_names() {
   std::string names;
   boost::mp11::mp_for_each<bd::describe_members<T, bd::mod_public>>([&](auto d) {
     if (!names.empty()) names += ", ";
-    names += d.name;
+    names += described_name(d.name);
+  });
+  return names;
+}
+
+/// The sections of Rules a tenant may override: all but version and name.
+std::string overridable_sections() {
+  std::string names;
+  boost::mp11::mp_for_each<bd::describe_members<Rules, bd::mod_public>>([&](auto d) {
+    const std::string_view name = described_name(d.name);
+    if (name == "version" || name == "name") return;
+    if (!names.empty()) names += ", ";
+    names += name;
   });
   return names;
 }
@@ -517,8 +530,9 @@ class Reader {
   template <class T>
   void decode_members(const Node& node, const std::string& path, T& out) const {
     boost::mp11::mp_for_each<bd::describe_members<T, bd::mod_public>>([&](auto d) {
-      if (const Node* child = node.find(d.name)) {
-        decode(*child, path.empty() ? std::string(d.name) : path + "." + d.name, out.*d.pointer);
+      const std::string key(described_name(d.name));
+      if (const Node* child = node.find(key)) {
+        decode(*child, path.empty() ? key : path + "." + key, out.*d.pointer);
       }
     });
   }
@@ -610,6 +624,17 @@ void validate(const Decoder& decoder, const Rules& rules, const Positions& posit
          "'orphans.purge_after_days' is " + std::to_string(*rules.orphans.purge_after_days) + "; " +
              allowed_integers("orphans.purge_after_days"));
   }
+  if (rules.auto_delete.after_days &&
+      (*rules.auto_delete.after_days < 1 || *rules.auto_delete.after_days > kMaxDays)) {
+    fail({"auto_delete", "after_days"},
+         "'auto_delete.after_days' is " + std::to_string(*rules.auto_delete.after_days) + "; " +
+             allowed_integers("auto_delete.after_days"));
+  }
+  if (rules.purge_protection.default_ && !rules.soft_delete.enabled) {
+    fail({"purge_protection", "default"},
+         "'purge_protection.default' is true, but 'soft_delete.enabled' is false: every delete is "
+         "permanent, and purge protection allows only soft deletes; turn one of them off");
+  }
   for (const auto& [kind, rule] : rules.components) {
     if (rule.on_recover == OnRecover::reattach && rule.on_delete != OnDelete::destroy) {
       fail({"components", kind, "on_recover"},
@@ -676,7 +701,7 @@ void encode(YAML::Emitter& out, const T& value) {
   } else {
     out << YAML::BeginMap;
     boost::mp11::mp_for_each<bd::describe_members<T, bd::mod_public>>([&](auto d) {
-      out << YAML::Key << d.name << YAML::Value;
+      out << YAML::Key << std::string(described_name(d.name)) << YAML::Value;
       encode(out, value.*d.pointer);
     });
     out << YAML::EndMap;
@@ -751,8 +776,7 @@ Policy Policy::from_yaml(std::string_view text, std::string_view source) {
         if (section == "version" || section == "name" || !has_member<Rules>(section)) {
           decoder.fail(section_mark,
                        "unknown key " + quote_input(section) + " in '" + key +
-                           "'; a tenant may override: retention, soft_delete, permanent_delete, "
-                           "name_reservation, preconditions, orphans, components, permissions");
+                           "'; a tenant may override: " + overridable_sections());
         }
       }
       Marks marks;

@@ -123,12 +123,38 @@ CREATE INDEX workspaces_live_listing
     R"sql(
 CREATE INDEX workspaces_deleted_in_tenant ON workspaces (subscription_id, name) WHERE deleted_at IS NOT NULL;
 )sql",
+    // 4: protections. Legal holds and liens are rows of their own; the workspace row carries
+    // whether it has any (held, has_liens), its purge protection and its auto-deletion time,
+    // so deletes and sweeps read them with the row (and lock them with it).
+    R"sql(
+ALTER TABLE workspaces ADD COLUMN held boolean NOT NULL DEFAULT false;
+ALTER TABLE workspaces ADD COLUMN has_liens boolean NOT NULL DEFAULT false;
+ALTER TABLE workspaces ADD COLUMN purge_protection boolean NOT NULL DEFAULT false;
+ALTER TABLE workspaces ADD COLUMN auto_delete_at bigint;
+CREATE INDEX workspaces_auto_delete ON workspaces (auto_delete_at, id)
+  WHERE auto_delete_at IS NOT NULL AND deleted_at IS NULL;
+
+CREATE TABLE guards (                          -- legal holds and liens (GuardKind)
+  id           text PRIMARY KEY,
+  kind         smallint NOT NULL,
+  workspace_id text NOT NULL,                  -- workspaces(id); never removed while it has guards
+  origin       text NOT NULL,                  -- liens: who needs it
+  reason       text NOT NULL,
+  placed_by    text,                           -- holds: NULL for the platform
+  placed_at    bigint NOT NULL
+);
+CREATE INDEX guards_workspace ON guards (workspace_id, kind, placed_at);
+)sql",
 };
 
 #define RB_WORKSPACE_COLUMNS                                                                      \
   "id, subscription_id, resource_group, name, state, retention_days, cmk_encrypted, created_at, " \
-  "deleted_at, purge_at, deleted_seq, orphaned_at, had_members, group_key, tenant_key, retained_kinds "
+  "deleted_at, purge_at, deleted_seq, orphaned_at, had_members, group_key, tenant_key, retained_kinds, " \
+  "held, has_liens, purge_protection, auto_delete_at "
 #define RB_SELECT_WORKSPACES "SELECT " RB_WORKSPACE_COLUMNS "FROM workspaces "
+/// A sweep's SQL twice, as due() takes it: as it is, and locking what it finds.
+#define RB_READ_AND_LOCKED(sql) sql, sql " FOR UPDATE SKIP LOCKED"
+#define RB_GUARD_COLUMNS "kind, id, workspace_id, origin, reason, placed_by, placed_at"
 #define RB_CLEANUP_COLUMNS \
   "id, kind, ref, workspace_id, created_at, attempts, last_error, leased_by, leased_until "
 
@@ -257,7 +283,8 @@ class PostgresTransaction final : public StoreTransaction {
   void insert_workspace(const WorkspaceRecord& r) override {
     const Workspace& w = r.workspace;
     conn_->exec("INSERT INTO workspaces (" RB_WORKSPACE_COLUMNS
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
+                "$19, $20)",
                 pg::Params()
                     .add(w.id)
                     .add(w.subscription_id)
@@ -274,7 +301,11 @@ class PostgresTransaction final : public StoreTransaction {
                     .add(r.had_members)
                     .add(r.group_key)
                     .add(r.tenant_key)
-                    .add(join_lines(r.retained_kinds)));
+                    .add(join_lines(r.retained_kinds))
+                    .add(r.held)
+                    .add(r.has_liens)
+                    .add(w.purge_protection)
+                    .add(w.auto_delete_at));
   }
 
   void set_state(const std::string& id, WorkspaceState state) override {
@@ -305,7 +336,53 @@ class PostgresTransaction final : public StoreTransaction {
                r.workspace.id);
   }
 
+  void set_protection(const WorkspaceRecord& r) override {
+    expect_one(conn_->exec("UPDATE workspaces SET held = $1, has_liens = $2, purge_protection = $3, "
+                           "auto_delete_at = $4 WHERE id = $5",
+                           pg::Params()
+                               .add(r.held)
+                               .add(r.has_liens)
+                               .add(r.workspace.purge_protection)
+                               .add(r.workspace.auto_delete_at)
+                               .add(r.workspace.id)),
+               r.workspace.id);
+  }
+
   void remove_workspace(const std::string& id) override { remove_workspaces({id}); }
+
+  void insert_guard(const GuardRow& g) override {
+    conn_->exec("INSERT INTO guards (" RB_GUARD_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                pg::Params()
+                    .add(static_cast<std::int64_t>(g.kind))
+                    .add(g.id)
+                    .add(g.workspace_id)
+                    .add(g.origin)
+                    .add(g.reason)
+                    .add(g.placed_by)
+                    .add(g.at));
+  }
+
+  std::optional<GuardRow> find_guard(GuardKind kind, const std::string& id) override {
+    const auto r = conn_->exec("SELECT " RB_GUARD_COLUMNS " FROM guards WHERE id = $1 AND kind = $2",
+                               pg::Params().add(id).add(static_cast<std::int64_t>(kind)));
+    if (r.rows() == 0) return std::nullopt;
+    return rows::guard(RowView{r, 0});
+  }
+
+  bool remove_guard(GuardKind kind, const std::string& id) override {
+    return conn_->exec("DELETE FROM guards WHERE id = $1 AND kind = $2",
+                       pg::Params().add(id).add(static_cast<std::int64_t>(kind)))
+               .affected() > 0;
+  }
+
+  std::vector<GuardRow> guards(GuardKind kind, const std::string& workspace_id) override {
+    const auto r = conn_->exec("SELECT " RB_GUARD_COLUMNS " FROM guards WHERE workspace_id = $1 AND kind = $2 "
+                               "ORDER BY placed_at, id",
+                               pg::Params().add(workspace_id).add(static_cast<std::int64_t>(kind)));
+    std::vector<GuardRow> out;
+    for (int row = 0; row < r.rows(); ++row) out.push_back(rows::guard(RowView{r, row}));
+    return out;
+  }
 
   std::vector<StoredComponent> components(const std::string& workspace_id) override {
     const auto r = conn_->exec(
@@ -490,7 +567,7 @@ class PostgresTransaction final : public StoreTransaction {
     const rows::DeletedBounds b = rows::deleted_bounds(q);
 #define RB_SELECT_LISTING                                                                        \
   "SELECT id, name, subscription_id, resource_group, deleted_at, purge_at, retention_days, " \
-  "retained_kinds, deleted_seq FROM workspaces "
+  "retained_kinds, deleted_seq, held FROM workspaces "
     pg::Params params;
     params.add(q.subscription_id).add(b.after_at).add(b.after_seq).add(b.purge_after).add(limit_param(q.limit));
     params.add(b.purge_before);
@@ -499,12 +576,12 @@ class PostgresTransaction final : public StoreTransaction {
         q.resource_group
             ? conn_->exec(RB_SELECT_LISTING
                           "WHERE subscription_id = $1 AND resource_group = $7 AND deleted_at IS NOT NULL "
-                          "AND (deleted_at, deleted_seq) < ($2, $3) AND purge_at > $4 AND purge_at < $6 "
+                          "AND (deleted_at, deleted_seq) < ($2, $3) AND (purge_at > $4 OR held) AND purge_at < $6 "
                           "ORDER BY deleted_at DESC, deleted_seq DESC LIMIT $5",
                           params)
             : conn_->exec(RB_SELECT_LISTING
                           "WHERE subscription_id = $1 AND deleted_at IS NOT NULL "
-                          "AND (deleted_at, deleted_seq) < ($2, $3) AND purge_at > $4 AND purge_at < $6 "
+                          "AND (deleted_at, deleted_seq) < ($2, $3) AND (purge_at > $4 OR held) AND purge_at < $6 "
                           "ORDER BY deleted_at DESC, deleted_seq DESC LIMIT $5",
                           params);
 #undef RB_SELECT_LISTING
@@ -539,22 +616,18 @@ class PostgresTransaction final : public StoreTransaction {
 
   std::vector<WorkspaceRecord> expired(Timestamp now, const std::optional<ExpiryCursor>& after,
                                        std::size_t limit) override {
-    pg::Params params;
-    params.add(now)
-        .add(after ? after->purge_at : std::numeric_limits<std::int64_t>::min())
-        .add(after ? after->id : std::string())
-        .add(limit_param(limit));
-    if (mode_ == TransactionMode::write) {
-      return read_workspaces(conn_->exec(RB_SELECT_WORKSPACES
-                                         "WHERE purge_at IS NOT NULL AND purge_at <= $1 "
-                                         "AND (purge_at, id) > ($2, $3) ORDER BY purge_at, id LIMIT $4 "
-                                         "FOR UPDATE SKIP LOCKED",
-                                         params));
-    }
-    return read_workspaces(conn_->exec(RB_SELECT_WORKSPACES
-                                       "WHERE purge_at IS NOT NULL AND purge_at <= $1 "
-                                       "AND (purge_at, id) > ($2, $3) ORDER BY purge_at, id LIMIT $4",
-                                       params));
+    return due(RB_READ_AND_LOCKED(RB_SELECT_WORKSPACES
+                                  "WHERE purge_at IS NOT NULL AND purge_at <= $1 AND NOT held "
+                                  "AND (purge_at, id) > ($2, $3) ORDER BY purge_at, id LIMIT $4"),
+               now, after, limit);
+  }
+
+  std::vector<WorkspaceRecord> auto_delete_due(Timestamp now, const std::optional<ExpiryCursor>& after,
+                                               std::size_t limit) override {
+    return due(RB_READ_AND_LOCKED(RB_SELECT_WORKSPACES
+                                  "WHERE auto_delete_at IS NOT NULL AND deleted_at IS NULL AND auto_delete_at <= $1 "
+                                  "AND (auto_delete_at, id) > ($2, $3) ORDER BY auto_delete_at, id LIMIT $4"),
+               now, after, limit);
   }
 
   std::vector<WorkspaceRecord> orphaned(const std::optional<std::string>& subscription_id, Timestamp orphaned_before,
@@ -583,11 +656,24 @@ class PostgresTransaction final : public StoreTransaction {
   std::vector<WorkspaceRecord> expired_in(const std::string& subscription_id, Timestamp now) override {
     return read_workspaces(conn_->exec(RB_SELECT_WORKSPACES
                                        "WHERE subscription_id = $1 AND deleted_at IS NOT NULL AND purge_at <= $2 "
-                                       "ORDER BY purge_at, id",
+                                       "AND NOT held ORDER BY purge_at, id",
                                        pg::Params().add(subscription_id).add(now)));
   }
 
  private:
+  /// The rows a sweep query ($1 now, $2 and $3 the keyset position, $4 the limit) finds; in
+  /// a write (`locked_sql`: the same, FOR UPDATE SKIP LOCKED), locked, skipping rows another
+  /// write holds (it is removing them). Both are literals: statements are cached by address.
+  std::vector<WorkspaceRecord> due(const char* read_sql, const char* locked_sql, Timestamp now,
+                                   const std::optional<ExpiryCursor>& after, std::size_t limit) {
+    pg::Params params;
+    params.add(now)
+        .add(after ? after->purge_at : std::numeric_limits<std::int64_t>::min())
+        .add(after ? after->id : std::string())
+        .add(limit_param(limit));
+    return read_workspaces(conn_->exec(mode_ == TransactionMode::write ? locked_sql : read_sql, params));
+  }
+
   bool known_task(std::int64_t task_id) {
     return conn_->exec("SELECT 1 FROM cleanup_tasks WHERE id = $1", pg::Params().add(task_id)).rows() > 0;
   }

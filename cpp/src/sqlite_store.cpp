@@ -463,7 +463,43 @@ ALTER TABLE cleanup_tasks ADD COLUMN leased_by TEXT;
 ALTER TABLE cleanup_tasks ADD COLUMN leased_until INTEGER;
 ALTER TABLE cleanup_tasks ADD COLUMN available_at INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // 5: protections. Legal holds and liens are rows of their own; the workspace row carries
+    // whether it has any (held, has_liens), its purge protection and its auto-deletion time,
+    // so deletes and sweeps read them with the row. The bin's listing indexes cover `held`
+    // (a held workspace is listed past its purge_at); due auto-deletions have their own.
+    R"sql(
+ALTER TABLE workspaces ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE workspaces ADD COLUMN has_liens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE workspaces ADD COLUMN purge_protection INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE workspaces ADD COLUMN auto_delete_at INTEGER;
+CREATE INDEX workspaces_auto_delete ON workspaces(auto_delete_at, id)
+  WHERE auto_delete_at IS NOT NULL AND deleted_at IS NULL;
+
+DROP INDEX workspaces_deleted;
+CREATE INDEX workspaces_deleted
+  ON workspaces(subscription_id, deleted_at DESC, deleted_seq DESC,
+                purge_at, resource_group, name, retention_days, retained_kinds, held)
+  WHERE deleted_at IS NOT NULL;
+DROP INDEX workspaces_deleted_group;
+CREATE INDEX workspaces_deleted_group
+  ON workspaces(subscription_id, resource_group, deleted_at DESC, deleted_seq DESC,
+                purge_at, name, retention_days, retained_kinds, held)
+  WHERE deleted_at IS NOT NULL;
+
+CREATE TABLE guards (                      -- legal holds and liens (GuardKind)
+  id           TEXT PRIMARY KEY,
+  kind         INTEGER NOT NULL,
+  workspace_id TEXT NOT NULL,              -- workspaces(id); never removed while it has guards
+  origin       TEXT NOT NULL,              -- liens: who needs it
+  reason       TEXT NOT NULL,
+  placed_by    TEXT,                       -- holds: NULL for the platform
+  placed_at    INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX guards_workspace ON guards(workspace_id, kind, placed_at);
+)sql",
 };
+
+#define RB_SELECT_GUARDS "SELECT kind, id, workspace_id, origin, reason, placed_by, placed_at FROM guards "
 
 #define RB_SELECT_CLEANUP \
   "SELECT id, kind, ref, workspace_id, created_at, attempts, last_error, leased_by, leased_until FROM cleanup_tasks "
@@ -471,7 +507,7 @@ ALTER TABLE cleanup_tasks ADD COLUMN available_at INTEGER NOT NULL DEFAULT 0;
 #define RB_SELECT_WORKSPACES                                                                      \
   "SELECT id, subscription_id, resource_group, name, state, retention_days, cmk_encrypted, "     \
   "created_at, deleted_at, purge_at, deleted_seq, orphaned_at, had_members, group_key, tenant_key, " \
-  "retained_kinds " \
+  "retained_kinds, held, has_liens, purge_protection, auto_delete_at " \
   "FROM workspaces "
 
 /// A JSON array of strings, for json_each(): one bound parameter carries a whole set.
@@ -531,7 +567,11 @@ Statement& bind_workspace(Statement& s, const WorkspaceRecord& r) {
       .bind(":had_members", r.had_members)
       .bind(":group_key", r.group_key)
       .bind(":tenant_key", r.tenant_key)
-      .bind(":retained_kinds", join_lines(r.retained_kinds));
+      .bind(":retained_kinds", join_lines(r.retained_kinds))
+      .bind(":held", r.held)
+      .bind(":has_liens", r.has_liens)
+      .bind(":purge_protection", w.purge_protection)
+      .bind(":auto_delete_at", w.auto_delete_at);
 }
 
 CleanupTask read_cleanup(const Statement& s) { return rows::cleanup_task(s); }
@@ -627,10 +667,12 @@ class SqliteTransaction final : public StoreTransaction {
     bind_workspace(conn_->prepare(
                        "INSERT INTO workspaces (id, subscription_id, resource_group, name, state, "
                        "retention_days, cmk_encrypted, created_at, deleted_at, purge_at, deleted_seq, "
-                       "orphaned_at, had_members, group_key, tenant_key, retained_kinds) VALUES (:id, "
+                       "orphaned_at, had_members, group_key, tenant_key, retained_kinds, held, has_liens, "
+                       "purge_protection, auto_delete_at) VALUES (:id, "
                        ":subscription_id, :resource_group, :name, :state, :retention_days, "
                        ":cmk_encrypted, :created_at, :deleted_at, :purge_at, :deleted_seq, "
-                       ":orphaned_at, :had_members, :group_key, :tenant_key, :retained_kinds)"),
+                       ":orphaned_at, :had_members, :group_key, :tenant_key, :retained_kinds, :held, "
+                       ":has_liens, :purge_protection, :auto_delete_at)"),
                    record)
         .run();
   }
@@ -676,6 +718,56 @@ class SqliteTransaction final : public StoreTransaction {
         .run();
     expect_one_change(r.workspace.id);
     keys_read_[r.workspace.id] = keys;
+  }
+
+  void set_protection(const WorkspaceRecord& r) override {
+    conn_->prepare(
+            "UPDATE workspaces SET held = :held, has_liens = :has_liens, purge_protection = :purge_protection, "
+            "auto_delete_at = :auto_delete_at WHERE id = :id")
+        .bind(":held", r.held)
+        .bind(":has_liens", r.has_liens)
+        .bind(":purge_protection", r.workspace.purge_protection)
+        .bind(":auto_delete_at", r.workspace.auto_delete_at)
+        .bind(":id", r.workspace.id)
+        .run();
+    expect_one_change(r.workspace.id);
+  }
+
+  void insert_guard(const GuardRow& g) override {
+    conn_->prepare(
+            "INSERT INTO guards (id, kind, workspace_id, origin, reason, placed_by, placed_at) "
+            "VALUES (:id, :kind, :w, :origin, :reason, :by, :at)")
+        .bind(":id", g.id)
+        .bind(":kind", static_cast<std::int64_t>(g.kind))
+        .bind(":w", g.workspace_id)
+        .bind(":origin", g.origin)
+        .bind(":reason", g.reason)
+        .bind(":by", g.placed_by)
+        .bind(":at", g.at)
+        .run();
+  }
+
+  std::optional<GuardRow> find_guard(GuardKind kind, const std::string& id) override {
+    Statement& s = conn_->prepare(RB_SELECT_GUARDS "WHERE id = :id AND kind = :kind");
+    s.bind(":id", id).bind(":kind", static_cast<std::int64_t>(kind));
+    if (!s.step()) return std::nullopt;
+    return rows::guard(s);
+  }
+
+  bool remove_guard(GuardKind kind, const std::string& id) override {
+    conn_->prepare("DELETE FROM guards WHERE id = :id AND kind = :kind")
+        .bind(":id", id)
+        .bind(":kind", static_cast<std::int64_t>(kind))
+        .run();
+    return sqlite3_changes(conn_->handle()) > 0;
+  }
+
+  std::vector<GuardRow> guards(GuardKind kind, const std::string& workspace_id) override {
+    Statement& s = conn_->prepare(RB_SELECT_GUARDS "WHERE workspace_id = :w AND kind = :kind ORDER BY placed_at, id");
+    s.bind(":w", workspace_id).bind(":kind", static_cast<std::int64_t>(kind));
+    std::vector<GuardRow> out;
+    while (s.step()) out.push_back(rows::guard(s));
+    return out;
   }
 
   void remove_workspace(const std::string& id) override {
@@ -907,17 +999,17 @@ class SqliteTransaction final : public StoreTransaction {
     const rows::DeletedBounds b = rows::deleted_bounds(q);
 #define RB_SELECT_LISTING                                                                \
   "SELECT id, name, subscription_id, resource_group, deleted_at, purge_at, retention_days, " \
-  "retained_kinds, deleted_seq FROM workspaces "
+  "retained_kinds, deleted_seq, held FROM workspaces "
     Statement& s =
         q.resource_group
             ? conn_->prepare(RB_SELECT_LISTING
                              "WHERE subscription_id = :s AND resource_group = :g AND deleted_at IS NOT NULL "
-                             "AND (deleted_at, deleted_seq) < (:at, :seq) AND purge_at > :purge_after "
+                             "AND (deleted_at, deleted_seq) < (:at, :seq) AND (purge_at > :purge_after OR held) "
                              "AND purge_at < :purge_before "
                              "ORDER BY deleted_at DESC, deleted_seq DESC LIMIT :limit")
             : conn_->prepare(RB_SELECT_LISTING
                              "WHERE subscription_id = :s AND deleted_at IS NOT NULL "
-                             "AND (deleted_at, deleted_seq) < (:at, :seq) AND purge_at > :purge_after "
+                             "AND (deleted_at, deleted_seq) < (:at, :seq) AND (purge_at > :purge_after OR held) "
                              "AND purge_at < :purge_before "
                              "ORDER BY deleted_at DESC, deleted_seq DESC LIMIT :limit");
 #undef RB_SELECT_LISTING
@@ -954,15 +1046,21 @@ class SqliteTransaction final : public StoreTransaction {
 
   std::vector<WorkspaceRecord> expired(Timestamp now, const std::optional<ExpiryCursor>& after,
                                        std::size_t limit) override {
-    Statement& s = conn_->prepare(RB_SELECT_WORKSPACES
-                                  "WHERE purge_at IS NOT NULL AND purge_at <= :now "
-                                  "AND (purge_at, id) > (:after_at, :after_id) "
-                                  "ORDER BY purge_at, id LIMIT :limit");
-    s.bind(":now", now)
-        .bind(":after_at", after ? after->purge_at : std::numeric_limits<std::int64_t>::min())
-        .bind(":after_id", after ? after->id : std::string())
-        .bind(":limit", static_cast<std::int64_t>(limit));
-    return read_workspaces(s);
+    return due(RB_SELECT_WORKSPACES
+               "WHERE purge_at IS NOT NULL AND purge_at <= :now "
+               "AND (purge_at, id) > (:after_at, :after_id) AND NOT held "
+               "ORDER BY purge_at, id LIMIT :limit",
+               now, after, limit);
+  }
+
+  std::vector<WorkspaceRecord> auto_delete_due(Timestamp now, const std::optional<ExpiryCursor>& after,
+                                               std::size_t limit) override {
+    // The writer lock makes this one sweep at a time: nothing to skip.
+    return due(RB_SELECT_WORKSPACES
+               "WHERE auto_delete_at IS NOT NULL AND deleted_at IS NULL "
+               "AND auto_delete_at <= :now AND (auto_delete_at, id) > (:after_at, :after_id) "
+               "ORDER BY auto_delete_at, id LIMIT :limit",
+               now, after, limit);
   }
 
   std::vector<WorkspaceRecord> orphaned(const std::optional<std::string>& subscription_id,
@@ -982,12 +1080,24 @@ class SqliteTransaction final : public StoreTransaction {
   std::vector<WorkspaceRecord> expired_in(const std::string& subscription_id, Timestamp now) override {
     return read_workspaces(conn_->prepare(RB_SELECT_WORKSPACES
                                           "WHERE subscription_id = :s AND deleted_at IS NOT NULL "
-                                          "AND purge_at <= :now ORDER BY purge_at")
+                                          "AND purge_at <= :now AND NOT held ORDER BY purge_at")
                                .bind(":s", subscription_id)
                                .bind(":now", now));
   }
 
  private:
+  /// The rows a sweep query (:now, :after_at, :after_id, :limit) finds: due by `now`, after
+  /// the keyset position `after`.
+  std::vector<WorkspaceRecord> due(const char* sql, Timestamp now, const std::optional<ExpiryCursor>& after,
+                                   std::size_t limit) {
+    Statement& s = conn_->prepare(sql);
+    s.bind(":now", now)
+        .bind(":after_at", after ? after->purge_at : std::numeric_limits<std::int64_t>::min())
+        .bind(":after_id", after ? after->id : std::string())
+        .bind(":limit", static_cast<std::int64_t>(limit));
+    return read_workspaces(s);
+  }
+
   /// nullopt: no such task; otherwise whether it is still pending.
   std::optional<bool> is_pending(std::int64_t task_id) {
     Statement& s = conn_->prepare("SELECT completed_at IS NULL FROM cleanup_tasks WHERE id = :id");

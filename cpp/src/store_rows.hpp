@@ -27,7 +27,7 @@ std::string join_lines(const std::vector<std::string>& items);
 
 /// id, subscription_id, resource_group, name, state, retention_days, cmk_encrypted,
 /// created_at, deleted_at, purge_at, deleted_seq, orphaned_at, had_members, group_key,
-/// tenant_key, retained_kinds
+/// tenant_key, retained_kinds, held, has_liens, purge_protection, auto_delete_at
 template <class Row>
 WorkspaceRecord workspace(const Row& r) {
   WorkspaceRecord w;
@@ -47,11 +47,15 @@ WorkspaceRecord workspace(const Row& r) {
   w.group_key = r.opt_text(13);
   w.tenant_key = r.opt_text(14);
   w.retained_kinds = split_lines(r.text(15));
+  w.held = r.flag(16);
+  w.has_liens = r.flag(17);
+  w.workspace.purge_protection = r.flag(18);
+  w.workspace.auto_delete_at = r.opt_int64(19);
   return w;
 }
 
 /// id, name, subscription_id, resource_group, deleted_at, purge_at, retention_days,
-/// retained_kinds, deleted_seq
+/// retained_kinds, deleted_seq, held
 template <class Row>
 void listing(const Row& r, DeletedListing& row) {
   DeletedWorkspace& w = row.workspace;
@@ -64,6 +68,7 @@ void listing(const Row& r, DeletedListing& row) {
   w.retention_days = static_cast<int>(r.int64(6));
   w.retained = split_lines(r.text(7));
   row.position = {w.deleted_at, r.int64(8)};
+  w.held = r.flag(9);
 }
 
 /// id, kind, ref, workspace_id, created_at, attempts, last_error, leased_by, leased_until
@@ -80,6 +85,12 @@ CleanupTask cleanup_task(const Row& r) {
   t.leased_by = r.opt_text(7);
   t.leased_until = r.opt_int64(8);
   return t;
+}
+
+/// kind, id, workspace_id, origin, reason, placed_by, at (RB_GUARD_COLUMNS)
+template <class Row>
+GuardRow guard(const Row& r) {
+  return {static_cast<GuardKind>(r.int64(0)), r.text(1), r.text(2), r.text(3), r.text(4), r.opt_text(5), r.int64(6)};
 }
 
 /// kind, ref, standalone, destroyed, position (from column `first` on)

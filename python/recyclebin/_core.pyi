@@ -12,6 +12,8 @@ from recyclebin.results import (
     DeletableWorkspace,
     DeletedWorkspace,
     DeleteResult,
+    Hold,
+    Lien,
     PurgeReport,
     RecoverResult,
 )
@@ -41,6 +43,7 @@ class EngineClosed(RecycleBinError): ...
 class InvalidArgument(RecycleBinError, ValueError): ...
 class NotFound(RecycleBinError, KeyError): ...
 class StorageError(RecycleBinError): ...
+class WorkspaceHeld(OperationNotAllowed): ...
 
 # --- time (bind_time.cpp) --------------------------------------------------------------------
 
@@ -81,10 +84,12 @@ class Policy:
 # rb.Workspace objects (registered by recyclebin.workspace), from the identity map the call is
 # given. An rb.Workspace keeps the engine's answer as a _WorkspaceSnapshot:
 # (id, subscription_id, resource_group, name, retention_days, cmk_encrypted, state,
-#  created_at, components), components as (kind, ref, standalone).
+#  created_at, components, purge_protection, auto_delete_at), components as
+#  (kind, ref, standalone).
 
 _WorkspaceSnapshot: TypeAlias = tuple[
-    str, str, str, str, int, bool, str, datetime, tuple[tuple[str, str, bool], ...]
+    str, str, str, str, int, bool, str, datetime, tuple[tuple[str, str, bool], ...], bool,
+    datetime | None,
 ]
 
 def _register_types(
@@ -96,6 +101,8 @@ def _register_types(
     purge_report: type[PurgeReport],
     deletable_workspace: type[DeletableWorkspace],
     audit_record: type[AuditRecord],
+    hold: type[Hold],
+    lien: type[Lien],
 ) -> None: ...
 def _register_workspace_type(cls: type[Workspace]) -> None: ...
 
@@ -138,6 +145,9 @@ class Engine:
         cmk_encrypted: bool = False,
         components: Iterable[Component] = ...,
         principal: Principal | None = None,
+        purge_protection: bool | None = None,
+        if_deleted: str = "fail",
+        auto_delete_at: datetime | None = None,
     ) -> Workspace: ...
     def get(
         self,
@@ -225,6 +235,21 @@ class Engine:
     def complete_cleanup(self, task_id: int) -> None: ...
     def claim_cleanup(self, worker: str, limit: int, lease: timedelta) -> list[CleanupTask]: ...
     def fail_cleanup(self, task_id: int, error: str, retry_after: timedelta) -> None: ...
+    def place_hold(self, workspace_id: str, reason: str, principal: Principal | None = None) -> Hold: ...
+    def release_hold(self, hold_id: str, principal: Principal | None = None) -> None: ...
+    def holds(self, workspace_id: str) -> list[Hold]: ...
+    def add_lien(
+        self, workspace_id: str, origin: str, reason: str, principal: Principal | None = None
+    ) -> Lien: ...
+    def remove_lien(self, lien_id: str, principal: Principal | None = None) -> None: ...
+    def liens(self, workspace_id: str) -> list[Lien]: ...
+    def enable_purge_protection(
+        self, workspaces: WorkspaceMap, workspace_id: str, principal: Principal | None = None
+    ) -> Workspace: ...
+    def set_auto_delete(
+        self, workspaces: WorkspaceMap, workspace_id: str, at: datetime | None,
+        principal: Principal | None = None,
+    ) -> Workspace: ...
     def audit_log(
         self, subscription_id: str | None = None, after_seq: int | None = None, limit: int | None = None
     ) -> list[AuditRecord]: ...

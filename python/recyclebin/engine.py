@@ -14,7 +14,15 @@ from ._core import InvalidArgument, NotFound
 from .clock import ManualClock
 from .models import Principal, _core_principal, _require_str
 from .policy import Policy
-from .results import AuditRecord, CleanupTask, DeletableWorkspace, DeleteResult, PurgeReport
+from .results import (
+    AuditRecord,
+    CleanupTask,
+    DeletableWorkspace,
+    DeleteResult,
+    Hold,
+    Lien,
+    PurgeReport,
+)
 
 if TYPE_CHECKING:
     from .workspace import Workspace
@@ -171,6 +179,10 @@ class Engine:
                       dry_run: bool = False) -> PurgeReport:
         """Removes what has expired (and orphans due for purge) from storage and writes their
         cleanup tasks. Expired workspaces already behave as purged; this makes storage match.
+        Held workspaces stay. It also deletes, as the platform would, every live workspace
+        whose ``auto_delete_at`` has come (the policy's checks apply, except
+        ``require_confirm_name``): ``report.auto_deleted``; those refused stay live and are in
+        ``report.auto_delete_refused`` with the error's code (audited as ``"auto-delete"``).
 
         ``dry_run=True`` makes the same checks and answers what the call would remove (the
         cleanup tasks it would write, each with ``id == 0``), changing nothing."""
@@ -262,6 +274,50 @@ class Engine:
             raise TypeError(
                 f"retry_after must be a datetime.timedelta, not {type(retry_after).__name__}")
         self._core.fail_cleanup(task_id, error, retry_after)
+
+    # --- protections -------------------------------------------------------------------------
+
+    def place_hold(self, workspace_id: str, reason: str, *,
+                   principal: Principal | None = None) -> Hold:
+        """Places a legal hold on a live or soft-deleted workspace: while it has one, a
+        permanent delete, ``purge``, ``purge_by_id`` and ``if_deleted="purge"`` raise
+        ``WorkspaceHeld``, and it does not expire (past ``purge_at`` it stays in the bin,
+        recoverable and holding its name). Soft delete and recover work as usual. An unknown
+        or purged workspace raises ``WorkspaceNotFound``. Permission action ``hold``."""
+        _require_str(workspace_id, "workspace_id")
+        _require_str(reason, "reason")
+        return self._core.place_hold(workspace_id, reason, _core_principal(principal))
+
+    def release_hold(self, hold_id: str, *, principal: Principal | None = None) -> None:
+        """Releases a hold (an unknown id raises ``KeyError``, :class:`rb.NotFound`). When the
+        last hold goes and ``purge_at`` has passed, the workspace expires at once."""
+        _require_str(hold_id, "hold_id")
+        self._core.release_hold(hold_id, _core_principal(principal))
+
+    def holds(self, workspace_id: str) -> list[Hold]:
+        """The workspace's holds, oldest first."""
+        _require_str(workspace_id, "workspace_id")
+        return self._core.holds(workspace_id)
+
+    def add_lien(self, workspace_id: str, origin: str, reason: str, *,
+                 principal: Principal | None = None) -> Lien:
+        """Adds a lien to a live workspace: while it has one, every delete of it (soft or
+        permanent, ``delete_many``, auto-deletion) raises ``PreconditionFailed`` naming each
+        lien's origin and reason. Permission action ``lien``."""
+        _require_str(workspace_id, "workspace_id")
+        _require_str(origin, "origin")
+        _require_str(reason, "reason")
+        return self._core.add_lien(workspace_id, origin, reason, _core_principal(principal))
+
+    def remove_lien(self, lien_id: str, *, principal: Principal | None = None) -> None:
+        """Removes a lien (an unknown id raises ``KeyError``, :class:`rb.NotFound`)."""
+        _require_str(lien_id, "lien_id")
+        self._core.remove_lien(lien_id, _core_principal(principal))
+
+    def liens(self, workspace_id: str) -> list[Lien]:
+        """The workspace's liens, oldest first."""
+        _require_str(workspace_id, "workspace_id")
+        return self._core.liens(workspace_id)
 
     def audit_log(self, subscription_id: str | None = None, *, after_seq: int | None = None,
                   limit: int | None = None) -> list[AuditRecord]:

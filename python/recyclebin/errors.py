@@ -18,6 +18,7 @@ PermissionDenied      permission_denied          403
 PolicyError           policy_error               400
 EngineClosed          engine_closed              503
 StorageError          storage_error              503  (nothing applied; safe to retry)
+WorkspaceHeld         workspace_held             409  (also an OperationNotAllowed)
 InvalidArgument       invalid_argument           400  (also a ValueError)
 NotFound              not_found                  404  (also a KeyError)
 ====================  =========================  ====
@@ -38,6 +39,7 @@ from ._core import (
     RecycleBinError,
     StorageError,
     WorkspaceExists,
+    WorkspaceHeld,
     WorkspaceNotFound,
     WorkspaceNotStopped,
 )
@@ -55,6 +57,7 @@ __all__ = [
     "RecycleBinError",
     "StorageError",
     "WorkspaceExists",
+    "WorkspaceHeld",
     "WorkspaceNotFound",
     "WorkspaceNotStopped",
     "error_class",
@@ -74,6 +77,7 @@ _BY_CODE: dict[str, type[RecycleBinError]] = {
         PreconditionFailed,
         StorageError,
         WorkspaceExists,
+        WorkspaceHeld,
         WorkspaceNotFound,
         WorkspaceNotStopped,
     )

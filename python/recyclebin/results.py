@@ -26,6 +26,8 @@ __all__ = [
     "DeleteResult",
     "DeletedPage",
     "DeletedWorkspace",
+    "Hold",
+    "Lien",
     "PurgeReport",
     "RecoverResult",
     "format_countdown",
@@ -195,6 +197,7 @@ class DeleteResult(_Result):
 class DeletedWorkspace(_Result):
     """A workspace in the recycle bin.
 
+    ``held``: a legal hold keeps it there (past ``purge_at`` too) until released.
     ``as_of`` is the engine's time when it was read; :attr:`time_to_purge` counts down from it.
     """
 
@@ -206,6 +209,7 @@ class DeletedWorkspace(_Result):
     purge_at: datetime
     retention_days: int
     retained: list[str]
+    held: bool = False
     as_of: datetime | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -297,11 +301,17 @@ class RecoverResult(_Result):
 class PurgeReport(_Result):
     """What :meth:`Engine.purge_expired` removed: ``(subscription, group, name)`` of each
     purged workspace, and the cleanup tasks written. ``dry_run``: the report of a dry run,
-    which removed nothing (its cleanup tasks have ``id == 0``)."""
+    which removed nothing (its cleanup tasks have ``id == 0``).
+
+    ``auto_deleted``: the live workspaces whose ``auto_delete_at`` had come and that it
+    deleted; ``auto_delete_refused``: those the policy's checks refused, which stay live, as
+    ``(subscription, group, name, code)`` with the refusal's error code."""
 
     purged: list[tuple[str, str, str]]
     cleanup: list[CleanupTask]
     dry_run: bool = False
+    auto_deleted: list[tuple[str, str, str]] = field(default_factory=list)
+    auto_delete_refused: list[tuple[str, str, str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, repr=False, slots=True)
@@ -332,9 +342,34 @@ class AuditRecord(_Result):
     principal_id: str | None = None
 
 
+@dataclass(frozen=True, repr=False, slots=True)
+class Hold(_Result):
+    """A legal hold (:meth:`Engine.place_hold`): while a workspace has one, nothing destroys
+    it (permanent delete, purge, expiry); soft delete and recover work as usual.
+    ``placed_by`` is ``None`` when the platform placed it."""
+
+    id: str
+    workspace_id: str
+    reason: str
+    placed_by: str | None
+    placed_at: datetime
+
+
+@dataclass(frozen=True, repr=False, slots=True)
+class Lien(_Result):
+    """A lien (:meth:`Engine.add_lien`): while a live workspace has one, every delete of it
+    raises ``PreconditionFailed`` naming the lien's ``origin`` and ``reason``."""
+
+    id: str
+    workspace_id: str
+    origin: str
+    reason: str
+    created_at: datetime
+
+
 # The methods dataclass(slots=True) generated for each class give way to _Result's (see there).
 _ANSWERS = (CleanupTask, DeleteResult, DeletedWorkspace, RecoverResult, PurgeReport,
-            DeletableWorkspace, AuditRecord)
+            DeletableWorkspace, AuditRecord, Hold, Lien)
 for _answer in _ANSWERS:
     for _method in ("__setattr__", "__delattr__", "__getstate__", "__setstate__"):
         if _method in vars(_answer):
@@ -354,4 +389,6 @@ _core._register_types(
     purge_report=PurgeReport,
     deletable_workspace=DeletableWorkspace,
     audit_record=AuditRecord,
+    hold=Hold,
+    lien=Lien,
 )

@@ -17,7 +17,7 @@ from . import _core
 from .engine import Engine, _resolve_engine
 from .errors import InvalidArgument, InvalidRetention
 from .models import Component, Principal, _core_principal, _require_str
-from .results import DeletedPage, DeletedWorkspace, DeleteResult, RecoverResult, _Page
+from .results import DeletedPage, DeletedWorkspace, DeleteResult, Hold, RecoverResult, _Page
 
 __all__ = ["Workspace", "WorkspacePage"]
 
@@ -45,6 +45,21 @@ def _retention(value: object, engine: Engine, subscription_id: str) -> int | Non
 def _flag(value: object, what: str) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{what} must be a bool, not {type(value).__name__}")
+    return value
+
+
+_IF_DELETED = ("fail", "recover", "purge")
+
+
+def _aware(value: object, what: str) -> datetime | None:
+    """A timezone-aware datetime or None, as the core takes it."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise TypeError(f"{what} must be a datetime.datetime or None, not {type(value).__name__}")
+    if value.utcoffset() is None:
+        raise ValueError(f"{what} is a naive datetime; pass a timezone-aware one, "
+                         "e.g. datetime(..., tzinfo=timezone.utc)")
     return value
 
 
@@ -78,7 +93,8 @@ class Workspace:
     # Made and kept current by the engine's identity map (_core.WorkspaceMap, its
     # _workspaces), which the calls answering with a workspace are given. _snapshot is the
     # engine's last answer, a tuple (see _core._WorkspaceSnapshot): id, subscription_id,
-    # resource_group, name, retention_days, cmk_encrypted, state, created_at, components.
+    # resource_group, name, retention_days, cmk_encrypted, state, created_at, components,
+    # purge_protection, auto_delete_at.
     # _state is its state, or "deleted" once this object saw the workspace deleted. Both are
     # replaced whole (one store each), never mutated.
     _engine: Engine
@@ -136,6 +152,17 @@ class Workspace:
         return [Component(kind, ref, standalone) for kind, ref, standalone in self._snapshot[8]]
 
     @property
+    def purge_protection(self) -> bool:
+        """Purge protection is on (for good): every delete is soft, and nothing purges it
+        before its ``purge_at``."""
+        return self._snapshot[9]
+
+    @property
+    def auto_delete_at(self) -> datetime | None:
+        """When :meth:`Engine.purge_expired` deletes it (a temporary workspace), or ``None``."""
+        return self._snapshot[10]
+
+    @property
     def engine(self) -> Engine:
         """The engine this object talks to."""
         return self._engine
@@ -167,12 +194,21 @@ class Workspace:
         components: Iterable[Component] | None = None,
         principal: Principal | None = None,
         engine: Engine | None = None,
+        purge_protection: bool | None = None,
+        if_deleted: str = "fail",
+        auto_delete_at: datetime | None = None,
     ) -> Workspace:
         """Creates a running workspace; ``principal`` (if any) becomes its ``owner``.
 
         Raises ``WorkspaceExists`` if a live workspace has the name, ``NameReserved`` if a
         soft-deleted one holds it, ``InvalidRetention`` for a retention the policy does not
         allow (``TypeError`` for a non-integer).
+
+        ``purge_protection``: ``None`` takes the policy's ``purge_protection.default``.
+        ``if_deleted``: ``"fail"`` (``NameReserved``), ``"recover"`` (recover the holder in
+        this group and return it, ignoring the other arguments) or ``"purge"`` (purge the
+        holder, then create, in one transaction). ``auto_delete_at``: ``None`` takes
+        created + the policy's ``auto_delete.after_days``, or never.
         """
         eng = _resolve_engine(engine)
         if not (isinstance(subscription_id, str) and isinstance(resource_group, str)
@@ -191,6 +227,15 @@ class Workspace:
                 )
         if cmk_encrypted is not False and cmk_encrypted is not True:
             _flag(cmk_encrypted, "cmk_encrypted")
+        if purge_protection is not None:
+            _flag(purge_protection, "purge_protection")
+        if if_deleted != "fail":
+            if not isinstance(if_deleted, str):
+                raise TypeError(f"if_deleted must be a str, not {type(if_deleted).__name__}")
+            if if_deleted not in _IF_DELETED:
+                raise InvalidArgument(f"if_deleted is {if_deleted!r}; allowed: fail, recover, purge")
+        if auto_delete_at is not None:
+            _aware(auto_delete_at, "auto_delete_at")
         return eng._core.create(
             eng._workspaces,
             subscription_id,
@@ -200,6 +245,9 @@ class Workspace:
             cmk_encrypted,
             members,
             None if principal is None else _core_principal(principal),
+            purge_protection,
+            if_deleted,
+            auto_delete_at,
         )
 
     @staticmethod
@@ -273,13 +321,7 @@ class Workspace:
         earlier. Keep it the same across the pages of one listing."""
         eng = _resolve_engine(engine)
         limit = _listing_limit(subscription_id, resource_group, cursor, limit)
-        if purge_before is not None:
-            if not isinstance(purge_before, datetime):
-                raise TypeError("purge_before must be a datetime.datetime or None, "
-                                f"not {type(purge_before).__name__}")
-            if purge_before.utcoffset() is None:
-                raise ValueError("purge_before is a naive datetime; pass a timezone-aware one, "
-                                 "e.g. datetime(..., tzinfo=timezone.utc)")
+        _aware(purge_before, "purge_before")
         # Each item's as_of is the engine's time just before the read (taken by the binding).
         items, next_cursor = eng._core.list_deleted(
             subscription_id, resource_group, limit, cursor,
@@ -442,6 +484,26 @@ class Workspace:
         if not dry_run:
             self._state = "deleted"
         return result
+
+    def place_hold(self, reason: str, *, principal: Principal | None = None) -> Hold:
+        """Places a legal hold on this workspace (see :meth:`Engine.place_hold`)."""
+        return self._engine.place_hold(self._snapshot[0], reason, principal=principal)
+
+    def enable_purge_protection(self, *, principal: Principal | None = None) -> None:
+        """Turns purge protection on, for good (there is no disable): from now on every delete
+        is soft and nothing purges it before its ``purge_at``. ``OperationNotAllowed`` where
+        the policy always deletes it permanently (CMK with ``hard_delete_if_cmk``, or
+        ``soft_delete.enabled: false``). Permission action ``protect``."""
+        engine = self._engine
+        engine._core.enable_purge_protection(engine._workspaces, self._snapshot[0],
+                                             _core_principal(principal))
+
+    def set_auto_delete(self, at: datetime | None, *, principal: Principal | None = None) -> None:
+        """Sets when :meth:`Engine.purge_expired` deletes this workspace (``None`` cancels).
+        Permission action ``delete``."""
+        engine = self._engine
+        engine._core.set_auto_delete(engine._workspaces, self._snapshot[0],
+                                     _aware(at, "at"), _core_principal(principal))
 
     def refresh(self, *, principal: Principal | None = None) -> None:
         """Re-reads the workspace from the engine (``WorkspaceNotFound`` once it is deleted)."""

@@ -443,6 +443,58 @@ TEST_P(EnginesOnOneStore, ConcurrentPurgeExpiredRemovesEachWorkspaceOnce) {
   EXPECT_EQ(expires, kWorkspaces);
 }
 
+TEST_P(EnginesOnOneStore, ConcurrentPurgeExpiredAutoDeletesEachWorkspaceOnce) {
+  auto es = engines(4);
+  constexpr int kWorkspaces = 300;
+  for (int i = 0; i < kWorkspaces; ++i) {
+    CreateRequest request{"sub", "rg", "t" + std::to_string(i), std::nullopt, false, {}};
+    request.auto_delete_at = kJan1 + 1;
+    es[0]->create(request, std::nullopt);
+  }
+  clock->advance(1);
+  std::vector<PurgeReport> reports(4);
+  race(4, [&](int i) { reports[static_cast<std::size_t>(i)] = es[static_cast<std::size_t>(i)]->purge_expired(std::nullopt); });
+  std::set<std::string> names;
+  std::size_t deleted = 0;
+  for (const auto& r : reports) {
+    deleted += r.auto_deleted.size();
+    EXPECT_TRUE(r.auto_delete_refused.empty());
+    for (const auto& p : r.auto_deleted) names.insert(p.name);
+  }
+  EXPECT_EQ(deleted, static_cast<std::size_t>(kWorkspaces));
+  EXPECT_EQ(names.size(), static_cast<std::size_t>(kWorkspaces));
+  int deletes = 0;
+  for (const auto& a : es[0]->audit_log(std::nullopt)) {
+    if (a.action == "delete") {
+      ++deletes;
+      EXPECT_EQ(a.principal_id, "auto-delete");
+    }
+  }
+  EXPECT_EQ(deletes, kWorkspaces);
+}
+
+TEST_P(EnginesOnOneStore, RacingHoldReleasesLeaveTheFlagInStepWithTheRows) {
+  auto es = engines(4);
+  const auto w = es[0]->create({"sub", "rg", "held", std::nullopt, false, {}}, std::nullopt);
+  for (int round = 0; round < 5; ++round) {
+    std::vector<Hold> holds;
+    for (int i = 0; i < 4; ++i) holds.push_back(es[0]->place_hold(w.id, "h" + std::to_string(i), std::nullopt));
+    // Each engine releases one hold while another places a new one: the workspace stays held
+    // exactly while a hold row exists.
+    race(4, [&](int i) {
+      es[static_cast<std::size_t>(i)]->release_hold(holds[static_cast<std::size_t>(i)].id, std::nullopt);
+    });
+    EXPECT_TRUE(es[1]->holds(w.id).empty());
+    DeleteOptions permanent;
+    permanent.permanently_delete = true;
+    permanent.dry_run = true;
+    EXPECT_NO_THROW(es[2]->remove(w.id, permanent, std::nullopt));  // no longer held
+    es[3]->place_hold(w.id, "again", std::nullopt);
+    expect_error(ErrorCode::workspace_held, [&] { es[2]->remove(w.id, permanent, std::nullopt); });
+    es[3]->release_hold(es[3]->holds(w.id).front().id, std::nullopt);
+  }
+}
+
 TEST_P(EnginesOnOneStore, ClaimCleanupHandsEachTaskToOneWorkerWhileTheLeaseHolds) {
   auto es = engines(4);
   for (int i = 0; i < 50; ++i) {
@@ -546,6 +598,91 @@ TEST_P(EnginesOnOneStore, ListDeletedPurgeBeforeKeepsOnlyEarlierPurgeDates) {
   EXPECT_EQ(names(std::nullopt, purge_at[2] + 1, 1), (Names{"ws2", "ws1", "ws0"}));  // paged
   EXPECT_EQ(names(std::string("rg2"), purge_at[4], 100), (Names{"ws3"}));
   EXPECT_EQ(names(std::string("rg"), purge_at[0], 100), Names{});
+}
+
+TEST_P(StoreContract, HoldsLiensAndProtectionFieldsRoundTrip) {
+  auto store = open();
+  WorkspaceRecord r = row("id-p");
+  r.workspace.purge_protection = true;
+  r.workspace.auto_delete_at = kJan1 + 5;
+  {
+    auto tx = store->begin(TransactionMode::write);
+    tx->insert_workspace(r);
+    tx->insert_guard({GuardKind::hold, "h-2", "id-p", "", "second", std::nullopt, kJan1 + 2});
+    tx->insert_guard({GuardKind::hold, "h-1", "id-p", "", "first", std::string("alice"), kJan1 + 1});
+    tx->insert_guard({GuardKind::lien, "l-1", "id-p", "billing", "invoice", std::nullopt, kJan1});
+    r.held = true;
+    r.has_liens = true;
+    tx->set_protection(r);
+    tx->commit();
+  }
+  {
+    auto tx = store->begin(TransactionMode::read);
+    const auto back = tx->find_by_id("id-p");
+    ASSERT_TRUE(back);
+    EXPECT_TRUE(back->held);
+    EXPECT_TRUE(back->has_liens);
+    EXPECT_TRUE(back->workspace.purge_protection);
+    EXPECT_EQ(back->workspace.auto_delete_at, kJan1 + 5);
+    const auto holds = tx->guards(GuardKind::hold, "id-p");
+    ASSERT_EQ(holds.size(), 2u);
+    EXPECT_EQ(holds[0].id, "h-1");  // oldest first
+    EXPECT_EQ(holds[0].placed_by, std::optional<std::string>("alice"));
+    EXPECT_EQ(holds[1].placed_by, std::nullopt);
+    EXPECT_EQ(tx->find_guard(GuardKind::hold, "h-2")->reason, "second");
+    EXPECT_FALSE(tx->find_guard(GuardKind::hold, "h-3"));
+    EXPECT_FALSE(tx->find_guard(GuardKind::lien, "h-2"));  // a hold is not a lien
+    const auto liens = tx->guards(GuardKind::lien, "id-p");
+    ASSERT_EQ(liens.size(), 1u);
+    EXPECT_EQ(liens[0].origin, "billing");
+    EXPECT_EQ(tx->find_guard(GuardKind::lien, "l-1")->reason, "invoice");
+    // Due for auto-deletion from its time on, not before.
+    EXPECT_TRUE(tx->auto_delete_due(kJan1 + 4, std::nullopt, 10).empty());
+    EXPECT_EQ(tx->auto_delete_due(kJan1 + 5, std::nullopt, 10).size(), 1u);
+    EXPECT_TRUE(tx->auto_delete_due(kJan1 + 5, ExpiryCursor{kJan1 + 5, "id-p"}, 10).empty());
+  }
+  {
+    auto tx = store->begin(TransactionMode::write);
+    EXPECT_FALSE(tx->remove_guard(GuardKind::lien, "h-1"));
+    EXPECT_TRUE(tx->remove_guard(GuardKind::hold, "h-1"));
+    EXPECT_FALSE(tx->remove_guard(GuardKind::hold, "h-1"));
+    EXPECT_TRUE(tx->remove_guard(GuardKind::lien, "l-1"));
+    EXPECT_FALSE(tx->remove_guard(GuardKind::lien, "l-1"));
+    tx->commit();
+  }
+  auto tx = store->begin(TransactionMode::read);
+  EXPECT_EQ(tx->guards(GuardKind::hold, "id-p").size(), 1u);
+  EXPECT_TRUE(tx->guards(GuardKind::lien, "id-p").empty());
+}
+
+TEST_P(StoreContract, HeldRowsDoNotExpireButAreListed) {
+  auto store = open();
+  WorkspaceRecord held = row("id-held", "held");
+  WorkspaceRecord plain = row("id-plain", "plain");
+  for (WorkspaceRecord* r : {&held, &plain}) {
+    r->deleted_at = kJan1;
+    r->purge_at = kJan1 + 10;
+    r->deleted_seq = r == &held ? 1 : 2;
+  }
+  held.held = true;
+  {
+    auto tx = store->begin(TransactionMode::write);
+    tx->insert_workspace(held);
+    tx->insert_workspace(plain);
+    tx->commit();
+  }
+  auto tx = store->begin(TransactionMode::read);
+  const auto due = tx->expired(kJan1 + 10, std::nullopt, 10);
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].workspace.id, "id-plain");
+  ASSERT_EQ(tx->expired_in("sub", kJan1 + 10).size(), 1u);
+  DeletedQuery query;
+  query.subscription_id = "sub";
+  query.purge_after = kJan1 + 10;  // the expired rows are hidden, the held one is not
+  const auto listed = tx->list_deleted(query);
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].workspace.id, "id-held");
+  EXPECT_TRUE(listed[0].workspace.held);
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, StoreContract, ::testing::Values("sqlite", "postgres"),

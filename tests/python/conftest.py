@@ -26,7 +26,7 @@ START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 # The modules whose tests run on both stores (every test there that opens an engine through
 # make_engine / engine / store_location).
 STORE_MODULES = {"test_engine", "test_workspace", "test_threads", "test_races", "test_races_rounds",
-                 "test_cleanup_workers", "test_stores"}
+                 "test_cleanup_workers", "test_stores", "test_protections"}
 PG_URL_VARIABLE = "RECYCLEBIN_TEST_PG_URL"
 
 

@@ -38,7 +38,17 @@ EXPECTED: dict[str, str] = {
     "Component": "kind, ref, standalone=False",
     "Workspace.create": (
         "subscription_id, resource_group, name, *, soft_delete_retention_days=None, "
-        "cmk_encrypted=False, components=None, principal=None, engine=None"),
+        "cmk_encrypted=False, components=None, principal=None, engine=None, "
+        "purge_protection=None, if_deleted='fail', auto_delete_at=None"),  # version 2: protections
+    "Workspace.place_hold": "reason, *, principal=None",
+    "Workspace.enable_purge_protection": "*, principal=None",
+    "Workspace.set_auto_delete": "at, *, principal=None",
+    "Engine.place_hold": "workspace_id, reason, *, principal=None",
+    "Engine.release_hold": "hold_id, *, principal=None",
+    "Engine.holds": "workspace_id",
+    "Engine.add_lien": "workspace_id, origin, reason, *, principal=None",
+    "Engine.remove_lien": "lien_id, *, principal=None",
+    "Engine.liens": "workspace_id",
     "Workspace.stop": "*, principal=None",
     "Workspace.start": "*, principal=None",
     "Workspace.grant": "principal_id, role, *, principal=None",
@@ -115,7 +125,11 @@ def test_result_fields() -> None:
                                                "deleted_at", "purge_at", "retention_days",
                                                "retained"]
     assert fields(rb.RecoverResult) == ["workspace", "restored", "reattached", "must_recreate"]
-    assert fields(rb.PurgeReport) == ["purged", "cleanup", "dry_run"]  # version 2: dry runs
+    assert fields(rb.PurgeReport) == ["purged", "cleanup", "dry_run",  # version 2: dry runs
+                                      "auto_deleted", "auto_delete_refused"]  # and auto-deletion
+    assert "held" in fields(rb.DeletedWorkspace)  # version 2: legal holds
+    assert fields(rb.Hold) == ["id", "workspace_id", "reason", "placed_by", "placed_at"]
+    assert fields(rb.Lien) == ["id", "workspace_id", "origin", "reason", "created_at"]
     assert fields(rb.DeletableWorkspace) == ["kind", "workspace_id", "since"]
     assert fields(rb.CleanupTask) == ["id", "kind", "ref", "workspace_id", "created_at",  # version 2:
                                       "attempts", "last_error", "leased_by", "leased_until"]  # leases

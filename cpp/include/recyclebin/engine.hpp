@@ -103,6 +103,30 @@ class Engine {
   /// Ends the task's lease, counts the attempt, records `error`, and makes it claimable
   /// again after `retry_after_micros`. A completed task: no-op; unknown id: Error(not_found).
   void fail_cleanup(std::int64_t task_id, const std::string& error, std::int64_t retry_after_micros);
+  // ---- protections (API.md, version 2, "Protections") ----
+  /// A legal hold on a live or soft-deleted workspace: while it has one, nothing destroys it
+  /// (permanent delete, purge, purge_by_id, expiry). Permission action `hold`.
+  Hold place_hold(const std::string& workspace_id, const std::string& reason, const MaybePrincipal& principal);
+  /// Unknown id: Error(not_found). Releasing the last hold of a workspace past its purge_at
+  /// (on_expiry: purge) lets it expire at once.
+  void release_hold(const std::string& hold_id, const MaybePrincipal& principal);
+  /// The workspace's holds, oldest first (an unknown or gone workspace: workspace_not_found).
+  std::vector<Hold> holds(const std::string& workspace_id);
+  /// A lien on a live workspace: while it has one, every delete of it is refused
+  /// (precondition_failed). Permission action `lien`.
+  Lien add_lien(const std::string& workspace_id, const std::string& origin, const std::string& reason,
+                const MaybePrincipal& principal);
+  /// Unknown id: Error(not_found).
+  void remove_lien(const std::string& lien_id, const MaybePrincipal& principal);
+  std::vector<Lien> liens(const std::string& workspace_id);
+  /// Turns purge protection on for a live workspace, for good (idempotent). Permission action
+  /// `protect`; a workspace the policy always hard-deletes: operation_not_allowed.
+  Workspace enable_purge_protection(const std::string& workspace_id, const MaybePrincipal& principal);
+  /// Sets (or with nullopt cancels) a live workspace's auto-deletion time. Permission action
+  /// `delete`.
+  Workspace set_auto_delete(const std::string& workspace_id, std::optional<Timestamp> at,
+                            const MaybePrincipal& principal);
+
   /// Audited operations, seq ascending: those with seq > after_seq (nullopt: from the
   /// start), at most `limit` (nullopt: all). A consumer tails the log by passing the last
   /// seq it saw. after_seq < 0 or limit 0: invalid_argument.

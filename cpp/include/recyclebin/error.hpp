@@ -26,7 +26,8 @@ BOOST_DEFINE_ENUM_CLASS(ErrorCode,
                         engine_closed,
                         invalid_argument,
                         not_found,
-                        storage_error)
+                        storage_error,
+                        workspace_held)  // an operation_not_allowed: a legal hold stops it
 
 /// The HTTP status that a REST front end answers for `code`.
 int http_status(ErrorCode code);

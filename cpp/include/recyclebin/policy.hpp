@@ -37,8 +37,11 @@ BOOST_DEFINE_ENUM_CLASS(OnDelete,
 /// What a recover does for a `destroy` kind.
 BOOST_DEFINE_ENUM_CLASS(OnRecover, none, reattach)
 
-/// Operations that a policy can restrict to roles. `delete_` is spelled "delete".
-BOOST_DEFINE_ENUM_CLASS(Action, create, stop, start, grant, revoke, delete_, recover, purge)
+/// Operations that a policy can restrict to roles. `delete_` is spelled "delete". `hold`
+/// places and releases legal holds, `lien` adds and removes liens, `protect` turns purge
+/// protection on (`delete` also guards set_auto_delete).
+BOOST_DEFINE_ENUM_CLASS(Action, create, stop, start, grant, revoke, delete_, recover, purge, hold, lien,
+                        protect)
 
 struct RetentionRules {
   int default_days = 14;            // retention when a workspace gives none
@@ -80,6 +83,18 @@ struct OrphanRules {
 };
 BOOST_DESCRIBE_STRUCT(OrphanRules, (), (purge_after_days))
 
+/// Purge protection (as Key Vault's): once on, the recycle bin is the only way out.
+struct PurgeProtectionRules {
+  bool default_ = false;  // "default": on for workspaces created without purge_protection=
+};
+BOOST_DESCRIBE_STRUCT(PurgeProtectionRules, (), (default_))
+
+/// Auto-deletion of temporary workspaces.
+struct AutoDeleteRules {
+  std::optional<int> after_days;  // null: never; N: created + N days, unless create gives a time
+};
+BOOST_DESCRIBE_STRUCT(AutoDeleteRules, (), (after_days))
+
 struct ComponentRule {
   OnDelete on_delete = OnDelete::retain;
   OnRecover on_recover = OnRecover::none;  // only meaningful for destroy kinds
@@ -96,6 +111,8 @@ struct Rules {
   NameReservationRules name_reservation;
   PreconditionRules preconditions;
   OrphanRules orphans;
+  PurgeProtectionRules purge_protection;
+  AutoDeleteRules auto_delete;
   std::map<std::string, ComponentRule> components;    // kind -> rule; "default" for the rest
   // Roles allowed each action. Fail closed (API.md, version 2): an absent action is allowed
   // only to the workspace's owner (and the platform); an absent `create`, to any principal.
@@ -106,7 +123,14 @@ struct Rules {
 };
 BOOST_DESCRIBE_STRUCT(Rules, (),
                       (version, name, retention, soft_delete, permanent_delete, name_reservation,
-                       preconditions, orphans, components, permissions))
+                       preconditions, orphans, purge_protection, auto_delete, components, permissions))
+
+/// The spelling of a described member or enumerator: a trailing '_' (which keeps a name
+/// such as `default` or `delete` clear of the C++ keyword) is not part of it.
+constexpr std::string_view described_name(std::string_view name) {
+  if (!name.empty() && name.back() == '_') name.remove_suffix(1);
+  return name;
+}
 
 /// The snake_case spelling of a described enum value ("delete" for delete_).
 template <class E>

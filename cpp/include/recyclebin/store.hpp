@@ -50,6 +50,8 @@
 #include <string>
 #include <vector>
 
+#include <boost/describe/enum.hpp>
+
 #include "recyclebin/types.hpp"
 
 namespace recyclebin {
@@ -67,6 +69,25 @@ struct WorkspaceRecord {
   // reserved in their group carry group_key; rows reserved tenant-wide also carry tenant_key.
   std::optional<std::string> group_key;
   std::optional<std::string> tenant_key;
+  // Protections kept on the row, so the sweeps and every delete read them with it. The
+  // engine keeps `held` and `has_liens` in step with the holds and liens rows (they are set
+  // while at least one exists), and never removes a row that has either.
+  bool held = false;
+  bool has_liens = false;
+};
+
+/// What a guard row is: a legal hold (stops destruction) or a lien (stops any delete).
+BOOST_DEFINE_ENUM_CLASS(GuardKind, hold, lien)
+
+/// A hold or a lien as stored (one table holds both: they differ only in what they stop).
+struct GuardRow {
+  GuardKind kind = GuardKind::hold;
+  std::string id;
+  std::string workspace_id;
+  std::string origin;                    // liens: who needs it; holds: empty
+  std::string reason;
+  std::optional<std::string> placed_by;  // holds: the principal (nullopt: the platform)
+  Timestamp at = 0;                      // placed or created
 };
 
 /// A component as stored: `destroyed` once a soft delete destroyed it (awaiting recover).
@@ -158,8 +179,20 @@ class StoreTransaction {
   /// Writes the recycle-bin fields: deleted_at, purge_at, deleted_seq, retention_days,
   /// retained_kinds, and the name reservation keys group_key and tenant_key.
   virtual void set_bin(const WorkspaceRecord& record) = 0;
+  /// Writes the protection fields: held, has_liens, workspace.purge_protection and
+  /// workspace.auto_delete_at.
+  virtual void set_protection(const WorkspaceRecord& record) = 0;
   /// Removes the row with its components and members.
   virtual void remove_workspace(const std::string& id) = 0;
+
+  // ---- legal holds and liens: guard rows of their own, by kind ----
+  virtual void insert_guard(const GuardRow& guard) = 0;
+  /// The guard of this kind with this id.
+  virtual std::optional<GuardRow> find_guard(GuardKind kind, const std::string& id) = 0;
+  /// False when there was no such guard of this kind.
+  virtual bool remove_guard(GuardKind kind, const std::string& id) = 0;
+  /// The workspace's guards of this kind, oldest first.
+  virtual std::vector<GuardRow> guards(GuardKind kind, const std::string& workspace_id) = 0;
 
   virtual std::vector<StoredComponent> components(const std::string& workspace_id) = 0;
   /// Adds components to a new workspace, at positions 0..n-1.
@@ -209,20 +242,27 @@ class StoreTransaction {
   /// Removes the rows with their components and members.
   virtual void remove_workspaces(const std::vector<std::string>& workspace_ids) = 0;
 
-  /// Soft-deleted rows, newest deletion first (read from the listing indexes alone).
+  /// Soft-deleted rows, newest deletion first (read from the listing indexes alone). A held
+  /// row is listed past purge_after too: a legal hold keeps it in the bin.
   virtual std::vector<DeletedListing> list_deleted(const DeletedQuery& query) = 0;
   /// Live (running or stopped) rows, in (resource_group, name) order after `after`; one
   /// index range (components are read with components_of).
   virtual std::vector<WorkspaceRecord> list_live(const LiveQuery& query) = 0;
-  /// Soft-deleted rows with purge_at <= now, in (purge_at, id) order after `after`. In a
-  /// write, rows another write is removing at the same moment are skipped, not waited for.
+  /// Soft-deleted rows with purge_at <= now and no hold, in (purge_at, id) order after
+  /// `after`. In a write, rows another write is removing at the same moment are skipped, not
+  /// waited for.
   virtual std::vector<WorkspaceRecord> expired(Timestamp now, const std::optional<ExpiryCursor>& after,
                                                std::size_t limit) = 0;
+  /// Live rows with auto_delete_at <= now, in (auto_delete_at, id) order after `after` (its
+  /// purge_at field holds the auto_delete_at). In a write, rows another write holds at the
+  /// same moment are skipped, not waited for.
+  virtual std::vector<WorkspaceRecord> auto_delete_due(Timestamp now, const std::optional<ExpiryCursor>& after,
+                                                       std::size_t limit) = 0;
   /// Rows orphaned at or before `orphaned_before` (any subscription when nullopt), oldest
   /// first. In a write, rows another write is removing at the same moment are skipped.
   virtual std::vector<WorkspaceRecord> orphaned(const std::optional<std::string>& subscription_id,
                                                 Timestamp orphaned_before, std::size_t limit) = 0;
-  /// Soft-deleted rows of a subscription with purge_at <= now.
+  /// Soft-deleted rows of a subscription with purge_at <= now and no hold.
   virtual std::vector<WorkspaceRecord> expired_in(const std::string& subscription_id,
                                                   Timestamp now) = 0;
 };

@@ -15,6 +15,9 @@ namespace recyclebin {
 
 BOOST_DEFINE_ENUM_CLASS(WorkspaceState, running, stopped, deleted)
 BOOST_DEFINE_ENUM_CLASS(DeletableKind, deletion_planned, orphaned)
+/// What a create does when a soft-deleted workspace holds the name (API.md, "Creating over a
+/// soft-deleted name"): refuse (name_reserved), recover the holder, or purge it first.
+BOOST_DEFINE_ENUM_CLASS(IfDeleted, fail, recover, purge)
 
 /// A resource that belongs to a workspace (a compute instance, a volume, a block, ...).
 struct Component {
@@ -39,6 +42,8 @@ struct Workspace {
   WorkspaceState state = WorkspaceState::running;
   Timestamp created_at = 0;
   std::vector<Component> components;
+  bool purge_protection = false;            // on for good: deletes are soft, no purge before purge_at
+  std::optional<Timestamp> auto_delete_at = std::nullopt;  // purge_expired soft-deletes it from then on
 };
 
 struct CreateRequest {
@@ -48,6 +53,27 @@ struct CreateRequest {
   std::optional<int> retention_days;  // nullopt: the policy's default
   bool cmk_encrypted = false;
   std::vector<Component> components;
+  std::optional<bool> purge_protection = std::nullopt;  // nullopt: the policy's purge_protection.default
+  IfDeleted if_deleted = IfDeleted::fail;
+  std::optional<Timestamp> auto_delete_at = std::nullopt;  // nullopt: created + auto_delete.after_days, or never
+};
+
+/// A legal hold: stops the workspace's destruction (not its soft delete) until released.
+struct Hold {
+  std::string id;
+  std::string workspace_id;
+  std::string reason;
+  std::optional<std::string> placed_by;  // nullopt: the platform
+  Timestamp placed_at = 0;
+};
+
+/// A lien: stops every delete of a live workspace until removed; `origin` says who needs it.
+struct Lien {
+  std::string id;
+  std::string workspace_id;
+  std::string origin;
+  std::string reason;
+  Timestamp created_at = 0;
 };
 
 struct DeleteOptions {
@@ -104,6 +130,7 @@ struct DeletedWorkspace {
   Timestamp purge_at = 0;
   int retention_days = 0;
   std::vector<std::string> retained;
+  bool held = false;  // a legal hold keeps it in the bin, past purge_at too
 };
 
 struct DeletedPage {
@@ -130,10 +157,20 @@ struct PurgedWorkspace {
   std::string name;
 };
 
+/// A due auto-deletion that the policy's checks refused: the workspace stays live.
+struct RefusedAutoDelete {
+  std::string subscription_id;
+  std::string resource_group;
+  std::string name;
+  std::string code;  // the refusal's error code, e.g. "precondition_failed"
+};
+
 struct PurgeReport {
   std::vector<PurgedWorkspace> purged;
   std::vector<CleanupTask> cleanup;
   bool dry_run = false;  // nothing was written; every cleanup task has id 0
+  std::vector<PurgedWorkspace> auto_deleted;          // live workspaces whose auto_delete_at came
+  std::vector<RefusedAutoDelete> auto_delete_refused;  // ... and that the checks kept live
 };
 
 struct DeletableWorkspace {
@@ -145,7 +182,8 @@ struct DeletableWorkspace {
 struct AuditRecord {
   std::int64_t seq = 0;
   Timestamp at = 0;
-  std::string action;  // create stop start grant revoke delete recover purge expire
+  std::string action;  // create stop start grant revoke delete recover purge expire place_hold
+                       // release_hold add_lien remove_lien enable_purge_protection set_auto_delete
   std::string subscription_id;
   std::string resource_group;
   std::string name;
