@@ -72,7 +72,7 @@ from recyclebin.rest.errors import (
     error_response,
     validation_error_response,
 )
-from recyclebin.wire import UtcDatetime
+from recyclebin.wire import UtcDatetime, format_datetime
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_REAPER_INTERVAL", "RequestGuard", "check_tls_files",
            "create_app", "create_clock_router", "is_loopback", "resolve_policy", "serve"]
@@ -301,7 +301,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if clock is not None:
             _log.warning("manual clock at %s: time stands still unless moved through "
-                         "/_testing/clock; for tests only", clock.now().isoformat())
+                         "/_testing/clock; for tests only", format_datetime(clock.now()))
         if reaper is not None:
             reaper.start()
         try:
