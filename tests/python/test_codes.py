@@ -100,3 +100,14 @@ def test_the_rest_layer_answers_the_registrys_status_for_a_new_subclass(
     assert response.status_code == 409
     assert response.body == (b'{"error":{"code":"workspace_held_for_test",'
                              b'"message":"held"}}')
+
+
+def test_the_409_docs_list_the_registrys_conflict_codes(
+        held_class: type[rb.RecycleBinError]) -> None:
+    from recyclebin.rest.errors import E409, _conflict_codes
+
+    assert E409[409]["description"].startswith(
+        "`workspace_exists`, `name_reserved` (with `reserved_until`)")
+    listed = _conflict_codes()
+    assert "`operation_not_allowed`" in listed
+    assert listed.endswith(" or `workspace_held_for_test`")  # the newest class comes last

@@ -155,8 +155,18 @@ E403 = error_doc(403, "`permission_denied`: the token does not name the subscrip
                       "platform only.")
 E404 = e404()
 E404_WS = e404("workspace_not_found")
-E409 = error_doc(409, "`workspace_exists`, `name_reserved` (with `reserved_until`) or "
-                      "`operation_not_allowed`.")
+# What an error body carries besides code and message, for the docs.
+_EXTRA_FIELDS = {"name_reserved": " (with `reserved_until`)"}
+
+
+def _conflict_codes() -> str:
+    """The codes answered 409, from the registry: a class added later is documented too."""
+    names = [f"`{entry.code}`{_EXTRA_FIELDS.get(entry.code, '')}"
+             for entry in codes.error_codes().values() if entry.http_status == 409]
+    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
+
+
+E409 = error_doc(409, _conflict_codes() + ".")
 E412 = error_doc(412, "`precondition_failed`: confirm_name missing or different, or a "
                       "blocker fact above zero.")
 #: The errors any route of this package can answer, for ``APIRouter(responses=...)``.
