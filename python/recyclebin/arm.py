@@ -58,18 +58,18 @@ from fastapi.responses import JSONResponse
 
 import recyclebin as rb
 from recyclebin.auth import Authenticator
-from recyclebin.fastapi import (
-    _E409,
-    _E412,
+from recyclebin.rest.errors import (
+    E409,
+    E412,
     ERROR_RESPONSES,
     ApiError,
     RecycleBinRoute,
-    _e400,
-    format_datetime,
+    e400,
 )
+from recyclebin.wire import format_datetime
 
 #: The errors the ARM routes can answer (ARM's shape, our codes), for the OpenAPI.
-ARM_ERROR_RESPONSES = {**ERROR_RESPONSES, **_e400("invalid_request"), **_E409, **_E412}
+ARM_ERROR_RESPONSES = {**ERROR_RESPONSES, **e400("invalid_request"), **E409, **E412}
 
 __all__ = [
     "DEPENDENT_DELETE_TTL",

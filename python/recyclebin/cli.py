@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import enum
 import errno
+import functools
+import inspect
 import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -35,31 +38,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 import recyclebin as rb
+from recyclebin import codes, wire
 from recyclebin.auth import TokenConfigError
-from recyclebin.results import format_countdown
+from recyclebin.codes import EXIT_INTERRUPTED, EXIT_STORAGE, EXIT_UNEXPECTED, EXIT_USAGE
+from recyclebin.policy import resolve_policy
+from recyclebin.results import format_countdown, isoformat_z
 
 __all__ = ["EXIT_CODES", "app", "main"]
 
-#: Exit status per error class (the engine's ``code``); documented in ``--help``.
-EXIT_CODES: dict[str, int] = {
-    "workspace_not_found": 3,
-    "workspace_exists": 4,
-    "name_reserved": 5,
-    "invalid_retention": 6,
-    "operation_not_allowed": 7,
-    "workspace_not_stopped": 8,
-    "precondition_failed": 9,
-    "permission_denied": 10,
-    "policy_error": 11,
-    "engine_closed": 12,
-    "storage_error": 12,
-    "invalid_argument": 2,
-    "not_found": 3,
-}
-EXIT_UNEXPECTED = 1     # anything else (a bug, or an environment problem not listed)
-EXIT_USAGE = 2          # bad command line: unknown option, bad value, missing consent
-EXIT_STORAGE = 12       # the database cannot be opened or written (OSError, engine closed)
-EXIT_INTERRUPTED = 130  # Ctrl-C
+#: Exit status per error code (``recyclebin.codes``: a class not listed there exits as its
+#: nearest base); documented in ``--help``.
+EXIT_CODES: dict[str, int] = {code: entry.exit_code
+                              for code, entry in codes.error_codes().items()}
 
 _EXIT_HELP = (
     "Exit codes: 0 ok; 1 unexpected error; 2 bad command line, invalid_argument or missing "
@@ -140,7 +130,7 @@ def _errors() -> Iterator[None]:
     except (typer.Exit, typer.Abort, BrokenPipeError):
         raise  # click ends a closed pipe (`| head`) quietly
     except rb.RecycleBinError as exc:
-        _fail(str(exc), EXIT_CODES.get(str(exc.code), EXIT_UNEXPECTED))
+        _fail(str(exc), codes.exit_code(exc))
     except TokenConfigError as exc:
         _fail(str(exc), EXIT_USAGE)
     except KeyboardInterrupt:
@@ -152,14 +142,49 @@ def _errors() -> Iterator[None]:
         _fail(f"unexpected {type(exc).__name__}: {exc}", EXIT_UNEXPECTED)
 
 
-@contextmanager
-def _engine(db: str, policy: str) -> Iterator[rb.Engine]:
-    with _errors():
-        engine = rb.Engine.open(db, policy=policy)
-        try:
-            yield engine
-        finally:
-            engine.close()
+@dataclass(frozen=True)
+class EngineOptions:
+    """The ``--db`` and ``--policy`` every engine command takes; :meth:`open` is where each
+    command gets its engine."""
+
+    db: str
+    policy: str
+
+    @contextmanager
+    def open(self) -> Iterator[rb.Engine]:
+        """The engine on ``db`` deciding by ``policy``, closed on the way out; every error
+        inside (opening included) ends the command as :func:`_errors` says."""
+        with _errors():
+            engine = rb.Engine.open(self.db, policy=self.policy)
+            try:
+                yield engine
+            finally:
+                engine.close()
+
+
+def _with_engine_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Gives ``command`` the shared ``--db`` and ``--policy`` options where its keyword-only
+    ``engine_options`` parameter stands, and calls it with them as one :class:`EngineOptions`
+    (the engine is opened only when the command asks: a refused command creates no file)."""
+    signature = inspect.signature(command, eval_str=True)
+    parameters: list[inspect.Parameter] = []
+    for parameter in signature.parameters.values():
+        if parameter.name != "engine_options":
+            parameters.append(parameter)
+            continue
+        parameters += [
+            inspect.Parameter("db", inspect.Parameter.KEYWORD_ONLY, default="recyclebin.db",
+                              annotation=DbOption),
+            inspect.Parameter("policy", inspect.Parameter.KEYWORD_ONLY, default="default",
+                              annotation=PolicyOption),
+        ]
+
+    @functools.wraps(command)
+    def run(*args: Any, db: str, policy: str, **kwargs: Any) -> None:
+        command(*args, engine_options=EngineOptions(db, policy), **kwargs)
+
+    run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    return run
 
 
 def _require_consent(yes: bool, confirm: str | None, name: str, what: str) -> None:
@@ -176,9 +201,7 @@ def _require_consent(yes: bool, confirm: str | None, name: str, what: str) -> No
 # ------------------------------------------------------------------------ rendering
 
 def _iso(value: datetime | None) -> str:
-    if value is None:
-        return "-"
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return "-" if value is None else isoformat_z(value)
 
 
 def _kinds(kinds: Sequence[str]) -> str:
@@ -187,11 +210,6 @@ def _kinds(kinds: Sequence[str]) -> str:
 
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=False))
-
-
-def _wire() -> Any:
-    from recyclebin import fastapi as wire  # the REST JSON shapes, shared with the CLI
-    return wire
 
 
 def _details(title: str, rows: Sequence[tuple[str, str]]) -> None:
@@ -204,8 +222,7 @@ def _details(title: str, rows: Sequence[tuple[str, str]]) -> None:
 
 
 def _show_workspace(ws: rb.Workspace, output: OutputFormat, title: str) -> None:
-    wire = _wire()
-    model = wire._workspace(ws)
+    model = wire.WorkspaceModel.model_validate(ws)
     if output is OutputFormat.json:
         _print_json(model.model_dump(mode="json"))
         return
@@ -220,7 +237,7 @@ def _show_workspace(ws: rb.Workspace, output: OutputFormat, title: str) -> None:
 
 def _show_delete_result(result: rb.DeleteResult, output: OutputFormat, title: str) -> None:
     if output is OutputFormat.json:
-        _print_json(_wire()._delete_result(result).model_dump(mode="json"))
+        _print_json(wire.DeleteResultModel.model_validate(result).model_dump(mode="json"))
         return
     rows = [("permanent", "yes" if result.permanent else "no"),
             ("deleted at", _iso(result.deleted_at))]
@@ -250,6 +267,7 @@ def _components(specs: Sequence[str], standalone: bool) -> list[rb.Component]:
 # ------------------------------------------------------------------------- workspace
 
 @workspace_app.command("create")
+@_with_engine_options
 def workspace_create(
     subscription: SubscriptionOption, resource_group: GroupOption, name: NameOption,
     retention_days: Annotated[int | None, typer.Option(
@@ -261,13 +279,13 @@ def workspace_create(
     standalone_component: Annotated[list[str] | None, typer.Option(
         "--standalone-component", help="KIND=REF created on its own (always preserved), "
                                        "repeatable.")] = None,
-    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+    *, engine_options: EngineOptions,
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Create a workspace."""
     components = (_components(component or [], False)
                   + _components(standalone_component or [], True))
-    with _engine(db, policy) as engine:
+    with engine_options.open() as engine:
         ws = rb.Workspace.create(subscription, resource_group, name,
                                  soft_delete_retention_days=retention_days, cmk_encrypted=cmk,
                                  components=components, engine=engine)
@@ -275,44 +293,48 @@ def workspace_create(
 
 
 @workspace_app.command("show")
+@_with_engine_options
 def workspace_show(
     subscription: SubscriptionOption, resource_group: GroupOption, name: NameOption,
-    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+    *, engine_options: EngineOptions,
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Show a live workspace (a soft-deleted one is not found: see show-deleted)."""
-    with _engine(db, policy) as engine:
+    with engine_options.open() as engine:
         ws = rb.Workspace.get(name, subscription, resource_group, engine=engine)
         _show_workspace(ws, output, f"Workspace {name}")
 
 
 @workspace_app.command("stop")
+@_with_engine_options
 def workspace_stop(
     subscription: SubscriptionOption, resource_group: GroupOption, name: NameOption,
-    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+    *, engine_options: EngineOptions,
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Stop a workspace (idempotent)."""
-    with _engine(db, policy) as engine:
+    with engine_options.open() as engine:
         ws = rb.Workspace.get(name, subscription, resource_group, engine=engine)
         ws.stop()
         _show_workspace(ws, output, f"Stopped workspace {name}")
 
 
 @workspace_app.command("start")
+@_with_engine_options
 def workspace_start(
     subscription: SubscriptionOption, resource_group: GroupOption, name: NameOption,
-    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+    *, engine_options: EngineOptions,
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Start a workspace (idempotent)."""
-    with _engine(db, policy) as engine:
+    with engine_options.open() as engine:
         ws = rb.Workspace.get(name, subscription, resource_group, engine=engine)
         ws.start()
         _show_workspace(ws, output, f"Started workspace {name}")
 
 
 @workspace_app.command("delete")
+@_with_engine_options
 def workspace_delete(
     subscription: SubscriptionOption, resource_group: GroupOption, name: NameOption,
     permanently_delete: Annotated[bool, typer.Option(
@@ -324,13 +346,13 @@ def workspace_delete(
         "--confirm", metavar="NAME", help="Type the workspace name to consent (and to "
                                           "satisfy a policy that asks for it).")] = None,
     yes: YesOption = False,
-    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+    *, engine_options: EngineOptions,
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Delete a workspace: into the recycle bin unless --permanently-delete."""
     _require_consent(yes, confirm, name, "permanently deleted" if permanently_delete
                      else "deleted")
-    with _engine(db, policy) as engine:
+    with engine_options.open() as engine:
         ws = rb.Workspace.get(name, subscription, resource_group, engine=engine)
         result = ws.delete(delete_dependent_resources=delete_dependent_resources,
                            permanently_delete=permanently_delete, confirm_name=confirm)
@@ -339,6 +361,7 @@ def workspace_delete(
 
 
 @workspace_app.command("list-deleted")
+@_with_engine_options
 def workspace_list_deleted(
     subscription: SubscriptionOption,
     resource_group: Annotated[str | None, typer.Option(
@@ -346,17 +369,16 @@ def workspace_list_deleted(
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Page size.")] = None,
     cursor: Annotated[str | None, typer.Option(
         "--cursor", help="The next-page cursor printed by the previous page.")] = None,
-    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+    *, engine_options: EngineOptions,
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """List soft-deleted workspaces, newest deletion first."""
-    with _engine(db, policy) as engine:
+    with engine_options.open() as engine:
         page = rb.Workspace.list_deleted(subscription, resource_group, limit=limit,
                                          cursor=cursor, engine=engine)
-        wire = _wire()
         if output is OutputFormat.json:
-            _print_json({"value": [wire._deleted_workspace(d).model_dump(mode="json")
-                                   for d in page],
+            _print_json({"value": [wire.DeletedWorkspaceModel.model_validate(d).model_dump(
+                                       mode="json") for d in page],
                          "next_cursor": page.next_cursor})
             return
         table = Table(title=f"Deleted workspaces in {subscription}"
@@ -376,16 +398,17 @@ def workspace_list_deleted(
 
 
 @workspace_app.command("show-deleted")
+@_with_engine_options
 def workspace_show_deleted(
     subscription: SubscriptionOption, resource_group: GroupOption, name: NameOption,
-    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+    *, engine_options: EngineOptions,
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Show a soft-deleted workspace, with its purge date."""
-    with _engine(db, policy) as engine:
+    with engine_options.open() as engine:
         item = rb.Workspace.get_deleted(name, subscription, resource_group, engine=engine)
         if output is OutputFormat.json:
-            _print_json(_wire()._deleted_workspace(item).model_dump(mode="json"))
+            _print_json(wire.DeletedWorkspaceModel.model_validate(item).model_dump(mode="json"))
             return
         _details(f"Deleted workspace {name}", [
             ("id", item.id), ("name", item.name), ("subscription", item.subscription_id),
@@ -395,20 +418,17 @@ def workspace_show_deleted(
 
 
 @workspace_app.command("recover")
+@_with_engine_options
 def workspace_recover(
     subscription: SubscriptionOption, resource_group: GroupOption, name: NameOption,
-    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+    *, engine_options: EngineOptions,
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Recover a soft-deleted workspace."""
-    with _engine(db, policy) as engine:
+    with engine_options.open() as engine:
         result = rb.Workspace.recover(subscription, resource_group, name, engine=engine)
         if output is OutputFormat.json:
-            wire = _wire()
-            _print_json(wire.RecoverResultModel(
-                workspace=wire._workspace(result.workspace), restored=list(result.restored),
-                reattached=list(result.reattached),
-                must_recreate=list(result.must_recreate)).model_dump(mode="json"))
+            _print_json(wire.RecoverResultModel.model_validate(result).model_dump(mode="json"))
             return
         _details(f"Recovered workspace {name}", [
             ("id", result.workspace.id), ("restored", _kinds(result.restored)),
@@ -417,42 +437,45 @@ def workspace_recover(
 
 
 @workspace_app.command("purge")
+@_with_engine_options
 def workspace_purge(
     subscription: SubscriptionOption, resource_group: GroupOption, name: NameOption,
     confirm: Annotated[str | None, typer.Option(
         "--confirm", metavar="NAME", help="Type the workspace name to consent.")] = None,
     yes: YesOption = False,
-    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+    *, engine_options: EngineOptions,
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Purge a soft-deleted workspace now (it can no longer be recovered)."""
     _require_consent(yes, confirm, name, "purged")
-    with _engine(db, policy) as engine:
+    with engine_options.open() as engine:
         result = rb.Workspace.purge(subscription, resource_group, name, engine=engine)
         _show_delete_result(result, output, f"Purged workspace {name}")
 
 
 @workspace_app.command("grant")
+@_with_engine_options
 def workspace_grant(
     subscription: SubscriptionOption, resource_group: GroupOption, name: NameOption,
     member: Annotated[str, typer.Option("--member", help="The principal id to grant to.")],
     role: Annotated[str, typer.Option("--role", help="The role, e.g. owner.")],
-    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+    *, engine_options: EngineOptions,
 ) -> None:
     """Give a member a role on a workspace (replaces their role)."""
-    with _engine(db, policy) as engine:
+    with engine_options.open() as engine:
         rb.Workspace.get(name, subscription, resource_group, engine=engine).grant(member, role)
         _console().print(f"Granted {role} on {name} to {member}")
 
 
 @workspace_app.command("revoke")
+@_with_engine_options
 def workspace_revoke(
     subscription: SubscriptionOption, resource_group: GroupOption, name: NameOption,
     member: Annotated[str, typer.Option("--member", help="The principal id to revoke.")],
-    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+    *, engine_options: EngineOptions,
 ) -> None:
     """Remove a member from a workspace (the last one leaves it orphaned)."""
-    with _engine(db, policy) as engine:
+    with engine_options.open() as engine:
         rb.Workspace.get(name, subscription, resource_group, engine=engine).revoke(member)
         _console().print(f"Revoked {member} on {name}")
 
@@ -460,26 +483,26 @@ def workspace_revoke(
 # ----------------------------------------------------------------------------- admin
 
 @admin_app.command("list-deletable")
+@_with_engine_options
 def admin_list_deletable(
-    organization: OrganizationOption, db: DbOption = "recyclebin.db",
-    policy: PolicyOption = "default", output: OutputOption = OutputFormat.table,
+    organization: OrganizationOption, *, engine_options: EngineOptions,
+    output: OutputOption = OutputFormat.table,
 ) -> None:
     """List the realms (workspaces) an operator may delete: kind and date, never names.
 
     A realm both orphaned and past its deletion date is listed once under each kind."""
-    with _engine(db, policy) as engine:
+    with engine_options.open() as engine:
         candidates = engine.list_deletable(organization)
-        wire = _wire()
+        models = [wire.DeletableWorkspaceModel.model_validate(c) for c in candidates]
         if output is OutputFormat.json:
-            _print_json([{"kind": wire._text(c.kind), "workspace_id": c.workspace_id,
-                          "since": _iso(c.since), _date_key(wire._text(c.kind)): _iso(c.since)}
-                         for c in candidates])
+            # The realm server's key for the date too, beside the REST shape's "since".
+            _print_json([{**shown, _date_key(shown["kind"]): shown["since"]}
+                         for shown in (m.model_dump(mode="json") for m in models)])
             return
         # The realm server's words, also for an empty listing ("Found 0 ...").
         print(f"Found {len(candidates)} deletion candidate(s):")
-        for c in candidates:
-            kind = wire._text(c.kind)
-            print(f"Realm {c.workspace_id}  kind={kind:<16}  {_date_key(kind)}={_iso(c.since)}")
+        for m in models:
+            print(f"Realm {m.workspace_id}  kind={m.kind:<16}  {_date_key(m.kind)}={_iso(m.since)}")
 
 
 def _date_key(kind: str) -> str:
@@ -501,7 +524,7 @@ def _realm_blocks(engine: rb.Engine, organization: str, realm: str) -> list[str]
                 f"realm {realm} is not deletable in organization {organization!r}")
     except rb.OperationNotAllowed as exc:
         _fail(f"{exc}; see `recyclebin admin list-deletable --organization {organization}`",
-              EXIT_CODES.get(str(exc.code), EXIT_UNEXPECTED))
+              codes.exit_code(exc))
     pending = [t.ref for t in engine.cleanup_tasks() if t.workspace_id == realm]
     refs = pending + [t.ref for t in plan.cleanup]
     for ref in refs:
@@ -563,6 +586,7 @@ def _link_new(temporary: str, path: Path) -> None:
 
 
 @admin_app.command("delete-realm")
+@_with_engine_options
 def admin_delete_realm(
     organization: OrganizationOption,
     realm: Annotated[str, typer.Option("--realm", help="The realm (workspace) id, from "
@@ -577,7 +601,7 @@ def admin_delete_realm(
                           "no file and change nothing (--dump-blocks and --yes are "
                           "ignored).")] = False,
     yes: YesOption = False,
-    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+    *, engine_options: EngineOptions,
 ) -> None:
     """Export the blocks to remove from storage, then delete one deletable realm's metadata."""
     if not dry_run:
@@ -588,7 +612,7 @@ def admin_delete_realm(
             _fail("--dump-blocks FILE is required: the realm's block list is written there "
                   "before the realm is deleted (or pass --dry-run)", EXIT_USAGE)
     err = _console(stderr=True)
-    with _engine(db, policy) as engine:
+    with engine_options.open() as engine:
         refs = _realm_blocks(engine, organization, realm)
         if dry_run or dump_blocks is None:
             print(f"Would export {len(refs)} block slug(s) (dry run: no file is written):")
@@ -634,19 +658,20 @@ def admin_delete_realm(
 
 
 @admin_app.command("cleanup-tasks")
+@_with_engine_options
 def admin_cleanup_tasks(
     workspace_id: Annotated[str | None, typer.Option(
         "--workspace-id", help="Only this workspace's tasks.")] = None,
-    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+    *, engine_options: EngineOptions,
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Pending cleanup tasks (external resources to destroy), oldest first."""
-    with _engine(db, policy) as engine:
+    with engine_options.open() as engine:
         tasks = [t for t in engine.cleanup_tasks()
                  if workspace_id is None or t.workspace_id == workspace_id]
         if output is OutputFormat.json:
-            wire = _wire()
-            _print_json([wire._cleanup_task(t).model_dump(mode="json") for t in tasks])
+            _print_json([wire.CleanupTaskModel.model_validate(t).model_dump(mode="json")
+                         for t in tasks])
             return
         table = Table(title=f"{len(tasks)} pending cleanup task(s)", title_justify="left")
         for column in ("id", "kind", "ref", "workspace id", "created at"):
@@ -657,12 +682,13 @@ def admin_cleanup_tasks(
 
 
 @admin_app.command("complete-cleanup")
+@_with_engine_options
 def admin_complete_cleanup(
     task_id: Annotated[int, typer.Argument(min=1, help="The task id.")],
-    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+    *, engine_options: EngineOptions,
 ) -> None:
     """Mark a cleanup task done (a completed one stays done)."""
-    with _engine(db, policy) as engine:
+    with engine_options.open() as engine:
         try:
             engine.complete_cleanup(task_id)
         except KeyError:
@@ -674,16 +700,17 @@ def admin_complete_cleanup(
 # ------------------------------------------------------------------- purge-expired
 
 @app.command("purge-expired")
+@_with_engine_options
 def purge_expired(
     yes: YesOption = False,
-    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+    *, engine_options: EngineOptions,
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Purge every workspace whose retention has ended (and due orphans)."""
     if not yes:
         _fail("refusing: expired workspaces would be purged for good; pass --yes to go on",
               EXIT_USAGE)
-    with _engine(db, policy) as engine:
+    with engine_options.open() as engine:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       console=_console(stderr=True), transient=output is OutputFormat.json
                       ) as progress:
@@ -691,11 +718,8 @@ def purge_expired(
             report = engine.purge_expired()
             progress.update(bar, total=len(report.purged), completed=len(report.purged))
         if output is OutputFormat.json:
-            wire = _wire()
-            _print_json({"purged": [{"subscription_id": s, "resource_group": g, "name": n}
-                                    for s, g, n in report.purged],
-                         "cleanup": [wire._cleanup_task(t).model_dump(mode="json")
-                                     for t in report.cleanup]})
+            _print_json(wire.PurgeReportModel.model_validate(report).model_dump(
+                mode="json", exclude={"dry_run"}))  # this command never dry-runs
             return
         console = _console()
         if not report.purged:
@@ -722,13 +746,6 @@ PolicyOutputOption = Annotated[PolicyOutput, typer.Option(
     "--output", "-o", case_sensitive=False,
     help="table (a column per tenant), json, or yaml (the effective rules, defaults "
          "spelled out).")]
-
-
-def _load_policy(source: str) -> rb.Policy:
-    # API.md: a name without "/" and without a .yaml/.yml suffix is a built-in.
-    if "/" in source or source.endswith((".yaml", ".yml")):
-        return rb.Policy.load(source)
-    return rb.Policy.builtin(source)
 
 
 @policy_app.command("check")
@@ -760,7 +777,7 @@ def policy_show(
 ) -> None:
     """Print a policy's effective settings, for the base and each tenant."""
     with _errors():
-        _show_policy(_load_policy(name), output, f"policy {name}")
+        _show_policy(resolve_policy(name), output, f"policy {name}")
 
 
 def _flat(settings: Any, prefix: str = "") -> dict[str, str]:
@@ -822,10 +839,11 @@ def _parse_instant(value: str) -> datetime:
 
 
 @app.command("serve")
+@_with_engine_options
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 8000,
-    db: DbOption = "recyclebin.db", policy: PolicyOption = "default",
+    *, engine_options: EngineOptions,
     tokens: Annotated[Path | None, typer.Option(
         "--tokens", dir_okay=False, help="Bearer tokens, YAML or JSON: token -> "
         "{principal, subscriptions: [..] or \"*\", roles} or {principal, platform: true}. "
@@ -866,7 +884,7 @@ def serve(
     except ValueError as exc:
         _fail(str(exc), EXIT_USAGE)
     with _errors():
-        run_server(db, policy, host=host, port=port, tokens=tokens,
+        run_server(engine_options.db, engine_options.policy, host=host, port=port, tokens=tokens,
                    reaper_interval=reaper_interval or None, manual_clock=clock_start,
                    log_level=log_level.lower(), ssl_certfile=ssl_certfile,
                    ssl_keyfile=ssl_keyfile, max_body_bytes=max_body_bytes)

@@ -13,7 +13,9 @@ from typing import Any
 
 from . import _core
 
-__all__ = ["Policy"]
+__all__ = ["Policy", "is_builtin_name", "resolve_policy"]
+
+_POLICY_SUFFIXES = (".yaml", ".yml")
 
 
 def _require_text(value: object, what: str) -> None:
@@ -81,3 +83,24 @@ class Policy:
 
     def __repr__(self) -> str:
         return f"Policy(name={self.name!r}, tenants={self.tenants!r})"
+
+
+def is_builtin_name(source: str) -> bool:
+    """The ``policy=`` rule (API.md): a string with no ``/`` and no ``.yaml``/``.yml`` suffix
+    names a built-in policy; any other string is a path to a policy file."""
+    return "/" not in source and not source.endswith(_POLICY_SUFFIXES)
+
+
+def resolve_policy(policy: str | os.PathLike[str] | Policy) -> Policy:
+    """What a ``policy=`` argument stands for: an :class:`Policy` as it is, a path object's
+    file, or a string read by :func:`is_builtin_name` (a built-in name, else a file)."""
+    if isinstance(policy, Policy):
+        return policy
+    if isinstance(policy, os.PathLike):
+        return Policy.load(policy)
+    if isinstance(policy, str):
+        return Policy.builtin(policy) if is_builtin_name(policy) else Policy.load(policy)
+    raise TypeError(
+        "policy must be a built-in policy name, a path to a YAML file or an rb.Policy, "
+        f"not {type(policy).__name__}"
+    )

@@ -63,15 +63,16 @@ from recyclebin.auth import (
     require_platform,
     require_subscription,
 )
-from recyclebin.fastapi import (
+from recyclebin.fastapi import create_router
+from recyclebin.policy import resolve_policy
+from recyclebin.reaper import PurgeReaper
+from recyclebin.rest.errors import (
     ERROR_RESPONSES,
     RecycleBinRoute,
-    UtcDatetime,
-    create_router,
     error_response,
     validation_error_response,
 )
-from recyclebin.reaper import PurgeReaper
+from recyclebin.wire import UtcDatetime, format_datetime
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_REAPER_INTERVAL", "RequestGuard", "check_tls_files",
            "create_app", "create_clock_router", "is_loopback", "resolve_policy", "serve"]
@@ -82,17 +83,6 @@ DEFAULT_MAX_BODY_BYTES = 1 << 20  # 1 MiB: far above any request this API takes
 _log = logging.getLogger("recyclebin.server")
 
 TokensSource = str | os.PathLike[str] | Mapping[str, Any] | None
-
-
-def resolve_policy(policy: "str | os.PathLike[str] | rb.Policy") -> rb.Policy:
-    """As ``rb.Engine.open`` reads ``policy=``: a built-in name when it has no ``/`` and no
-    ``.yaml``/``.yml`` suffix, otherwise a file."""
-    if isinstance(policy, rb.Policy):
-        return policy
-    text = os.fspath(policy)
-    if isinstance(policy, os.PathLike) or "/" in text or text.endswith((".yaml", ".yml")):
-        return rb.Policy.load(text)
-    return rb.Policy.builtin(text)
 
 
 def _version() -> str:
@@ -311,7 +301,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if clock is not None:
             _log.warning("manual clock at %s: time stands still unless moved through "
-                         "/_testing/clock; for tests only", clock.now().isoformat())
+                         "/_testing/clock; for tests only", format_datetime(clock.now()))
         if reaper is not None:
             reaper.start()
         try:
