@@ -55,7 +55,7 @@ _EXIT_HELP = (
     "Exit codes: 0 ok; 1 unexpected error; 2 bad command line, invalid_argument or missing "
     "--yes/--confirm; "
     "3 workspace_not_found; 4 workspace_exists; 5 name_reserved; 6 invalid_retention; "
-    "7 operation_not_allowed; 8 workspace_not_stopped; 9 precondition_failed; "
+    "7 operation_not_allowed (and workspace_held); 8 workspace_not_stopped; 9 precondition_failed; "
     "10 permission_denied; 11 policy_error; 12 storage_error, engine_closed or an unusable "
     "database file; 130 interrupted."
 )
@@ -90,6 +90,13 @@ class OutputFormat(str, enum.Enum):
     json = "json"
 
 
+class IfDeleted(str, enum.Enum):
+    """What a create does when a soft-deleted workspace holds the name."""
+    fail = "fail"
+    recover = "recover"
+    purge = "purge"
+
+
 # ------------------------------------------------------------------ shared options
 
 DbOption = Annotated[str, typer.Option(
@@ -107,6 +114,8 @@ NameOption = Annotated[str, typer.Option("--name", "-n", help="Workspace name.")
 OutputOption = Annotated[OutputFormat, typer.Option(
     "--output", "-o", case_sensitive=False, help="table (for people) or json (for scripts).")]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Consent to a destructive action.")]
+ConfirmOption = Annotated[str | None, typer.Option(
+    "--confirm", metavar="NAME", help="Type the workspace name to consent.")]
 OrganizationOption = Annotated[str, typer.Option(
     "--organization", help="Organization (subscription) id.")]
 
@@ -204,6 +213,17 @@ def _iso(value: datetime | None) -> str:
     return "-" if value is None else isoformat_z(value)
 
 
+def _parse_time(text: str, option: str) -> datetime:
+    """An ISO 8601 time with a UTC offset (``Z`` or ``+01:00``); anything else exits 2."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        _fail(f"{option} {text!r} is not an ISO 8601 time; e.g. 2026-03-01T00:00:00Z", EXIT_USAGE)
+    if when.utcoffset() is None:
+        _fail(f"{option} {text!r} has no UTC offset; add Z (UTC) or e.g. +01:00", EXIT_USAGE)
+    return when
+
+
 def _kinds(kinds: Sequence[str]) -> str:
     return ", ".join(kinds) if kinds else "-"
 
@@ -232,6 +252,8 @@ def _show_workspace(ws: rb.Workspace, output: OutputFormat, title: str) -> None:
                      ("subscription", model.subscription_id),
                      ("resource group", model.resource_group), ("state", model.state),
                      ("retention days", str(model.soft_delete_retention_days)),
+                     ("purge protection", "on" if model.purge_protection else "off"),
+                     ("auto-delete at", _iso(model.auto_delete_at)),
                      ("components", components)])
 
 
@@ -279,16 +301,35 @@ def workspace_create(
     standalone_component: Annotated[list[str] | None, typer.Option(
         "--standalone-component", help="KIND=REF created on its own (always preserved), "
                                        "repeatable.")] = None,
+    purge_protection: Annotated[bool | None, typer.Option(
+        "--purge-protection/--no-purge-protection",
+        help="Turn purge protection on, for good (default: the policy's).")] = None,
+    if_deleted: Annotated[IfDeleted, typer.Option(
+        "--if-deleted", case_sensitive=False,
+        help="When a soft-deleted workspace holds the name: fail, recover it, or purge it "
+             "first (purge needs --yes).")] = IfDeleted.fail,
+    auto_delete_at: Annotated[str | None, typer.Option(
+        "--auto-delete-at", metavar="WHEN",
+        help="ISO 8601 time with a UTC offset (e.g. 2026-03-01T00:00:00Z) when the reaper "
+             "deletes it (default: the policy's auto_delete.after_days, or never).")] = None,
+    yes: YesOption = False,
     *, engine_options: EngineOptions,
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Create a workspace."""
     components = (_components(component or [], False)
                   + _components(standalone_component or [], True))
+    mode = if_deleted
+    if mode is IfDeleted.purge and not yes:
+        _fail(f"refusing: --if-deleted purge purges the soft-deleted {name!r} for good; pass "
+              "--yes to go on", EXIT_USAGE)
+    when = _parse_time(auto_delete_at, "--auto-delete-at") if auto_delete_at is not None else None
     with engine_options.open() as engine:
         ws = rb.Workspace.create(subscription, resource_group, name,
                                  soft_delete_retention_days=retention_days, cmk_encrypted=cmk,
-                                 components=components, engine=engine)
+                                 components=components, engine=engine,
+                                 purge_protection=purge_protection, if_deleted=mode.value,
+                                 auto_delete_at=when)
         _show_workspace(ws, output, f"Created workspace {name}")
 
 
@@ -384,11 +425,12 @@ def workspace_list_deleted(
         table = Table(title=f"Deleted workspaces in {subscription}"
                             + (f"/{resource_group}" if resource_group else ""),
                       title_justify="left")
-        for column in ("name", "resource group", "deleted at", "purge at", "purge in", "id"):
+        for column in ("name", "resource group", "deleted at", "purge at", "purge in", "hold", "id"):
             table.add_column(column, no_wrap=column != "id", overflow="fold")
         for item in page:
             table.add_row(item.name, item.resource_group, _iso(item.deleted_at),
-                          _iso(item.purge_at), format_countdown(item.time_to_purge), item.id)
+                          _iso(item.purge_at), format_countdown(item.time_to_purge),
+                          "held" if item.held else "-", item.id)
         console = _console()
         console.print(table)
         if not page:
@@ -414,7 +456,8 @@ def workspace_show_deleted(
             ("id", item.id), ("name", item.name), ("subscription", item.subscription_id),
             ("resource group", item.resource_group), ("deleted at", _iso(item.deleted_at)),
             ("purge at", f"{_iso(item.purge_at)} (in {format_countdown(item.time_to_purge)})"),
-            ("retention days", str(item.retention_days)), ("retained", _kinds(item.retained))])
+            ("retention days", str(item.retention_days)), ("retained", _kinds(item.retained)),
+            ("legal hold", "held" if item.held else "none")])
 
 
 @workspace_app.command("recover")
@@ -440,8 +483,7 @@ def workspace_recover(
 @_with_engine_options
 def workspace_purge(
     subscription: SubscriptionOption, resource_group: GroupOption, name: NameOption,
-    confirm: Annotated[str | None, typer.Option(
-        "--confirm", metavar="NAME", help="Type the workspace name to consent.")] = None,
+    confirm: ConfirmOption = None,
     yes: YesOption = False,
     *, engine_options: EngineOptions,
     output: OutputOption = OutputFormat.table,
@@ -478,6 +520,157 @@ def workspace_revoke(
     with engine_options.open() as engine:
         rb.Workspace.get(name, subscription, resource_group, engine=engine).revoke(member)
         _console().print(f"Revoked {member} on {name}")
+
+
+# ---------------------------------------------------------------------- protections
+
+DeletedFlag = Annotated[bool, typer.Option(
+    "--deleted", help="The workspace is in the recycle bin (soft-deleted), not live.")]
+
+
+def _workspace_id(engine: rb.Engine, subscription: str, resource_group: str, name: str,
+                  deleted: bool) -> str:
+    if deleted:
+        return rb.Workspace.get_deleted(name, subscription, resource_group, engine=engine).id
+    return rb.Workspace.get(name, subscription, resource_group, engine=engine).id
+
+
+def _show_guards(guards: Sequence[rb.Hold | rb.Lien], output: OutputFormat, title: str) -> None:
+    models = [wire.HoldModel.model_validate(g) if isinstance(g, rb.Hold)
+              else wire.LienModel.model_validate(g) for g in guards]
+    if output is OutputFormat.json:
+        _print_json([m.model_dump(mode="json") for m in models])
+        return
+    table = Table(title=title, title_justify="left")
+    for column in ("kind", "id", "origin", "reason", "by", "since"):
+        table.add_column(column, overflow="fold")
+    for g in guards:
+        if isinstance(g, rb.Hold):
+            table.add_row("hold", g.id, "-", g.reason, g.placed_by or "(platform)", _iso(g.placed_at))
+        else:
+            table.add_row("lien", g.id, g.origin, g.reason, "-", _iso(g.created_at))
+    _console().print(table)
+    if not guards:
+        _console().print("(none)")
+
+
+@workspace_app.command("hold")
+@_with_engine_options
+def workspace_hold(
+    subscription: SubscriptionOption, resource_group: GroupOption, name: NameOption,
+    reason: Annotated[str, typer.Option("--reason", help="Why it must be kept (shown in every "
+                                                         "refusal it causes).")],
+    deleted: DeletedFlag = False,
+    *, engine_options: EngineOptions,
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """Place a legal hold: nothing destroys the workspace (permanent delete, purge, expiry)
+    until it is released; soft delete and recover still work."""
+    with engine_options.open() as engine:
+        hold = engine.place_hold(_workspace_id(engine, subscription, resource_group, name, deleted),
+                                 reason)
+        _show_guards([hold], output, f"Placed a legal hold on {name}")
+
+
+@workspace_app.command("release-hold")
+@_with_engine_options
+def workspace_release_hold(
+    hold_id: Annotated[str, typer.Option("--hold-id", help="The hold's id (see holds).")],
+    *, engine_options: EngineOptions,
+) -> None:
+    """Release a legal hold. A workspace past its purge date whose last hold goes expires at
+    once."""
+    with engine_options.open() as engine:
+        engine.release_hold(hold_id)
+        _console().print(f"Released hold {hold_id}")
+
+
+@workspace_app.command("protections")
+@_with_engine_options
+def workspace_protections(
+    subscription: SubscriptionOption, resource_group: GroupOption, name: NameOption,
+    deleted: DeletedFlag = False,
+    *, engine_options: EngineOptions,
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """List a workspace's legal holds and liens, oldest first."""
+    with engine_options.open() as engine:
+        workspace_id = _workspace_id(engine, subscription, resource_group, name, deleted)
+        holds, liens = engine.holds(workspace_id), engine.liens(workspace_id)
+        if output is OutputFormat.json:
+            _print_json({"holds": [wire.HoldModel.model_validate(h).model_dump(mode="json") for h in holds],
+                         "liens": [wire.LienModel.model_validate(lien).model_dump(mode="json")
+                                   for lien in liens]})
+            return
+        _show_guards([*holds, *liens], output, f"Legal holds and liens of {name}")
+
+
+@workspace_app.command("lien")
+@_with_engine_options
+def workspace_lien(
+    subscription: SubscriptionOption, resource_group: GroupOption, name: NameOption,
+    origin: Annotated[str, typer.Option("--origin", help="Who needs the workspace kept, "
+                                                         "e.g. billing-service.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why.")],
+    *, engine_options: EngineOptions,
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """Add a lien: every delete of the workspace is refused until it is removed."""
+    with engine_options.open() as engine:
+        lien = engine.add_lien(_workspace_id(engine, subscription, resource_group, name, False),
+                               origin, reason)
+        _show_guards([lien], output, f"Added a lien to {name}")
+
+
+@workspace_app.command("unlien")
+@_with_engine_options
+def workspace_unlien(
+    lien_id: Annotated[str, typer.Option("--lien-id", help="The lien's id (see liens).")],
+    *, engine_options: EngineOptions,
+) -> None:
+    """Remove a lien."""
+    with engine_options.open() as engine:
+        engine.remove_lien(lien_id)
+        _console().print(f"Removed lien {lien_id}")
+
+
+@workspace_app.command("protect")
+@_with_engine_options
+def workspace_protect(
+    subscription: SubscriptionOption, resource_group: GroupOption, name: NameOption,
+    confirm: ConfirmOption = None,
+    yes: YesOption = False,
+    *, engine_options: EngineOptions,
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """Turn purge protection on, for good: every delete is soft, and nothing purges the
+    workspace before its purge date. It cannot be turned off."""
+    _require_consent(yes, confirm, name, "purge-protected for good")
+    with engine_options.open() as engine:
+        ws = rb.Workspace.get(name, subscription, resource_group, engine=engine)
+        ws.enable_purge_protection()
+        _show_workspace(ws, output, f"Purge protection is on for {name}")
+
+
+@workspace_app.command("auto-delete")
+@_with_engine_options
+def workspace_auto_delete(
+    subscription: SubscriptionOption, resource_group: GroupOption, name: NameOption,
+    at: Annotated[str | None, typer.Option(
+        "--at", metavar="WHEN", help="ISO 8601 time with a UTC offset, e.g. "
+                                     "2026-03-01T00:00:00Z.")] = None,
+    never: Annotated[bool, typer.Option("--never", help="Cancel the auto-deletion.")] = False,
+    *, engine_options: EngineOptions,
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """Set (--at) or cancel (--never) when the reaper deletes the workspace."""
+    if (at is None) == (not never):
+        _fail("give exactly one of --at WHEN or --never", EXIT_USAGE)
+    when = None if never else _parse_time(at or "", "--at")
+    with engine_options.open() as engine:
+        ws = rb.Workspace.get(name, subscription, resource_group, engine=engine)
+        ws.set_auto_delete(when)
+        _show_workspace(ws, output, f"Auto-deletion of {name}")
 
 
 # ----------------------------------------------------------------------------- admin
@@ -706,7 +899,8 @@ def purge_expired(
     *, engine_options: EngineOptions,
     output: OutputOption = OutputFormat.table,
 ) -> None:
-    """Purge every workspace whose retention has ended (and due orphans)."""
+    """Purge every workspace whose retention has ended (and due orphans), and delete the
+    live ones whose auto-deletion time has come."""
     if not yes:
         _fail("refusing: expired workspaces would be purged for good; pass --yes to go on",
               EXIT_USAGE)
@@ -724,13 +918,23 @@ def purge_expired(
         console = _console()
         if not report.purged:
             console.print("Purged 0 workspace(s): nothing has expired")
-            return
-        table = Table(title=f"Purged {len(report.purged)} workspace(s)", title_justify="left")
-        for column in ("subscription", "resource group", "name"):
-            table.add_column(column, overflow="fold")
-        for s, g, n in report.purged:
-            table.add_row(s, g, n)
-        console.print(table)
+        else:
+            table = Table(title=f"Purged {len(report.purged)} workspace(s)", title_justify="left")
+            for column in ("subscription", "resource group", "name"):
+                table.add_column(column, overflow="fold")
+            for s, g, n in report.purged:
+                table.add_row(s, g, n)
+            console.print(table)
+        if report.auto_deleted or report.auto_delete_refused:
+            table = Table(title=f"Auto-deleted {len(report.auto_deleted)} workspace(s), "
+                                f"{len(report.auto_delete_refused)} refused", title_justify="left")
+            for column in ("subscription", "resource group", "name", "outcome"):
+                table.add_column(column, overflow="fold")
+            for s, g, n in report.auto_deleted:
+                table.add_row(s, g, n, "deleted")
+            for s, g, n, code in report.auto_delete_refused:
+                table.add_row(s, g, n, f"refused: {code} (stays live)")
+            console.print(table)
         console.print(f"{len(report.cleanup)} cleanup task(s) queued")
 
 

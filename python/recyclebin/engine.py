@@ -13,7 +13,7 @@ from . import _core
 from ._core import InvalidArgument, NotFound
 from .clock import ManualClock
 from .models import Principal, _core_principal, _require_str
-from .policy import Policy
+from .policy import Policy, resolve_policy
 from .results import (
     AuditRecord,
     CleanupTask,
@@ -32,7 +32,6 @@ __all__ = ["Engine", "FactsProvider", "get_default_engine", "set_default_engine"
 FactsProvider = Callable[["Workspace"], Mapping[str, int]]
 """``fn(workspace) -> {"running_jobs": 0, "active_sessions": 1}``: what the platform knows."""
 
-_POLICY_SUFFIXES = (".yaml", ".yml")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _URI_PASSWORD = re.compile(r"^(postgres(?:ql)?://[^:/@?]*:)[^/?]*@")
 
@@ -40,21 +39,6 @@ _URI_PASSWORD = re.compile(r"^(postgres(?:ql)?://[^:/@?]*:)[^/?]*@")
 def _without_password(location: str) -> str:
     """``location`` with a PostgreSQL URI's password replaced by ``***`` (for reprs and logs)."""
     return _URI_PASSWORD.sub(r"\1***@", location)
-
-
-def _resolve_policy(policy: str | os.PathLike[str] | Policy) -> Policy:
-    if isinstance(policy, Policy):
-        return policy
-    if isinstance(policy, os.PathLike):
-        return Policy.load(policy)
-    if isinstance(policy, str):
-        if "/" not in policy and not policy.endswith(_POLICY_SUFFIXES):
-            return Policy.builtin(policy)
-        return Policy.load(policy)
-    raise TypeError(
-        "policy must be a built-in policy name, a path to a YAML file or an rb.Policy, "
-        f"not {type(policy).__name__}"
-    )
 
 
 class Engine:
@@ -98,7 +82,7 @@ class Engine:
         if not isinstance(location, (str, os.PathLike)):
             raise TypeError(f"location must be a str or a path, not {type(location).__name__}")
         location_text = os.fspath(location)
-        resolved = _resolve_policy(policy)
+        resolved = resolve_policy(policy)
         if clock is not None and not isinstance(clock, ManualClock):
             raise TypeError(f"clock must be an rb.ManualClock or None, not {type(clock).__name__}")
         core = _core.Engine.open(location_text, resolved._core, None if clock is None else clock._core)

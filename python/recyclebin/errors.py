@@ -63,28 +63,10 @@ __all__ = [
     "error_class",
 ]
 
-_BY_CODE: dict[str, type[RecycleBinError]] = {
-    cls.code: cls
-    for cls in (
-        EngineClosed,
-        InvalidArgument,
-        InvalidRetention,
-        NameReserved,
-        NotFound,
-        OperationNotAllowed,
-        PermissionDenied,
-        PolicyError,
-        PreconditionFailed,
-        StorageError,
-        WorkspaceExists,
-        WorkspaceHeld,
-        WorkspaceNotFound,
-        WorkspaceNotStopped,
-    )
-}
-
-
 def error_class(code: str) -> type[RecycleBinError]:
     """The exception class for an error code (e.g. from a REST answer); unknown codes give
     :class:`RecycleBinError`."""
-    return _BY_CODE.get(code, RecycleBinError)
+    from .codes import error_codes  # codes imports this module: look it up when asked
+
+    entry = error_codes().get(code)
+    return entry.error_class if entry is not None else RecycleBinError

@@ -40,7 +40,7 @@ from fastapi.security import HTTPBearer
 
 import recyclebin as rb
 from recyclebin.auth import Authenticator, require_platform, subscription_caller
-from recyclebin.rest import compat, operations, recycle_bin, rules, workspaces
+from recyclebin.rest import compat, operations, protections, recycle_bin, rules, workspaces
 from recyclebin.rest.common import RouterContext
 from recyclebin.rest.errors import (
     ERROR_RESPONSES,
@@ -71,6 +71,7 @@ AREAS: tuple[Callable[[APIRouter, RouterContext], None], ...] = (
     workspaces.add_routes,
     rules.add_routes,
     recycle_bin.add_routes,
+    protections.add_routes,
     operations.add_routes,
     compat.add_routes,
 )

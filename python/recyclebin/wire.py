@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -34,6 +35,7 @@ from recyclebin.results import isoformat_z
 
 __all__ = [
     "AuditRecordModel",
+    "AutoDeleteBody",
     "CallerModel",
     "CleanupClaimBody",
     "CleanupFailBody",
@@ -48,12 +50,17 @@ __all__ = [
     "ErrorResponse",
     "FieldErrorModel",
     "GrantBody",
+    "HoldBody",
+    "HoldModel",
+    "LienBody",
+    "LienModel",
     "PermanentDeleteRulesModel",
     "PolicyRulesModel",
     "PreconditionRulesModel",
     "PurgeReportModel",
     "PurgedWorkspaceModel",
     "RecoverResultModel",
+    "RefusedAutoDeleteModel",
     "RetentionRulesModel",
     "SoftDeleteRulesModel",
     "UtcDatetime",
@@ -141,6 +148,17 @@ class WorkspaceCreate(WireModel):
     cmk_encrypted: StrictBool = Field(default=False,
                                       description="Customer-managed keys: always hard-deleted.")
     components: list[ComponentModel] = Field(default_factory=list)
+    purge_protection: StrictBool | None = Field(
+        default=None, description="Turn purge protection on (irreversible); omitted: the "
+                                  "policy's `purge_protection.default`.")
+    if_deleted: Literal["fail", "recover", "purge"] = Field(
+        default="fail", description="When a soft-deleted workspace holds the name: `fail` "
+        "(409 `name_reserved`), `recover` it (the one in this resource group, with its own "
+        "settings), or `purge` it and then create, in one transaction.")
+    auto_delete_at: AwareDatetime | None = Field(
+        default=None, description="When the reaper deletes it (ISO 8601 with a UTC offset); "
+                                  "omitted: created + the policy's `auto_delete.after_days`, "
+                                  "or never.")
 
 
 class WorkspaceModel(_Answer):
@@ -151,6 +169,10 @@ class WorkspaceModel(_Answer):
     soft_delete_retention_days: int
     state: PlainText = Field(description="`running` or `stopped`.")
     components: list[ComponentModel]
+    purge_protection: bool = Field(description="On for good: every delete is soft, and nothing "
+                                               "purges it before its purge date.")
+    auto_delete_at: UtcDatetime | None = Field(description="When the reaper deletes it, or "
+                                                           "`null`.")
 
 
 class _Page(WireModel):
@@ -214,6 +236,8 @@ class DeletedWorkspaceModel(_Answer):
     purge_at: UtcDatetime
     retention_days: int
     retained: list[str]
+    held: bool = Field(description="A legal hold keeps it in the recycle bin, past its purge "
+                                   "date too.")
 
 
 class DeletedPageModel(_Page):
@@ -243,11 +267,64 @@ class PurgedWorkspaceModel(_Answer):
         return value
 
 
+class RefusedAutoDeleteModel(_Answer):
+    subscription_id: str
+    resource_group: str
+    name: str
+    code: str = Field(description="The refusal's error code, e.g. `precondition_failed`.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_tuple(cls, value: Any) -> Any:
+        # A purge report names each as (subscription_id, resource_group, name, code).
+        if isinstance(value, tuple):
+            return dict(zip(("subscription_id", "resource_group", "name", "code"), value, strict=True))
+        return value
+
+
 class PurgeReportModel(_Answer):
     purged: list[PurgedWorkspaceModel]
     cleanup: list[CleanupTaskModel]
     dry_run: bool = Field(default=False, description="`true`: what the purge would remove; "
                           "nothing was changed (cleanup tasks have `id` 0).")
+    auto_deleted: list[PurgedWorkspaceModel] = Field(
+        description="Live workspaces whose auto-deletion time had come, deleted.")
+    auto_delete_refused: list[RefusedAutoDeleteModel] = Field(
+        description="Those the policy's checks refused: they stay live.")
+
+
+# ------------------------------------------------------------------- protections
+
+class HoldModel(_Answer):
+    id: str
+    workspace_id: str
+    reason: str
+    placed_by: str | None = Field(description="`null`: the platform.")
+    placed_at: UtcDatetime
+
+
+class LienModel(_Answer):
+    id: str
+    workspace_id: str
+    origin: str = Field(description="Who needs the workspace kept, e.g. `billing-service`.")
+    reason: str
+    created_at: UtcDatetime
+
+
+class HoldBody(WireModel):
+    """A legal hold: stops destruction (not soft delete) until released."""
+    reason: StrictStr = Field(min_length=1, max_length=4096)
+
+
+class LienBody(WireModel):
+    """A lien: stops every delete of a live workspace until removed."""
+    origin: StrictStr = Field(min_length=1, max_length=4096)
+    reason: StrictStr = Field(min_length=1, max_length=4096)
+
+
+class AutoDeleteBody(WireModel):
+    """When the reaper deletes the workspace; `null` cancels."""
+    at: AwareDatetime | None = Field(description="ISO 8601 with a UTC offset, or `null`.")
 
 
 class CleanupClaimBody(WireModel):

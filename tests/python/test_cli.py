@@ -348,7 +348,8 @@ def test_purge_expired_with_a_progress_bar(tmp_path: Path) -> None:
     assert "1 cleanup task(s) queued" in result.stdout
     assert "Purging expired workspaces" in result.stderr and "1/1" in result.stderr
     again = run_cli(["purge-expired", "--db", str(db), "--yes", "-o", "json"])
-    assert json.loads(again.stdout) == {"purged": [], "cleanup": []}
+    assert json.loads(again.stdout) == {"purged": [], "cleanup": [],  # version 2: auto-deletion
+                                        "auto_deleted": [], "auto_delete_refused": []}
 
 
 # ----------------------------------------------------------------------------- policy

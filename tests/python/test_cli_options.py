@@ -16,7 +16,8 @@ from recyclebin import cli
 ENGINE_COMMANDS = {
     ("workspace", name) for name in ("create", "show", "stop", "start", "delete",
                                      "list-deleted", "show-deleted", "recover", "purge",
-                                     "grant", "revoke")
+                                     "grant", "revoke", "hold", "release-hold", "lien",
+                                     "unlien", "protections", "protect", "auto-delete")
 } | {("admin", name) for name in ("list-deletable", "delete-realm", "cleanup-tasks",
                                   "complete-cleanup")} | {("purge-expired",), ("serve",)}
 

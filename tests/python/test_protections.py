@@ -5,7 +5,7 @@ set on a manual clock, at the exact boundaries (one microsecond either side)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -695,3 +695,23 @@ def test_policy_key_errors_point_at_the_value(text: str, message: str) -> None:
     with pytest.raises(rb.PolicyError) as error:
         rb.Policy.from_yaml("version: 1\nname: p\n" + text + "\n")
     assert str(error.value).startswith(message), str(error.value)
+
+
+def test_check_order_batch_before_the_hold_and_protection_before_retention(make_engine: MakeEngine,
+                                                                          clock: rb.ManualClock) -> None:
+    engine = make_engine()
+    a, b = create(engine, "a"), create(engine, "b")
+    engine.place_hold(b.id, "h")
+    with pytest.raises(rb.OperationNotAllowed, match="one workspace at a time") as batch:
+        rb.Workspace.delete_many([a, b], permanently_delete=True, engine=engine)
+    assert not isinstance(batch.value, rb.WorkspaceHeld)
+    with pytest.raises(rb.WorkspaceHeld):  # alone, the hold is what refuses
+        rb.Workspace.delete_many([b], permanently_delete=True, engine=engine)
+    # A purge date that cannot be written (retention) is checked after purge protection.
+    far = make_engine(retention={"default_days": 36_500, "min_days": 1, "max_days": 36_500})
+    clock.set(datetime(9950, 1, 1, tzinfo=timezone.utc))
+    ws = create(far, "far", purge_protection=True)
+    with pytest.raises(rb.OperationNotAllowed, match="purge protection"):
+        ws.delete(permanently_delete=True)
+    with pytest.raises(rb.InvalidArgument, match="purge date"):
+        ws.delete()

@@ -434,7 +434,8 @@ def test_list_live_pages_by_group_then_name(api: Api) -> None:
     assert seen == [("rg-a", "b"), ("rg-a", "z"), ("rg-b", "a")]  # never the soft-deleted one
     assert page["next_cursor"] is None and page["next_link"] is None
     assert set(page["value"][0]) == {"id", "name", "subscription_id", "resource_group",
-                                     "soft_delete_retention_days", "state", "components"}
+                                     "soft_delete_retention_days", "state", "components",
+                                     "purge_protection", "auto_delete_at"}  # v2: protections
     group = api.request("GET", f"/subscriptions/{SUB}/resourceGroups/rg-b/workspaces").json()
     assert [w["name"] for w in group["value"]] == ["a"]
     other = api.request("GET", "/subscriptions/other/workspaces").json()
@@ -469,7 +470,7 @@ def test_list_deleted_by_subscription_pages_newest_first(api: Api,
     assert page["next_cursor"] is None and page["next_link"] is None
     item = page["value"][-1]
     assert set(item) == {"id", "name", "subscription_id", "resource_group", "deleted_at",
-                         "purge_at", "retention_days", "retained"}
+                         "purge_at", "retention_days", "retained", "held"}  # v2: legal holds
     assert ISO_Z.match(item["deleted_at"]) and ISO_Z.match(item["purge_at"])
 
 
@@ -637,7 +638,8 @@ def test_purge_expired_route(api: Api, clock: rb.ManualClock) -> None:
                components=[{"kind": "notebooks", "ref": "nb-1"}])
     api.delete("ws1")
     assert api.request("POST", "/purgeExpired").json() == {"purged": [], "cleanup": [],
-                                                            "dry_run": False}
+                                                            "dry_run": False, "auto_deleted": [],
+                                                            "auto_delete_refused": []}
     clock.advance(timedelta(days=2))
     assert_error(api.request("POST", "/purgeExpired", ADMIN), 403, "permission_denied")
     report = api.request("POST", "/purgeExpired").json()
@@ -665,7 +667,7 @@ def test_purge_expired_dry_run_route(api: Api, clock: rb.ManualClock) -> None:
     assert report["dry_run"] is False and report["purged"] == plan["purged"]
     assert [t["ref"] for t in report["cleanup"]] == ["nb-1"]
     assert api.request("POST", "/purgeExpired", params={"dry_run": "true"}).json() == {
-        "purged": [], "cleanup": [], "dry_run": True}
+        "purged": [], "cleanup": [], "dry_run": True, "auto_deleted": [], "auto_delete_refused": []}
 
 
 # ------------------------------------------------------------- rules and caller (v2)
@@ -828,7 +830,9 @@ def _all_routes(api: Api) -> list[APIRoute]:
 def test_every_route_refuses_a_missing_or_wrong_token(api: Api) -> None:
     api.create("x")  # something to read, were the auth check missing
     routes = _all_routes(api)
-    assert len(routes) == 25  # 19 + the live listings, cleanup claim and fail, policy and me (v2)
+    # 19 + the live listings, cleanup claim and fail, policy and me (v2), and the
+    # protections' 11 (holds live and in the bin, liens, purge protection, auto-delete)
+    assert len(routes) == 36
     for route in routes:
         method, path = _example_request(route)
         for headers in ({}, {"Authorization": "Bearer nope"},
@@ -985,8 +989,8 @@ def test_openapi_describes_every_route_parameter_and_error(api: Api) -> None:
     schema = api.client.get("/openapi.json").json()
     operations = [(path, method, op) for path, ops in schema["paths"].items()
                   for method, op in ops.items()]
-    # 19 + the live listings, cleanup claim and fail, policy and me (v2)
-    assert len(operations) == len(_all_routes(api)) == 25
+    # 19 + the live listings, cleanup claim and fail, policy and me (v2), and the protections
+    assert len(operations) == len(_all_routes(api)) == 36
     assert "ErrorResponse" in schema["components"]["schemas"]
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     for path, method, op in operations:

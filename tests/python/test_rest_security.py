@@ -133,6 +133,7 @@ def _subscription_routes(app: FastAPI) -> list[tuple[str, str]]:
 def _fill(template: str, name: str, workspace_id: str) -> str:
     values = {"subscription_id": SUB, "resource_group": RG, "name": name,
               "principal_id": "eve", "workspace_id": workspace_id,
+              "hold_id": "hold-0", "lien_id": "lien-0",  # version 2: protections
               # the ARM routes' linked resources (a workspace's storage account, ...)
               "namespace": "Microsoft.Storage", "resource_type": "storageAccounts",
               "resource_name": name}
@@ -142,6 +143,11 @@ def _fill(template: str, name: str, workspace_id: str) -> str:
 def _body(method: str, template: str) -> Any:
     if template.endswith("/members/{principal_id}") and method == "PUT":
         return {"role": "owner"}
+    bodies = {"/holds": {"reason": "eve's"}, "/liens": {"origin": "eve", "reason": "eve's"},
+              "/autoDelete": {"at": None}}
+    for suffix, body in bodies.items():
+        if template.endswith(suffix) and method in ("POST", "PUT"):
+            return body
     return None
 
 

@@ -55,7 +55,8 @@ def test_models_read_off_real_results(engine: rb.Engine) -> None:
                      "resource_group": "rg-1", "soft_delete_retention_days":
                      ws.soft_delete_retention_days, "state": "running",
                      "components": [{"kind": "notebooks", "ref": "nb-1", "standalone": False},
-                                    {"kind": "volume", "ref": "vol-1", "standalone": True}]}
+                                    {"kind": "volume", "ref": "vol-1", "standalone": True}],
+                     "purge_protection": False, "auto_delete_at": None}
     deleted = ws.delete()
     body = wire.DeleteResultModel.model_validate(deleted).model_dump(mode="json")
     assert body["deleted_at"] == isoformat_z(deleted.deleted_at)

@@ -25,6 +25,7 @@ __all__ = [
     "PurgeBefore",
     "RouterContext",
     "Subscription",
+    "live_workspace",
     "next_link",
     "pick",
 ]
@@ -64,6 +65,29 @@ class RouterContext:
     def tagged(self, *names: str) -> list[str | enum.Enum]:
         """A route's tags: its area's ``names``, then the extra tags."""
         return [*names, *self.tags]
+
+
+def live_workspace(context: RouterContext, subscription_id: str, resource_group: str, name: str,
+                   caller: "rb.Principal | None") -> rb.Workspace:
+    """The live workspace, or a 409 naming recover and purge when it is in the bin."""
+    try:
+        return rb.Workspace.get(name, subscription_id, resource_group,
+                                principal=caller, engine=context.engine)
+    except rb.WorkspaceNotFound:
+        in_bin = True
+        try:
+            rb.Workspace.get_deleted(name, subscription_id, resource_group,
+                                     principal=caller, engine=context.engine)
+        except rb.RecycleBinError:
+            in_bin = False
+        if not in_bin:
+            raise
+    in_bin_path = DELETED_PATH.format(subscription_id=subscription_id,
+                                      resource_group=resource_group, name=name)
+    raise ApiError(
+        409, "operation_not_allowed",
+        f"workspace {name!r} is soft-deleted: only recover (POST {in_bin_path}/recover) "
+        f"and purge (DELETE {in_bin_path}) work on it")
 
 
 def next_link(request: Request, next_cursor: str | None, limit: int) -> str | None:

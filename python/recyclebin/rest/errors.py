@@ -167,8 +167,8 @@ def _conflict_codes() -> str:
 
 
 E409 = error_doc(409, _conflict_codes() + ".")
-E412 = error_doc(412, "`precondition_failed`: confirm_name missing or different, or a "
-                      "blocker fact above zero.")
+E412 = error_doc(412, "`precondition_failed`: the workspace has a lien, confirm_name is "
+                      "missing or different, or a blocker fact is above zero.")
 #: The errors any route of this package can answer, for ``APIRouter(responses=...)``.
 ERROR_RESPONSES: ResponseDocs = {
     **E400,

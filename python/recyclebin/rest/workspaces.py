@@ -9,7 +9,6 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, st
 
 import recyclebin as rb
 from recyclebin.rest.common import (
-    DELETED_PATH,
     WS_PATH,
     Cursor,
     Group,
@@ -17,6 +16,7 @@ from recyclebin.rest.common import (
     Name,
     RouterContext,
     Subscription,
+    live_workspace,
     next_link,
     pick,
 )
@@ -26,7 +26,6 @@ from recyclebin.rest.errors import (
     E404_WS,
     E409,
     E412,
-    ApiError,
     e400,
     responses,
 )
@@ -48,25 +47,7 @@ def add_routes(routes: APIRouter, context: RouterContext) -> None:
 
     def live(subscription_id: str, resource_group: str, name: str,
              caller: "rb.Principal | None") -> rb.Workspace:
-        """The live workspace, or a 409 naming recover and purge when it is in the bin."""
-        try:
-            return rb.Workspace.get(name, subscription_id, resource_group,
-                                    principal=caller, engine=context.engine)
-        except rb.WorkspaceNotFound:
-            in_bin = True
-            try:
-                rb.Workspace.get_deleted(name, subscription_id, resource_group,
-                                         principal=caller, engine=context.engine)
-            except rb.RecycleBinError:
-                in_bin = False
-            if not in_bin:
-                raise
-        in_bin_path = DELETED_PATH.format(subscription_id=subscription_id,
-                                          resource_group=resource_group, name=name)
-        raise ApiError(
-            409, "operation_not_allowed",
-            f"workspace {name!r} is soft-deleted: only recover (POST {in_bin_path}/recover) "
-            f"and purge (DELETE {in_bin_path}) work on it")
+        return live_workspace(context, subscription_id, resource_group, name, caller)
 
     def live_page(request: Request, subscription_id: str, resource_group: str | None,
                   limit: int, cursor: str | None, caller: "rb.Principal | None"
@@ -104,7 +85,9 @@ def add_routes(routes: APIRouter, context: RouterContext) -> None:
                          body: Annotated[WorkspaceCreate | None, Body()] = None
                          ) -> WorkspaceModel:
         """Create a workspace; the caller becomes its `owner`. A name held by a
-        soft-deleted workspace is refused with `name_reserved` until its retention ends."""
+        soft-deleted workspace is refused with `name_reserved` until its retention ends,
+        unless `if_deleted` is `recover` (the holder comes back, with its own settings) or
+        `purge` (the holder is purged first, in the same transaction)."""
         spec = body or WorkspaceCreate()
         ws = rb.Workspace.create(
             subscription_id, resource_group, name,
@@ -112,7 +95,8 @@ def add_routes(routes: APIRouter, context: RouterContext) -> None:
             cmk_encrypted=spec.cmk_encrypted,
             components=[rb.Component(c.kind, c.ref, standalone=c.standalone)
                         for c in spec.components],
-            principal=caller, engine=context.engine)
+            principal=caller, engine=context.engine, purge_protection=spec.purge_protection,
+            if_deleted=spec.if_deleted, auto_delete_at=spec.auto_delete_at)
         return WorkspaceModel.model_validate(ws)
 
     @routes.get(WS_PATH, response_model=WorkspaceModel, tags=context.tagged("workspaces"),
