@@ -123,15 +123,27 @@ Timestamp from_datetime(py::handle value, const char* what) {
                           " is a naive datetime; pass a timezone-aware one, e.g. "
                           "datetime(..., tzinfo=timezone.utc)");
   }
-  py::object utc = value.attr("astimezone")(py::handle(PyDateTime_TimeZone_UTC));
-  PyObject* p = utc.ptr();
+  if (!PyDelta_Check(offset.ptr())) {
+    throw py::type_error(std::string(what) + ": its tzinfo's utcoffset() must be a timedelta");
+  }
+  // The wall-clock fields minus the offset: astimezone(UTC) would overflow for a time whose
+  // UTC value is outside Python's range (year 1 at +14:00, year 9999 at -14:00).
+  PyObject* p = value.ptr();
   const std::int64_t days = days_from_civil(PyDateTime_GET_YEAR(p), PyDateTime_GET_MONTH(p),
                                             PyDateTime_GET_DAY(p));
-  return days * kMicrosPerDay +
-         static_cast<std::int64_t>(PyDateTime_DATE_GET_HOUR(p)) * kMicrosPerHour +
-         static_cast<std::int64_t>(PyDateTime_DATE_GET_MINUTE(p)) * kMicrosPerMinute +
-         static_cast<std::int64_t>(PyDateTime_DATE_GET_SECOND(p)) * kMicrosPerSecond +
-         static_cast<std::int64_t>(PyDateTime_DATE_GET_MICROSECOND(p));
+  const Timestamp t = days * kMicrosPerDay +
+                      static_cast<std::int64_t>(PyDateTime_DATE_GET_HOUR(p)) * kMicrosPerHour +
+                      static_cast<std::int64_t>(PyDateTime_DATE_GET_MINUTE(p)) * kMicrosPerMinute +
+                      static_cast<std::int64_t>(PyDateTime_DATE_GET_SECOND(p)) * kMicrosPerSecond +
+                      static_cast<std::int64_t>(PyDateTime_DATE_GET_MICROSECOND(p)) -
+                      delta_micros(offset.ptr());
+  if (t < kMinTimestamp || t > kMaxTimestamp) {
+    throw Error(ErrorCode::invalid_argument,
+                std::string(what) + " is " + py::str(value).cast<std::string>() +
+                    ", which in UTC is outside the times recyclebin can represent "
+                    "(0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z)");
+  }
+  return t;
 }
 
 std::int64_t from_timedelta(py::handle value, const char* what) {

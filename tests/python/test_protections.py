@@ -536,6 +536,16 @@ def test_auto_delete_of_a_workspace_the_policy_hard_deletes(make_engine: MakeEng
 def test_auto_delete_bad_values(engine: rb.Engine, make_policy: Any) -> None:
     with pytest.raises(ValueError, match="naive"):
         create(engine, auto_delete_at=datetime(2030, 1, 1))
+    ws = create(engine, "edge")
+    # Valid datetimes whose UTC value Python cannot hold: refused, never an OverflowError.
+    for edge in (datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14))),
+                 datetime(9999, 12, 31, 23, 0, tzinfo=timezone(timedelta(hours=-14)))):
+        with pytest.raises(rb.InvalidArgument, match="outside the times recyclebin can represent"):
+            ws.set_auto_delete(edge)
+        with pytest.raises(rb.InvalidArgument, match="outside"):
+            rb.Workspace.list_deleted(SUB, engine=engine, purge_before=edge)
+    ws.set_auto_delete(datetime(1, 1, 1, 14, tzinfo=timezone(timedelta(hours=14))))  # exactly the first
+    assert ws.auto_delete_at == datetime(1, 1, 1, tzinfo=timezone.utc)
     with pytest.raises(TypeError):
         create(engine, auto_delete_at="2030-01-01")  # type: ignore[arg-type]
     for bad in (0, -1, 36_501):

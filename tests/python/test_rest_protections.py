@@ -118,6 +118,8 @@ def test_auto_delete(api: Api, clock: rb.ManualClock) -> None:
     assert_error(api.request("PUT", ws_path("keep") + "/autoDelete", json={"at": "2026-01-02T00:00:00"}),
                  422, "validation_error")  # no UTC offset
     assert_error(api.request("PUT", ws_path("keep") + "/autoDelete", json={}), 422, "validation_error")
+    assert_error(api.request("PUT", ws_path("keep") + "/autoDelete", json={"at": "0001-01-01T00:00:00+14:00"}),
+                 400, "invalid_argument")  # before 0001-01-01 in UTC: refused, never a 500
     clock.set(at - timedelta(microseconds=1))
     assert api.request("POST", "/purgeExpired").json()["auto_deleted"] == []
     clock.set(at)
