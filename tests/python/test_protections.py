@@ -283,6 +283,8 @@ def test_purge_protection_makes_the_bin_the_only_way_out(engine: rb.Engine, cloc
         rb.Workspace.purge(SUB, RG, "ws", engine=engine)
     clock.set(result.purge_at - US)
     assert in_bin(engine)
+    with pytest.raises(rb.OperationNotAllowed, match="purge protection"):
+        rb.Workspace.purge(SUB, RG, "ws", engine=engine)
     assert engine.purge_expired().purged == []
     clock.set(result.purge_at)  # expiry purges it as usual, at exactly purge_at
     assert not in_bin(engine)
