@@ -209,6 +209,10 @@ class PostgresTransaction final : public StoreTransaction {
   void commit() override {
     committing_ = true;
     open_ = false;  // COMMIT ends the transaction whether it succeeds or not
+    if (conn_->deferred()) {
+      conn_->drop_deferred();  // no statement ran: nothing to commit
+      return;
+    }
     conn_->exec("COMMIT");
   }
   bool committing() const { return committing_; }
@@ -217,15 +221,31 @@ class PostgresTransaction final : public StoreTransaction {
   // makes on a row hold until the transaction ends.
 #define RB_LOOKUP(sql) (mode_ == TransactionMode::write ? sql " FOR UPDATE" : sql)
 
+  // A read's point lookups bring the workspace's components in the same statement (one
+  // round trip); the components() call that follows is answered from them.
+#define RB_WITH_COMPONENTS(select)                                                   \
+  "WITH w AS (" select ") SELECT w.*, c.kind, c.ref, c.standalone, c.destroyed, c.position " \
+  "FROM w LEFT JOIN components AS c ON c.workspace_id = w.id ORDER BY c.position"
+
   std::optional<WorkspaceRecord> find_by_id(const std::string& id) override {
+    if (mode_ == TransactionMode::read) {
+      return read_with_components(
+          conn_->exec(RB_WITH_COMPONENTS(RB_SELECT_WORKSPACES "WHERE id = $1"), pg::Params().add(id)));
+    }
     return read_one(conn_->exec(RB_LOOKUP(RB_SELECT_WORKSPACES "WHERE id = $1"), pg::Params().add(id)));
   }
 
   std::optional<WorkspaceRecord> find_live(const std::string& subscription_id, const std::string& resource_group,
                                            const std::string& name) override {
-    return read_one(conn_->exec(RB_LOOKUP(RB_SELECT_WORKSPACES "WHERE group_key = $1 AND deleted_at IS NULL"),
-                                pg::Params().add(group_name_key(subscription_id, resource_group, name))));
+    pg::Params key;
+    key.add(group_name_key(subscription_id, resource_group, name));
+    if (mode_ == TransactionMode::read) {
+      return read_with_components(
+          conn_->exec(RB_WITH_COMPONENTS(RB_SELECT_WORKSPACES "WHERE group_key = $1 AND deleted_at IS NULL"), key));
+    }
+    return read_one(conn_->exec(RB_LOOKUP(RB_SELECT_WORKSPACES "WHERE group_key = $1 AND deleted_at IS NULL"), key));
   }
+#undef RB_WITH_COMPONENTS
 
   std::vector<WorkspaceRecord> find_deleted(const std::string& subscription_id, const std::string& resource_group,
                                             const std::string& name) override {
@@ -308,6 +328,11 @@ class PostgresTransaction final : public StoreTransaction {
   void remove_workspace(const std::string& id) override { remove_workspaces({id}); }
 
   std::vector<StoredComponent> components(const std::string& workspace_id) override {
+    if (loaded_ && loaded_->first == workspace_id) {
+      std::vector<StoredComponent> out = std::move(loaded_->second);
+      loaded_.reset();
+      return out;
+    }
     const auto r = conn_->exec(
         "SELECT kind, ref, standalone, destroyed, position FROM components WHERE workspace_id = $1 ORDER BY position",
         pg::Params().add(workspace_id));
@@ -592,6 +617,20 @@ class PostgresTransaction final : public StoreTransaction {
     return conn_->exec("SELECT 1 FROM cleanup_tasks WHERE id = $1", pg::Params().add(task_id)).rows() > 0;
   }
 
+  /// A workspace row (or none) with one row per component: the workspace's columns, then
+  /// the component's (null when it has none). Keeps the components for components().
+  std::optional<WorkspaceRecord> read_with_components(const pg::Result& r) {
+    if (r.rows() == 0) return std::nullopt;
+    WorkspaceRecord record = read_workspace(r, 0);
+    const int first = r.columns() - 5;  // kind, ref, standalone, destroyed, position
+    std::vector<StoredComponent> components;
+    for (int row = 0; row < r.rows(); ++row) {
+      if (!r.is_null(row, first)) components.push_back(rows::component(RowView{r, row}, first));
+    }
+    loaded_.emplace(record.workspace.id, std::move(components));
+    return record;
+  }
+
   void expect_one(const pg::Result& r, const std::string& id) {
     if (r.affected() != 1) {
       throw Error(ErrorCode::storage_error, "workspace " + id + " vanished during the transaction");
@@ -601,6 +640,7 @@ class PostgresTransaction final : public StoreTransaction {
   PostgresStore& store_;
   std::unique_ptr<pg::Connection> conn_;
   TransactionMode mode_;
+  std::optional<std::pair<std::string, std::vector<StoredComponent>>> loaded_;  // read_with_components
   bool open_ = true;
   bool committing_ = false;
 };
@@ -654,14 +694,10 @@ class PostgresStore final : public Store {
   }
 
  private:
+  /// An idle connection that dropped (a server restart, an idle timeout) connects anew at
+  /// the transaction's first statement (pg::Connection::defer).
   std::unique_ptr<PostgresTransaction> open_transaction(TransactionMode mode) {
-    auto connection = acquire();
-    try {
-      return std::make_unique<PostgresTransaction>(*this, std::move(connection), mode);
-    } catch (const pg::ConnectionLost&) {
-      // An idle connection that dropped (a server restart, an idle timeout): once more, anew.
-      return std::make_unique<PostgresTransaction>(*this, acquire(), mode);
-    }
+    return std::make_unique<PostgresTransaction>(*this, acquire(), mode);
   }
 
   /// The refusal's audit, in a write of its own; its failure is not reported.
@@ -687,23 +723,26 @@ class PostgresStore final : public Store {
   }
 
   std::unique_ptr<pg::Connection> connect() {
-    auto connection = std::make_unique<pg::Connection>(target_);
-    if (schema_.empty()) {
-      const auto r = connection->exec(
+    return std::make_unique<pg::Connection>(target_, [this](pg::Connection& connection) { set_up(connection); });
+  }
+
+  /// A new session's settings (also after a connection reconnected on its own).
+  void set_up(pg::Connection& connection) {
+    if (schema_.empty()) {  // the first session, made by the constructor
+      const auto r = connection.exec(
           "SELECT current_setting('search_path'), current_user, "
           "EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = current_user)",
           pg::Params());
       schema_ = first_schema(r.text(0, 0), r.text(0, 1), r.boolean(0, 2));
     }
     // Every connection works in the one schema (then pg_catalog), with bounded waits.
-    connection->exec(
+    connection.exec(
         "SELECT set_config('search_path', quote_ident($1), false), "
         "set_config('statement_timeout', CASE current_setting('statement_timeout') WHEN '0' THEN $2 "
         "ELSE current_setting('statement_timeout') END, false), "
         "set_config('lock_timeout', CASE current_setting('lock_timeout') WHEN '0' THEN $3 "
         "ELSE current_setting('lock_timeout') END, false)",
         pg::Params().add(schema_).add(kStatementTimeout).add(kLockTimeout));
-    return connection;
   }
 
   std::unique_ptr<pg::Connection> acquire() {
@@ -767,19 +806,17 @@ class PostgresStore final : public Store {
 PostgresTransaction::PostgresTransaction(PostgresStore& store, std::unique_ptr<pg::Connection> connection,
                                          TransactionMode mode)
     : store_(store), conn_(std::move(connection)), mode_(mode) {
-  try {
-    conn_->exec(mode == TransactionMode::write ? "BEGIN ISOLATION LEVEL READ COMMITTED"
-                                               : "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
-  } catch (...) {
-    store_.release(std::move(conn_));
-    throw;
-  }
+  // Sent with the first statement, in its round trip. A read's snapshot is taken by that
+  // statement, as it would be after a BEGIN of its own.
+  conn_->defer(mode == TransactionMode::write ? "BEGIN ISOLATION LEVEL READ COMMITTED"
+                                              : "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
 }
 
 PostgresTransaction::~PostgresTransaction() {
-  if (open_ && conn_->ok()) {
-    PGresult* result = PQexec(conn_->handle(), "ROLLBACK");  // never throws
-    PQclear(result);
+  if (conn_->deferred()) {
+    conn_->drop_deferred();  // no statement ran: there is no transaction to end
+  } else if (open_ && conn_->ok()) {
+    conn_->send_unawaited("ROLLBACK");  // never throws; the server ends the transaction on receipt
   }
   store_.release(std::move(conn_));
 }
