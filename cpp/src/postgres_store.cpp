@@ -18,6 +18,7 @@
 #include <mutex>
 #include <random>
 #include <thread>
+#include <unordered_map>
 
 #include "pg.hpp"
 #include "recyclebin/error.hpp"
@@ -217,20 +218,21 @@ class PostgresTransaction final : public StoreTransaction {
   }
   bool committing() const { return committing_; }
 
+  // A read brings the components of the workspaces it finds in the same statement (one round
+  // trip); components() and components_of() then answer from them. `order` (empty, or ending
+  // in ", ") keeps the rows' order.
+#define RB_WITH_COMPONENTS(select, order)                                                    \
+  "WITH w AS (" select ") SELECT w.*, c.kind, c.ref, c.standalone, c.destroyed, c.position " \
+  "FROM w LEFT JOIN components AS c ON c.workspace_id = w.id ORDER BY " order "c.position"
+
   // In a write, the point lookups lock what they return (FOR UPDATE): the checks the engine
   // makes on a row hold until the transaction ends.
 #define RB_LOOKUP(sql) (mode_ == TransactionMode::write ? sql " FOR UPDATE" : sql)
 
-  // A read's point lookups bring the workspace's components in the same statement (one
-  // round trip); the components() call that follows is answered from them.
-#define RB_WITH_COMPONENTS(select)                                                   \
-  "WITH w AS (" select ") SELECT w.*, c.kind, c.ref, c.standalone, c.destroyed, c.position " \
-  "FROM w LEFT JOIN components AS c ON c.workspace_id = w.id ORDER BY c.position"
-
   std::optional<WorkspaceRecord> find_by_id(const std::string& id) override {
     if (mode_ == TransactionMode::read) {
-      return read_with_components(
-          conn_->exec(RB_WITH_COMPONENTS(RB_SELECT_WORKSPACES "WHERE id = $1"), pg::Params().add(id)));
+      return first_of(read_with_components(
+          conn_->exec(RB_WITH_COMPONENTS(RB_SELECT_WORKSPACES "WHERE id = $1", ""), pg::Params().add(id))));
     }
     return read_one(conn_->exec(RB_LOOKUP(RB_SELECT_WORKSPACES "WHERE id = $1"), pg::Params().add(id)));
   }
@@ -240,12 +242,11 @@ class PostgresTransaction final : public StoreTransaction {
     pg::Params key;
     key.add(group_name_key(subscription_id, resource_group, name));
     if (mode_ == TransactionMode::read) {
-      return read_with_components(
-          conn_->exec(RB_WITH_COMPONENTS(RB_SELECT_WORKSPACES "WHERE group_key = $1 AND deleted_at IS NULL"), key));
+      return first_of(read_with_components(conn_->exec(
+          RB_WITH_COMPONENTS(RB_SELECT_WORKSPACES "WHERE group_key = $1 AND deleted_at IS NULL", ""), key)));
     }
     return read_one(conn_->exec(RB_LOOKUP(RB_SELECT_WORKSPACES "WHERE group_key = $1 AND deleted_at IS NULL"), key));
   }
-#undef RB_WITH_COMPONENTS
 
   std::vector<WorkspaceRecord> find_deleted(const std::string& subscription_id, const std::string& resource_group,
                                             const std::string& name) override {
@@ -328,11 +329,7 @@ class PostgresTransaction final : public StoreTransaction {
   void remove_workspace(const std::string& id) override { remove_workspaces({id}); }
 
   std::vector<StoredComponent> components(const std::string& workspace_id) override {
-    if (loaded_ && loaded_->first == workspace_id) {
-      std::vector<StoredComponent> out = std::move(loaded_->second);
-      loaded_.reset();
-      return out;
-    }
+    if (const auto known = loaded_.find(workspace_id); known != loaded_.end()) return known->second;
     const auto r = conn_->exec(
         "SELECT kind, ref, standalone, destroyed, position FROM components WHERE workspace_id = $1 ORDER BY position",
         pg::Params().add(workspace_id));
@@ -480,6 +477,10 @@ class PostgresTransaction final : public StoreTransaction {
   std::vector<std::vector<StoredComponent>> components_of(const std::vector<std::string>& ids) override {
     std::vector<std::vector<StoredComponent>> out(ids.size());
     if (ids.empty()) return out;
+    if (std::all_of(ids.begin(), ids.end(), [&](const std::string& id) { return loaded_.count(id) > 0; })) {
+      for (std::size_t i = 0; i < ids.size(); ++i) out[i] = loaded_.at(ids[i]);
+      return out;
+    }
     const auto r = conn_->exec(
         "SELECT j.ord, c.kind, c.ref, c.standalone, c.destroyed, c.position "
         "FROM unnest($1::text[]) WITH ORDINALITY AS j(id, ord) JOIN components AS c ON c.workspace_id = j.id "
@@ -550,17 +551,21 @@ class PostgresTransaction final : public StoreTransaction {
 #define RB_LIVE_KEYSET                                                                           \
   "AND (resource_group COLLATE \"C\", name COLLATE \"C\") > ($2::text COLLATE \"C\", $3::text COLLATE \"C\") " \
   "ORDER BY resource_group COLLATE \"C\", name COLLATE \"C\" LIMIT $4"
-    const auto r = q.resource_group
-                       ? conn_->exec(RB_SELECT_WORKSPACES
-                                     "WHERE subscription_id = $1 AND resource_group = $5 AND deleted_at IS NULL "
-                                     RB_LIVE_KEYSET,
-                                     params)
-                       : conn_->exec(RB_SELECT_WORKSPACES "WHERE subscription_id = $1 AND deleted_at IS NULL "
-                                     RB_LIVE_KEYSET,
-                                     params);
+#define RB_LIVE_ORDER "w.resource_group COLLATE \"C\", w.name COLLATE \"C\", "
+    return read_with_components(
+        q.resource_group
+            ? conn_->exec(RB_WITH_COMPONENTS(RB_SELECT_WORKSPACES "WHERE subscription_id = $1 AND resource_group = $5 "
+                                                                  "AND deleted_at IS NULL " RB_LIVE_KEYSET,
+                                             RB_LIVE_ORDER),
+                          params)
+            : conn_->exec(RB_WITH_COMPONENTS(RB_SELECT_WORKSPACES "WHERE subscription_id = $1 AND deleted_at IS NULL "
+                                                                  RB_LIVE_KEYSET,
+                                             RB_LIVE_ORDER),
+                          params));
+#undef RB_LIVE_ORDER
 #undef RB_LIVE_KEYSET
-    return read_workspaces(r);
   }
+#undef RB_WITH_COMPONENTS
 
   std::vector<WorkspaceRecord> expired(Timestamp now, const std::optional<ExpiryCursor>& after,
                                        std::size_t limit) override {
@@ -617,18 +622,29 @@ class PostgresTransaction final : public StoreTransaction {
     return conn_->exec("SELECT 1 FROM cleanup_tasks WHERE id = $1", pg::Params().add(task_id)).rows() > 0;
   }
 
-  /// A workspace row (or none) with one row per component: the workspace's columns, then
-  /// the component's (null when it has none). Keeps the components for components().
-  std::optional<WorkspaceRecord> read_with_components(const pg::Result& r) {
-    if (r.rows() == 0) return std::nullopt;
-    WorkspaceRecord record = read_workspace(r, 0);
+  /// Workspace rows, each repeated once per component: the workspace's columns, then the
+  /// component's (null when it has none). A read keeps the components for components() and
+  /// components_of() (a write may change them after).
+  std::vector<WorkspaceRecord> read_with_components(const pg::Result& r) {
     const int first = r.columns() - 5;  // kind, ref, standalone, destroyed, position
-    std::vector<StoredComponent> components;
+    std::vector<WorkspaceRecord> out;
+    std::vector<StoredComponent>* components = nullptr;
     for (int row = 0; row < r.rows(); ++row) {
-      if (!r.is_null(row, first)) components.push_back(rows::component(RowView{r, row}, first));
+      if (out.empty() || r.text(row, 0) != out.back().workspace.id) {
+        out.push_back(read_workspace(r, row));
+        if (mode_ == TransactionMode::read) {
+          components = &loaded_[out.back().workspace.id];
+          components->clear();
+        }
+      }
+      if (components && !r.is_null(row, first)) components->push_back(rows::component(RowView{r, row}, first));
     }
-    loaded_.emplace(record.workspace.id, std::move(components));
-    return record;
+    return out;
+  }
+
+  static std::optional<WorkspaceRecord> first_of(std::vector<WorkspaceRecord> rows) {
+    if (rows.empty()) return std::nullopt;
+    return std::move(rows.front());
   }
 
   void expect_one(const pg::Result& r, const std::string& id) {
@@ -640,7 +656,7 @@ class PostgresTransaction final : public StoreTransaction {
   PostgresStore& store_;
   std::unique_ptr<pg::Connection> conn_;
   TransactionMode mode_;
-  std::optional<std::pair<std::string, std::vector<StoredComponent>>> loaded_;  // read_with_components
+  std::unordered_map<std::string, std::vector<StoredComponent>> loaded_;  // read_with_components
   bool open_ = true;
   bool committing_ = false;
 };

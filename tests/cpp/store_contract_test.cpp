@@ -230,6 +230,61 @@ TEST_P(StoreContract, AReadSeesOneSnapshotWithTheComponentsItLookedUp) {
   EXPECT_TRUE(later->find_by_id("id-c").has_value());
 }
 
+TEST_P(StoreContract, ALiveListingAndItsComponentsAreOneSnapshot) {
+  auto store = open();
+  store->write(
+      [](StoreTransaction& tx) {
+        tx.insert_workspace(row("id-b", "b"));
+        tx.insert_components("id-b", {{"models", "b1", false}, {"models", "b2", true}});
+        tx.insert_workspace(row("id-a", "a"));
+        tx.insert_workspace(row("id-c", "c", "rg2"));
+        tx.insert_components("id-c", {{"datastores", "c1", false}});
+        tx.insert_workspace(row("id-d", "d"));
+        tx.insert_components("id-d", {{"models", "d1", false}});
+      },
+      {});
+  auto read = store->begin(TransactionMode::read);
+  LiveQuery query;
+  query.subscription_id = "sub";
+  query.limit = 3;
+  const auto page = read->list_live(query);
+  std::vector<std::string> ids;
+  for (const auto& r : page) ids.push_back(r.workspace.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"id-a", "id-b", "id-d"}));
+  store->write(
+      [](StoreTransaction& tx) {
+        tx.remove_component("id-b", 0);
+        tx.insert_components("id-a", {{"models", "late", false}});
+        tx.set_component_destroyed("id-d", 0, true);
+      },
+      {});
+  const auto components = read->components_of({"id-a", "id-b", "id-d"});
+  ASSERT_EQ(components.size(), 3u);
+  EXPECT_TRUE(components[0].empty());
+  ASSERT_EQ(components[1].size(), 2u);
+  EXPECT_EQ(components[1][0].component.ref, "b1");
+  EXPECT_EQ(components[1][1].component.ref, "b2");
+  EXPECT_TRUE(components[1][1].component.standalone);
+  ASSERT_EQ(components[2].size(), 1u);
+  EXPECT_FALSE(components[2][0].destroyed);
+  // Ids the listing did not bring are read too, from the same snapshot.
+  const auto other = read->components_of({"id-c", "id-a"});
+  ASSERT_EQ(other.size(), 2u);
+  ASSERT_EQ(other[0].size(), 1u);
+  EXPECT_EQ(other[0][0].component.ref, "c1");
+  EXPECT_TRUE(other[1].empty());
+  query.resource_group = "rg2";
+  const auto group = read->list_live(query);
+  ASSERT_EQ(group.size(), 1u);
+  EXPECT_EQ(read->components(group[0].workspace.id).size(), 1u);
+  read.reset();
+  auto later = store->begin(TransactionMode::read);
+  const auto now = later->components_of({"id-a", "id-b", "id-d"});
+  EXPECT_EQ(now[0].size(), 1u);
+  EXPECT_EQ(now[1].size(), 1u);
+  EXPECT_TRUE(now[2][0].destroyed);
+}
+
 TEST_P(StoreContract, AFailedFirstStatementLeavesTheStoreUsable) {
   auto store = open();
   store->write([](StoreTransaction& tx) { tx.insert_workspace(row("id-a")); }, {});
