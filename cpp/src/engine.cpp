@@ -970,7 +970,7 @@ std::vector<DeleteResult> Engine::remove_many(const std::vector<std::string>& wo
     for (std::size_t i = 0; i < workspace_ids.size(); ++i) {
       target = AuditTarget{"delete", "", "", "", workspace_ids[i]};
       WorkspaceRecord record = impl_->load_by_id(tx, workspace_ids[i], target, now);
-      if (!listed.insert(record.workspace.id).second) {
+      if (workspace_ids.size() > 1 && !listed.insert(record.workspace.id).second) {
         throw Error(ErrorCode::invalid_argument,
                     describe(record.workspace) + " is listed twice; list each workspace once");
       }
