@@ -1223,14 +1223,14 @@ std::vector<DeleteResult> Engine::remove_many(const std::vector<std::string>& wo
   // Decide every member before changing any: all or nothing.
   auto decide = [&](StoreTransaction& tx, Timestamp now) {
     std::vector<DeletePlan> plans;
+    plans.reserve(workspace_ids.size());
+    std::unordered_set<std::string> listed;  // not a scan of the plans: a batch may be large
     for (std::size_t i = 0; i < workspace_ids.size(); ++i) {
       target = AuditTarget{"delete", "", "", "", workspace_ids[i]};
       WorkspaceRecord record = impl_->load_by_id(tx, workspace_ids[i], target, now);
-      for (const auto& earlier : plans) {
-        if (earlier.record.workspace.id == record.workspace.id) {
-          throw Error(ErrorCode::invalid_argument,
-                      describe(record.workspace) + " is listed twice; list each workspace once");
-        }
+      if (workspace_ids.size() > 1 && !listed.insert(record.workspace.id).second) {
+        throw Error(ErrorCode::invalid_argument,
+                    describe(record.workspace) + " is listed twice; list each workspace once");
       }
       plans.push_back(impl_->plan_delete(tx, record, options, principal, facts[i], workspace_ids.size(), now));
     }

@@ -161,19 +161,24 @@ Target parse_target(const std::string& url) {
   return target;
 }
 
-Connection::Connection(const Target& target) : target_(&target) {
+Connection::Connection(const Target& target, Setup setup) : target_(&target), setup_(std::move(setup)) { connect(); }
+
+void Connection::connect() {
   // connect_timeout first: the URI's own value, later in the list, wins.
   const char* keywords[] = {"connect_timeout", "fallback_application_name", "dbname", nullptr};
-  const char* values[] = {"10", "recyclebin", target.url.c_str(), nullptr};
+  const char* values[] = {"10", "recyclebin", target_->url.c_str(), nullptr};
   connection_.reset(PQconnectdbParams(keywords, values, 1));
-  if (connection_ == nullptr) throw Error(ErrorCode::storage_error, target.where + ": cannot connect: out of memory");
+  prepared_.clear();
+  unawaited_ = broken_ = false;
+  if (connection_ == nullptr) throw Error(ErrorCode::storage_error, target_->where + ": cannot connect: out of memory");
   if (PQstatus(connection_.get()) != CONNECTION_OK) {
     throw Error(ErrorCode::storage_error,
-                target.where + ": cannot connect: " + scrub(trim(PQerrorMessage(connection_.get()))));
+                target_->where + ": cannot connect: " + scrub(trim(PQerrorMessage(connection_.get()))));
   }
   // The server's notices ("relation already exists, skipping") are not errors; libpq would
   // print them on stderr.
   PQsetNoticeProcessor(connection_.get(), [](void*, const char*) {}, nullptr);
+  if (setup_) setup_(*this);
 }
 
 std::string Connection::scrub(std::string message) const { return scrub_password(std::move(message), target_->password); }
@@ -206,22 +211,132 @@ Result Connection::check(PGresult* raw, std::string_view sql) {
   throw Error(ErrorCode::storage_error, where() + ": " + message + " [" + statement + "...]");
 }
 
-Result Connection::exec(const char* sql) { return check(PQexec(connection_.get(), sql), sql); }
+Result Connection::exec(const char* sql) {
+  if (deferred_) return exec_deferred(sql, nullptr);
+  settle();
+  return check(PQexec(connection_.get(), sql), sql);
+}
+
+const std::string& Connection::statement_name(const char* sql, bool& known) {
+  auto it = prepared_.find(sql);
+  known = it != prepared_.end();
+  if (!known) it = prepared_.emplace(sql, "rb" + std::to_string(prepared_.size() + 1)).first;
+  return it->second;
+}
 
 Result Connection::exec(const char* sql, const Params& params) {
-  auto it = prepared_.find(sql);
-  if (it == prepared_.end()) {
-    std::string name = "rb" + std::to_string(prepared_.size() + 1);
-    check(PQprepare(connection_.get(), name.c_str(), sql, 0, nullptr), sql);
-    it = prepared_.emplace(sql, std::move(name)).first;
+  if (deferred_) return exec_deferred(sql, &params);
+  settle();
+  bool known = false;
+  const std::string& name = statement_name(sql, known);
+  if (!known) {
+    try {
+      check(PQprepare(connection_.get(), name.c_str(), sql, 0, nullptr), sql);
+    } catch (...) {
+      prepared_.erase(sql);
+      throw;
+    }
   }
   const auto values = params.pointers();
-  return check(PQexecPrepared(connection_.get(), it->second.c_str(), params.size(), values.data(), nullptr,
-                              nullptr, 0),
+  return check(PQexecPrepared(connection_.get(), name.c_str(), params.size(), values.data(), nullptr, nullptr, 0),
                sql);
 }
 
+Result Connection::exec_deferred(const char* sql, const Params* params) {
+  const char* first = deferred_;
+  deferred_ = nullptr;
+  try {
+    return pipeline(first, sql, params);
+  } catch (const ConnectionLost&) {
+    // Nothing of the transaction outlives its session: connect anew and send both again.
+    connect();
+    return pipeline(first, sql, params);
+  }
+}
+
+Result Connection::pipeline(const char* first, const char* sql, const Params* params) {
+  PGconn* c = connection_.get();
+  bool known = true;
+  const std::string* name = params ? &statement_name(sql, known) : nullptr;
+  const auto values = params ? params->pointers() : std::vector<const char*>();
+  // An unawaited command still in the pipeline is answered first, ahead of these.
+  const bool queued = unawaited_;
+  unawaited_ = false;
+  bool sent = (queued || PQenterPipelineMode(c) == 1) &&
+              PQsendQueryParams(c, first, 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
+  if (sent && !known) sent = PQsendPrepare(c, name->c_str(), sql, 0, nullptr) == 1;
+  if (sent) {
+    sent = params ? PQsendQueryPrepared(c, name->c_str(), params->size(), values.data(), nullptr, nullptr, 0) == 1
+                  : PQsendQueryParams(c, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
+  }
+  if (sent) sent = PQpipelineSync(c) == 1;
+  // One result per command (each followed by a null), then the sync point.
+  std::vector<Result> results;
+  const std::size_t commands = known ? 2 : 3;
+  bool complete = sent && (!queued || read_unawaited());
+  while (complete && results.size() < commands) {
+    PGresult* result = PQgetResult(c);
+    if (result == nullptr) {
+      complete = false;
+      break;
+    }
+    results.emplace_back(result);
+    while (PGresult* extra = PQgetResult(c)) PQclear(extra);
+  }
+  if (complete) {
+    PGresult* sync = PQgetResult(c);
+    complete = sync != nullptr && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+    PQclear(sync);
+  }
+  if (!complete || PQexitPipelineMode(c) != 1) {
+    broken_ = true;  // a pipeline left half read: the session is not reused
+    if (!known) prepared_.erase(sql);
+    check(nullptr, sql);  // lost, or a storage_error naming what libpq says
+  }
+  // The first failure is the one to report (the commands after it are aborted).
+  for (std::size_t i = 0; i + 1 < results.size(); ++i) {
+    const ExecStatusType status = PQresultStatus(results[i].get());
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+      if (!known) prepared_.erase(sql);
+      check(results[i].release(), i == 0 ? std::string_view(first) : std::string_view(sql));
+    }
+  }
+  return check(results.back().release(), sql);
+}
+
+void Connection::send_unawaited(const char* sql) noexcept {
+  settle();
+  // In a pipeline of its own, which stays open: the next transaction's first statement
+  // joins it without waiting for this answer.
+  PGconn* c = connection_.get();
+  if (!broken_ && PQenterPipelineMode(c) == 1 &&
+      PQsendQueryParams(c, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) == 1 && PQpipelineSync(c) == 1) {
+    unawaited_ = true;
+  } else {
+    broken_ = true;
+  }
+}
+
+bool Connection::read_unawaited() noexcept {
+  PGconn* c = connection_.get();
+  PGresult* result = PQgetResult(c);  // the command's answer (ignored: a ROLLBACK cannot fail)
+  if (result == nullptr) return false;
+  PQclear(result);
+  while ((result = PQgetResult(c)) != nullptr) PQclear(result);
+  result = PQgetResult(c);  // the sync point
+  const bool synced = result != nullptr && PQresultStatus(result) == PGRES_PIPELINE_SYNC;
+  PQclear(result);
+  return synced;
+}
+
+void Connection::settle() noexcept {
+  if (!unawaited_) return;
+  unawaited_ = false;
+  if (!read_unawaited() || PQexitPipelineMode(connection_.get()) != 1) broken_ = true;
+}
+
 Result Connection::exec_once(const std::string& sql, const Params& params) {
+  settle();
   const auto values = params.pointers();
   return check(PQexecParams(connection_.get(), sql.c_str(), params.size(), nullptr, values.data(), nullptr,
                             nullptr, 0),

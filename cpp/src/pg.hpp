@@ -8,6 +8,7 @@
 #include <libpq-fe.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -46,6 +47,7 @@ class Result {
   explicit Result(PGresult* result) : result_(result) {}
 
   int rows() const { return PQntuples(result_.get()); }
+  int columns() const { return PQnfields(result_.get()); }
   bool is_null(int row, int column) const { return PQgetisnull(result_.get(), row, column) != 0; }
   std::string text(int row, int column) const {
     return std::string(PQgetvalue(result_.get(), row, column),
@@ -63,6 +65,8 @@ class Result {
   bool boolean(int row, int column) const { return PQgetvalue(result_.get(), row, column)[0] == 't'; }
   /// Rows an INSERT, UPDATE or DELETE touched.
   std::int64_t affected() const;
+  PGresult* get() const { return result_.get(); }
+  PGresult* release() { return result_.release(); }
 
  private:
   std::unique_ptr<PGresult, ResultDeleter> result_;
@@ -114,12 +118,22 @@ struct Target {
 Target parse_target(const std::string& url);
 
 /// One connection and its prepared statements. Used by one thread at a time.
+///
+/// Round trips are what a short transaction costs, so a connection saves two of them: the
+/// command that opens a transaction is sent in front of the transaction's first statement
+/// (defer: one pipeline, one round trip), and the one that ends a transaction without a
+/// commit is sent without waiting for its answer (send_unawaited: the server acts on it at
+/// once; the answer is read before the next statement).
 class Connection {
  public:
-  /// Connects; throws Error(storage_error) naming the target when it cannot.
-  explicit Connection(const Target& target);
+  /// Runs on every new session (the first, and after a reconnect): the session settings.
+  using Setup = std::function<void(Connection&)>;
 
-  /// A statement without parameters (BEGIN, COMMIT, DDL), by the simple protocol.
+  /// Connects; throws Error(storage_error) naming the target when it cannot.
+  explicit Connection(const Target& target, Setup setup = {});
+
+  /// A statement without parameters (BEGIN, COMMIT, DDL), by the simple protocol (by the
+  /// extended one behind a deferred command).
   Result exec(const char* sql);
   /// A statement with bound parameters, prepared on its first use on this connection.
   /// `sql` must be a string literal (the cache is keyed by its address).
@@ -127,7 +141,21 @@ class Connection {
   /// The same, not cached (for statements built once, e.g. migrations).
   Result exec_once(const std::string& sql, const Params& params);
 
-  bool ok() const { return PQstatus(connection_.get()) == CONNECTION_OK; }
+  /// Sends `sql` (a literal command without parameters: BEGIN ...) in the same round trip
+  /// as the next exec. When the connection turns out to have dropped (an idle connection the
+  /// server closed), nothing of the transaction existed yet: it connects anew once and sends
+  /// both again.
+  void defer(const char* sql) { deferred_ = sql; }
+  /// Whether the deferred command is still unsent (then no statement has run since).
+  bool deferred() const { return deferred_ != nullptr; }
+  void drop_deferred() { deferred_ = nullptr; }
+  /// Sends `sql` (ROLLBACK) now without waiting for its answer, which is read and ignored
+  /// with the next statement's (in its round trip when that one opens a transaction). Never
+  /// throws: a connection that cannot send it is broken (ok() false), and a pool drops it,
+  /// which ends the session's transaction too.
+  void send_unawaited(const char* sql) noexcept;
+
+  bool ok() const { return !broken_ && PQstatus(connection_.get()) == CONNECTION_OK; }
   int backend_pid() const { return PQbackendPID(connection_.get()); }
   PGconn* handle() const { return connection_.get(); }
   const std::string& where() const { return target_->where; }
@@ -135,10 +163,23 @@ class Connection {
  private:
   Result check(PGresult* result, std::string_view sql);
   std::string scrub(std::string message) const;
+  void connect();
+  /// Reads the answer of a send_unawaited command and leaves pipeline mode.
+  void settle() noexcept;
+  /// Reads the answer of a send_unawaited command and its sync point; false when broken.
+  bool read_unawaited() noexcept;
+  /// The deferred command and `sql` (prepared when `params` is given) in one pipeline.
+  Result exec_deferred(const char* sql, const Params* params);
+  Result pipeline(const char* first, const char* sql, const Params* params);
+  const std::string& statement_name(const char* sql, bool& known);
 
   const Target* target_;
+  Setup setup_;
   std::unique_ptr<PGconn, ConnectionDeleter> connection_;
   std::unordered_map<const char*, std::string> prepared_;  // sql literal -> statement name
+  const char* deferred_ = nullptr;
+  bool unawaited_ = false;
+  bool broken_ = false;
 };
 
 }  // namespace recyclebin::pg

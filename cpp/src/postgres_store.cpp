@@ -18,6 +18,7 @@
 #include <mutex>
 #include <random>
 #include <thread>
+#include <unordered_map>
 
 #include "pg.hpp"
 #include "recyclebin/error.hpp"
@@ -235,22 +236,42 @@ class PostgresTransaction final : public StoreTransaction {
   void commit() override {
     committing_ = true;
     open_ = false;  // COMMIT ends the transaction whether it succeeds or not
+    if (conn_->deferred()) {
+      conn_->drop_deferred();  // no statement ran: nothing to commit
+      return;
+    }
     conn_->exec("COMMIT");
   }
   bool committing() const { return committing_; }
+
+  // A read brings the components of the workspaces it finds in the same statement (one round
+  // trip); components() and components_of() then answer from them. `order` (empty, or ending
+  // in ", ") keeps the rows' order.
+#define RB_WITH_COMPONENTS(select, order)                                                    \
+  "WITH w AS (" select ") SELECT w.*, c.kind, c.ref, c.standalone, c.destroyed, c.position " \
+  "FROM w LEFT JOIN components AS c ON c.workspace_id = w.id ORDER BY " order "c.position"
 
   // In a write, the point lookups lock what they return (FOR UPDATE): the checks the engine
   // makes on a row hold until the transaction ends.
 #define RB_LOOKUP(sql) (mode_ == TransactionMode::write ? sql " FOR UPDATE" : sql)
 
   std::optional<WorkspaceRecord> find_by_id(const std::string& id) override {
+    if (mode_ == TransactionMode::read) {
+      return first_of(read_with_components(
+          conn_->exec(RB_WITH_COMPONENTS(RB_SELECT_WORKSPACES "WHERE id = $1", ""), pg::Params().add(id))));
+    }
     return read_one(conn_->exec(RB_LOOKUP(RB_SELECT_WORKSPACES "WHERE id = $1"), pg::Params().add(id)));
   }
 
   std::optional<WorkspaceRecord> find_live(const std::string& subscription_id, const std::string& resource_group,
                                            const std::string& name) override {
-    return read_one(conn_->exec(RB_LOOKUP(RB_SELECT_WORKSPACES "WHERE group_key = $1 AND deleted_at IS NULL"),
-                                pg::Params().add(group_name_key(subscription_id, resource_group, name))));
+    pg::Params key;
+    key.add(group_name_key(subscription_id, resource_group, name));
+    if (mode_ == TransactionMode::read) {
+      return first_of(read_with_components(conn_->exec(
+          RB_WITH_COMPONENTS(RB_SELECT_WORKSPACES "WHERE group_key = $1 AND deleted_at IS NULL", ""), key)));
+    }
+    return read_one(conn_->exec(RB_LOOKUP(RB_SELECT_WORKSPACES "WHERE group_key = $1 AND deleted_at IS NULL"), key));
   }
 
   std::vector<WorkspaceRecord> find_deleted(const std::string& subscription_id, const std::string& resource_group,
@@ -385,6 +406,7 @@ class PostgresTransaction final : public StoreTransaction {
   }
 
   std::vector<StoredComponent> components(const std::string& workspace_id) override {
+    if (const auto known = loaded_.find(workspace_id); known != loaded_.end()) return known->second;
     const auto r = conn_->exec(
         "SELECT kind, ref, standalone, destroyed, position FROM components WHERE workspace_id = $1 ORDER BY position",
         pg::Params().add(workspace_id));
@@ -532,6 +554,10 @@ class PostgresTransaction final : public StoreTransaction {
   std::vector<std::vector<StoredComponent>> components_of(const std::vector<std::string>& ids) override {
     std::vector<std::vector<StoredComponent>> out(ids.size());
     if (ids.empty()) return out;
+    if (std::all_of(ids.begin(), ids.end(), [&](const std::string& id) { return loaded_.count(id) > 0; })) {
+      for (std::size_t i = 0; i < ids.size(); ++i) out[i] = loaded_.at(ids[i]);
+      return out;
+    }
     const auto r = conn_->exec(
         "SELECT j.ord, c.kind, c.ref, c.standalone, c.destroyed, c.position "
         "FROM unnest($1::text[]) WITH ORDINALITY AS j(id, ord) JOIN components AS c ON c.workspace_id = j.id "
@@ -602,17 +628,21 @@ class PostgresTransaction final : public StoreTransaction {
 #define RB_LIVE_KEYSET                                                                           \
   "AND (resource_group COLLATE \"C\", name COLLATE \"C\") > ($2::text COLLATE \"C\", $3::text COLLATE \"C\") " \
   "ORDER BY resource_group COLLATE \"C\", name COLLATE \"C\" LIMIT $4"
-    const auto r = q.resource_group
-                       ? conn_->exec(RB_SELECT_WORKSPACES
-                                     "WHERE subscription_id = $1 AND resource_group = $5 AND deleted_at IS NULL "
-                                     RB_LIVE_KEYSET,
-                                     params)
-                       : conn_->exec(RB_SELECT_WORKSPACES "WHERE subscription_id = $1 AND deleted_at IS NULL "
-                                     RB_LIVE_KEYSET,
-                                     params);
+#define RB_LIVE_ORDER "w.resource_group COLLATE \"C\", w.name COLLATE \"C\", "
+    return read_with_components(
+        q.resource_group
+            ? conn_->exec(RB_WITH_COMPONENTS(RB_SELECT_WORKSPACES "WHERE subscription_id = $1 AND resource_group = $5 "
+                                                                  "AND deleted_at IS NULL " RB_LIVE_KEYSET,
+                                             RB_LIVE_ORDER),
+                          params)
+            : conn_->exec(RB_WITH_COMPONENTS(RB_SELECT_WORKSPACES "WHERE subscription_id = $1 AND deleted_at IS NULL "
+                                                                  RB_LIVE_KEYSET,
+                                             RB_LIVE_ORDER),
+                          params));
+#undef RB_LIVE_ORDER
 #undef RB_LIVE_KEYSET
-    return read_workspaces(r);
   }
+#undef RB_WITH_COMPONENTS
 
   std::vector<WorkspaceRecord> expired(Timestamp now, const std::optional<ExpiryCursor>& after,
                                        std::size_t limit) override {
@@ -678,6 +708,31 @@ class PostgresTransaction final : public StoreTransaction {
     return conn_->exec("SELECT 1 FROM cleanup_tasks WHERE id = $1", pg::Params().add(task_id)).rows() > 0;
   }
 
+  /// Workspace rows, each repeated once per component: the workspace's columns, then the
+  /// component's (null when it has none). A read keeps the components for components() and
+  /// components_of() (a write may change them after).
+  std::vector<WorkspaceRecord> read_with_components(const pg::Result& r) {
+    const int first = r.columns() - 5;  // kind, ref, standalone, destroyed, position
+    std::vector<WorkspaceRecord> out;
+    std::vector<StoredComponent>* components = nullptr;
+    for (int row = 0; row < r.rows(); ++row) {
+      if (out.empty() || r.text(row, 0) != out.back().workspace.id) {
+        out.push_back(read_workspace(r, row));
+        if (mode_ == TransactionMode::read) {
+          components = &loaded_[out.back().workspace.id];
+          components->clear();
+        }
+      }
+      if (components && !r.is_null(row, first)) components->push_back(rows::component(RowView{r, row}, first));
+    }
+    return out;
+  }
+
+  static std::optional<WorkspaceRecord> first_of(std::vector<WorkspaceRecord> rows) {
+    if (rows.empty()) return std::nullopt;
+    return std::move(rows.front());
+  }
+
   void expect_one(const pg::Result& r, const std::string& id) {
     if (r.affected() != 1) {
       throw Error(ErrorCode::storage_error, "workspace " + id + " vanished during the transaction");
@@ -687,6 +742,7 @@ class PostgresTransaction final : public StoreTransaction {
   PostgresStore& store_;
   std::unique_ptr<pg::Connection> conn_;
   TransactionMode mode_;
+  std::unordered_map<std::string, std::vector<StoredComponent>> loaded_;  // read_with_components
   bool open_ = true;
   bool committing_ = false;
 };
@@ -740,14 +796,10 @@ class PostgresStore final : public Store {
   }
 
  private:
+  /// An idle connection that dropped (a server restart, an idle timeout) connects anew at
+  /// the transaction's first statement (pg::Connection::defer).
   std::unique_ptr<PostgresTransaction> open_transaction(TransactionMode mode) {
-    auto connection = acquire();
-    try {
-      return std::make_unique<PostgresTransaction>(*this, std::move(connection), mode);
-    } catch (const pg::ConnectionLost&) {
-      // An idle connection that dropped (a server restart, an idle timeout): once more, anew.
-      return std::make_unique<PostgresTransaction>(*this, acquire(), mode);
-    }
+    return std::make_unique<PostgresTransaction>(*this, acquire(), mode);
   }
 
   /// The refusal's audit, in a write of its own; its failure is not reported.
@@ -773,23 +825,26 @@ class PostgresStore final : public Store {
   }
 
   std::unique_ptr<pg::Connection> connect() {
-    auto connection = std::make_unique<pg::Connection>(target_);
-    if (schema_.empty()) {
-      const auto r = connection->exec(
+    return std::make_unique<pg::Connection>(target_, [this](pg::Connection& connection) { set_up(connection); });
+  }
+
+  /// A new session's settings (also after a connection reconnected on its own).
+  void set_up(pg::Connection& connection) {
+    if (schema_.empty()) {  // the first session, made by the constructor
+      const auto r = connection.exec(
           "SELECT current_setting('search_path'), current_user, "
           "EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = current_user)",
           pg::Params());
       schema_ = first_schema(r.text(0, 0), r.text(0, 1), r.boolean(0, 2));
     }
     // Every connection works in the one schema (then pg_catalog), with bounded waits.
-    connection->exec(
+    connection.exec(
         "SELECT set_config('search_path', quote_ident($1), false), "
         "set_config('statement_timeout', CASE current_setting('statement_timeout') WHEN '0' THEN $2 "
         "ELSE current_setting('statement_timeout') END, false), "
         "set_config('lock_timeout', CASE current_setting('lock_timeout') WHEN '0' THEN $3 "
         "ELSE current_setting('lock_timeout') END, false)",
         pg::Params().add(schema_).add(kStatementTimeout).add(kLockTimeout));
-    return connection;
   }
 
   std::unique_ptr<pg::Connection> acquire() {
@@ -853,19 +908,17 @@ class PostgresStore final : public Store {
 PostgresTransaction::PostgresTransaction(PostgresStore& store, std::unique_ptr<pg::Connection> connection,
                                          TransactionMode mode)
     : store_(store), conn_(std::move(connection)), mode_(mode) {
-  try {
-    conn_->exec(mode == TransactionMode::write ? "BEGIN ISOLATION LEVEL READ COMMITTED"
-                                               : "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
-  } catch (...) {
-    store_.release(std::move(conn_));
-    throw;
-  }
+  // Sent with the first statement, in its round trip. A read's snapshot is taken by that
+  // statement, as it would be after a BEGIN of its own.
+  conn_->defer(mode == TransactionMode::write ? "BEGIN ISOLATION LEVEL READ COMMITTED"
+                                              : "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
 }
 
 PostgresTransaction::~PostgresTransaction() {
-  if (open_ && conn_->ok()) {
-    PGresult* result = PQexec(conn_->handle(), "ROLLBACK");  // never throws
-    PQclear(result);
+  if (conn_->deferred()) {
+    conn_->drop_deferred();  // no statement ran: there is no transaction to end
+  } else if (open_ && conn_->ok()) {
+    conn_->send_unawaited("ROLLBACK");  // never throws; the server ends the transaction on receipt
   }
   store_.release(std::move(conn_));
 }

@@ -84,6 +84,8 @@ class Statement {
     sqlite3_reset(stmt_);
     sqlite3_clear_bindings(stmt_);
   }
+  /// Ends its run (and so its read of the snapshot); the bindings stay until reset().
+  void finish() { sqlite3_reset(stmt_); }
 
   Statement& bind(const char* name, std::int64_t value) {
     check(sqlite3_bind_int64(stmt_, index(name), value));
@@ -307,23 +309,37 @@ class Connection {
   Statement& prepare(std::string_view sql) {
     auto it = cache_.find(sql.data());
     if (it == cache_.end()) {
-      it = cache_.emplace(sql.data(), std::make_unique<Statement>(db_, sql)).first;
+      it = cache_.emplace(sql.data(), Cached{std::make_unique<Statement>(db_, sql), false}).first;
     } else {
-      it->second->reset();
+      it->second.statement->reset();
     }
-    return *it->second;
+    if (!it->second.used) {
+      it->second.used = true;
+      used_.push_back(&it->second);
+    }
+    return *it->second.statement;
   }
 
   sqlite3* handle() const { return db_; }
 
-  /// Resets every cached statement, so none keeps a read snapshot past its transaction.
+  /// Resets the statements used since the last call (the others are reset already), so
+  /// none keeps a read snapshot past its transaction.
   void reset_statements() {
-    for (auto& [sql, statement] : cache_) statement->reset();
+    for (Cached* cached : used_) {
+      cached->statement->finish();
+      cached->used = false;
+    }
+    used_.clear();
   }
 
  private:
+  struct Cached {
+    std::unique_ptr<Statement> statement;
+    bool used;  // listed in used_
+  };
   sqlite3* db_ = nullptr;
-  std::unordered_map<const char*, std::unique_ptr<Statement>> cache_;
+  std::unordered_map<const char*, Cached> cache_;  // nodes stay put: used_ points into them
+  std::vector<Cached*> used_;
 };
 
 // Schema migrations, applied in order; PRAGMA user_version records how many ran.

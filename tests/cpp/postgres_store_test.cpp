@@ -8,6 +8,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <thread>
+
 #include "fixtures.hpp"
 #include "recyclebin/postgres_store.hpp"
 #include "store_locations.hpp"
@@ -193,6 +196,31 @@ TEST(PostgresStore, AnEngineCarriesOnAfterItsConnectionsWereDropped) {
   pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '" + app + "'");
   EXPECT_NO_THROW(engine->remove(w.id, {}, std::nullopt));  // so does a write
   EXPECT_EQ(engine->get_deleted("sub", "rg", "ws", std::nullopt).id, w.id);
+}
+
+TEST(PostgresStore, AFinishedTransactionHoldsNoLockNorSnapshotOnTheServer) {
+  // A read ends without waiting for its ROLLBACK's answer: the server must still end it at
+  // once, not when the pooled connection is next used (a schema change waits for no one).
+  const std::string app = "rb_ended_" + std::to_string(::getpid());
+  const std::string schema = testing::fresh_schema();
+  const std::string url = testing::with_schema(pg_url(), schema) + "&application_name=" + app;
+  auto engine = Engine::open(url, Policy::builtin("default"), std::make_shared<ManualClock>(kJan1));
+  const auto w = engine->create({"sub", "rg", "ws", std::nullopt, false, {{"models", "m", false}}}, std::nullopt);
+  EXPECT_EQ(engine->get("sub", "rg", "ws", std::nullopt).components.size(), 1u);
+  expect_error(ErrorCode::workspace_not_found, [&] { engine->get("sub", "rg", "missing", std::nullopt); });
+  expect_error(ErrorCode::workspace_exists,
+               [&] { engine->create({"sub", "rg", "ws", std::nullopt, false, {}}, std::nullopt); });
+  std::string open_transactions = "?";
+  for (int i = 0; i < 100 && open_transactions != "0"; ++i) {
+    open_transactions = pg_admin("SELECT count(*) FROM pg_stat_activity WHERE application_name = '" + app +
+                                 "' AND (state <> 'idle' OR backend_xmin IS NOT NULL)");
+    if (open_transactions != "0") std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(open_transactions, "0");
+  EXPECT_EQ(pg_admin("SET lock_timeout = '2s'; BEGIN; LOCK TABLE " + schema +
+                     ".workspaces, " + schema + ".components IN ACCESS EXCLUSIVE MODE; ROLLBACK; SELECT 'locked'"),
+            "locked");
+  EXPECT_EQ(engine->get_by_id(w.id, std::nullopt).components.size(), 1u);  // and the pool carries on
 }
 
 TEST(PostgresStore, TextWithANulByteIsRefusedNotCut) {

@@ -180,6 +180,129 @@ TEST_P(StoreContract, AnUncommittedTransactionLeavesNoTrace) {
   EXPECT_FALSE(store->begin(TransactionMode::read)->find_by_id("id-a").has_value());
 }
 
+TEST_P(StoreContract, AReadSeesOneSnapshotWithTheComponentsItLookedUp) {
+  auto store = open();
+  store->write(
+      [](StoreTransaction& tx) {
+        tx.insert_workspace(row("id-a", "a"));
+        tx.insert_components("id-a", {{"models", "m1", false}, {"datastores", "d1", true}, {"models", "m2", false}});
+        tx.set_component_destroyed("id-a", 1, true);
+        tx.insert_workspace(row("id-b", "b"));
+      },
+      {});
+  auto read = store->begin(TransactionMode::read);
+  const auto a = read->find_live("sub", "rg", "a");
+  ASSERT_TRUE(a.has_value());
+  // Changes committed after the read's first statement are not seen by the read.
+  store->write(
+      [](StoreTransaction& tx) {
+        tx.set_component_destroyed("id-a", 0, true);
+        tx.remove_component("id-a", 2);
+        tx.insert_components("id-b", {{"models", "late", false}});
+        tx.insert_workspace(row("id-c", "c"));
+        tx.set_state("id-a", WorkspaceState::stopped);
+      },
+      {});
+  const auto components = read->components("id-a");
+  ASSERT_EQ(components.size(), 3u);
+  EXPECT_EQ(components[0].component.ref, "m1");
+  EXPECT_FALSE(components[0].destroyed);
+  EXPECT_EQ(components[1].component.ref, "d1");
+  EXPECT_TRUE(components[1].component.standalone);
+  EXPECT_TRUE(components[1].destroyed);
+  EXPECT_EQ(components[2].component.ref, "m2");
+  EXPECT_EQ(components[2].position, 2);
+  EXPECT_EQ(read->find_by_id("id-a")->workspace.state, WorkspaceState::running);
+  EXPECT_EQ(read->components("id-a").size(), 3u);  // asked again: the same answer
+  const auto b = read->find_by_id("id-b");
+  ASSERT_TRUE(b.has_value());
+  EXPECT_TRUE(read->components("id-b").empty());
+  EXPECT_FALSE(read->find_by_id("id-c").has_value());
+  EXPECT_FALSE(read->find_live("sub", "rg", "c").has_value());
+  read.reset();
+  // A new read sees them all.
+  auto later = store->begin(TransactionMode::read);
+  EXPECT_EQ(later->find_live("sub", "rg", "a")->workspace.state, WorkspaceState::stopped);
+  const auto now = later->components("id-a");
+  ASSERT_EQ(now.size(), 2u);
+  EXPECT_TRUE(now[0].destroyed);
+  EXPECT_EQ(later->components("id-b").size(), 1u);
+  EXPECT_TRUE(later->find_by_id("id-c").has_value());
+}
+
+TEST_P(StoreContract, ALiveListingAndItsComponentsAreOneSnapshot) {
+  auto store = open();
+  store->write(
+      [](StoreTransaction& tx) {
+        tx.insert_workspace(row("id-b", "b"));
+        tx.insert_components("id-b", {{"models", "b1", false}, {"models", "b2", true}});
+        tx.insert_workspace(row("id-a", "a"));
+        tx.insert_workspace(row("id-c", "c", "rg2"));
+        tx.insert_components("id-c", {{"datastores", "c1", false}});
+        tx.insert_workspace(row("id-d", "d"));
+        tx.insert_components("id-d", {{"models", "d1", false}});
+      },
+      {});
+  auto read = store->begin(TransactionMode::read);
+  LiveQuery query;
+  query.subscription_id = "sub";
+  query.limit = 3;
+  const auto page = read->list_live(query);
+  std::vector<std::string> ids;
+  for (const auto& r : page) ids.push_back(r.workspace.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"id-a", "id-b", "id-d"}));
+  store->write(
+      [](StoreTransaction& tx) {
+        tx.remove_component("id-b", 0);
+        tx.insert_components("id-a", {{"models", "late", false}});
+        tx.set_component_destroyed("id-d", 0, true);
+      },
+      {});
+  const auto components = read->components_of({"id-a", "id-b", "id-d"});
+  ASSERT_EQ(components.size(), 3u);
+  EXPECT_TRUE(components[0].empty());
+  ASSERT_EQ(components[1].size(), 2u);
+  EXPECT_EQ(components[1][0].component.ref, "b1");
+  EXPECT_EQ(components[1][1].component.ref, "b2");
+  EXPECT_TRUE(components[1][1].component.standalone);
+  ASSERT_EQ(components[2].size(), 1u);
+  EXPECT_FALSE(components[2][0].destroyed);
+  // Ids the listing did not bring are read too, from the same snapshot.
+  const auto other = read->components_of({"id-c", "id-a"});
+  ASSERT_EQ(other.size(), 2u);
+  ASSERT_EQ(other[0].size(), 1u);
+  EXPECT_EQ(other[0][0].component.ref, "c1");
+  EXPECT_TRUE(other[1].empty());
+  query.resource_group = "rg2";
+  const auto group = read->list_live(query);
+  ASSERT_EQ(group.size(), 1u);
+  EXPECT_EQ(read->components(group[0].workspace.id).size(), 1u);
+  read.reset();
+  auto later = store->begin(TransactionMode::read);
+  const auto now = later->components_of({"id-a", "id-b", "id-d"});
+  EXPECT_EQ(now[0].size(), 1u);
+  EXPECT_EQ(now[1].size(), 1u);
+  EXPECT_TRUE(now[2][0].destroyed);
+}
+
+TEST_P(StoreContract, AFailedFirstStatementLeavesTheStoreUsable) {
+  auto store = open();
+  store->write([](StoreTransaction& tx) { tx.insert_workspace(row("id-a")); }, {});
+  for (int round = 0; round < 3; ++round) {
+    auto tx = store->begin(TransactionMode::write);
+    expect_error(ErrorCode::workspace_exists, [&] { tx->insert_workspace(row("id-other")); });
+  }
+  for (int round = 0; round < 3; ++round) {
+    auto tx = store->begin(TransactionMode::read);
+    EXPECT_TRUE(tx->find_by_id("id-a").has_value());
+    tx->commit();  // a read may be committed too
+  }
+  { auto unused = store->begin(TransactionMode::write); }  // nothing ran: nothing to end
+  store->begin(TransactionMode::write)->commit();
+  store->write([](StoreTransaction& tx) { tx.insert_workspace(row("id-b", "b")); }, {});
+  EXPECT_TRUE(store->begin(TransactionMode::read)->find_live("sub", "rg", "b").has_value());
+}
+
 TEST_P(StoreContract, SetBinWritesTheNameKeys) {
   auto store = open();
   store->write([](StoreTransaction& tx) { tx.insert_workspace(row("w")); }, {});
