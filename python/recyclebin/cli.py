@@ -51,14 +51,7 @@ __all__ = ["EXIT_CODES", "app", "main"]
 EXIT_CODES: dict[str, int] = {code: entry.exit_code
                               for code, entry in codes.error_codes().items()}
 
-_EXIT_HELP = (
-    "Exit codes: 0 ok; 1 unexpected error; 2 bad command line, invalid_argument or missing "
-    "--yes/--confirm; "
-    "3 workspace_not_found; 4 workspace_exists; 5 name_reserved; 6 invalid_retention; "
-    "7 operation_not_allowed (and workspace_held); 8 workspace_not_stopped; 9 precondition_failed; "
-    "10 permission_denied; 11 policy_error; 12 storage_error, engine_closed or an unusable "
-    "database file; 130 interrupted."
-)
+_EXIT_HELP = codes.exit_help()  # from the registry: every class, those added later too
 
 
 def _console(stderr: bool = False) -> Console:

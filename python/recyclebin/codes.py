@@ -25,6 +25,7 @@ __all__ = [
     "error_classes",
     "error_codes",
     "exit_code",
+    "exit_help",
     "http_status",
 ]
 
@@ -90,6 +91,23 @@ def exit_code(error: RecycleBinError | type[RecycleBinError]) -> int:
 def http_status(error: RecycleBinError | type[RecycleBinError]) -> int:
     """The status a REST front end answers for ``error`` (an exception or its class)."""
     return int(error.http_status)
+
+
+def exit_help() -> str:
+    """The exit statuses in a sentence, for ``--help``: each status with the codes that exit
+    with it, from the registry (a class added later is listed under its family's status)."""
+    by_status: dict[int, list[str]] = {}
+    for entry in error_codes().values():
+        by_status.setdefault(entry.exit_code, []).append(entry.code)
+    usage = ", ".join(by_status.pop(EXIT_USAGE, []))
+    storage = ", ".join(by_status.pop(EXIT_STORAGE, []))
+    parts = ["0 ok", f"{EXIT_UNEXPECTED} unexpected error",
+             f"{EXIT_USAGE} bad command line, {usage} or missing --yes/--confirm"]
+    parts += [f"{status} {', '.join(names)}" for status, names in sorted(by_status.items())
+              if status != EXIT_UNEXPECTED]
+    parts += [f"{EXIT_STORAGE} {storage} or an unusable database file",
+              f"{EXIT_INTERRUPTED} interrupted"]
+    return "Exit codes: " + "; ".join(parts) + "."
 
 
 def error_codes() -> dict[str, ErrorCode]:

@@ -111,3 +111,12 @@ def test_the_409_docs_list_the_registrys_conflict_codes(
     listed = _conflict_codes()
     assert "`operation_not_allowed`" in listed
     assert listed.endswith(" or `workspace_held_for_test`")  # the newest class comes last
+
+
+def test_the_exit_help_lists_every_code_under_its_status() -> None:
+    text = codes.exit_help()
+    assert text.startswith("Exit codes: 0 ok; 1 unexpected error; 2 bad command line")
+    for code, entry in codes.error_codes().items():
+        assert code in text, code
+    assert "7 operation_not_allowed, workspace_held;" in text  # a subclass under its base's status
+    assert text.endswith("130 interrupted.")
