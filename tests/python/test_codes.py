@@ -118,5 +118,5 @@ def test_the_exit_help_lists_every_code_under_its_status() -> None:
     assert text.startswith("Exit codes: 0 ok; 1 unexpected error; 2 bad command line")
     for code, entry in codes.error_codes().items():
         assert code in text, code
-    assert "7 operation_not_allowed, workspace_held;" in text  # a subclass under its base's status
+    assert "7 operation_not_allowed, workspace_held" in text  # a subclass under its base's status
     assert text.endswith("130 interrupted.")
