@@ -112,6 +112,22 @@ bool protected_now(const WorkspaceRecord& r, Timestamp now) {
 /// Whether a hard delete may remove the row now as far as its protections go.
 bool destructible(const WorkspaceRecord& r, Timestamp now) { return !r.held && !protected_now(r, now); }
 
+/// Whether the policy deletes such a workspace permanently whatever the caller asks.
+bool always_hard_deleted(const Rules& r, bool cmk_encrypted) {
+  return !r.soft_delete.enabled || (cmk_encrypted && r.soft_delete.hard_delete_if_cmk);
+}
+
+/// Refuses purge protection for a workspace the policy always deletes permanently.
+void check_protectable(const Rules& r, bool cmk_encrypted, const std::string& what) {
+  if (!always_hard_deleted(r, cmk_encrypted)) return;
+  throw Error(ErrorCode::operation_not_allowed,
+              "purge protection cannot be turned on for " + what + ": policy '" + r.name +
+                  "' always deletes it permanently (" +
+                  (r.soft_delete.enabled ? "customer-managed key with soft_delete.hard_delete_if_cmk"
+                                         : "soft_delete.enabled is false") +
+                  "), and purge protection allows only soft deletes");
+}
+
 /// The principal that due auto-deletions are audited under.
 const Principal kAutoDelete{"auto-delete", {}};
 
@@ -235,6 +251,14 @@ std::size_t listing_rows(const std::string& subscription_id,
   }
   constexpr std::size_t kUnlimited = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
   return limit ? std::min(*limit, kUnlimited - 1) + 1 : kUnlimited;
+}
+
+/// `w`'s components as the caller sees them: those a soft delete has not destroyed.
+void set_components(Workspace& w, const std::vector<StoredComponent>& stored) {
+  w.components.clear();
+  for (const auto& c : stored) {
+    if (!c.destroyed) w.components.push_back(c.component);
+  }
 }
 
 DeletedWorkspace to_deleted(const WorkspaceRecord& r) {
@@ -430,10 +454,7 @@ struct Engine::Impl {
   }
 
   Workspace with_components(StoreTransaction& tx, Workspace w) const {
-    w.components.clear();
-    for (const auto& stored : tx.components(w.id)) {
-      if (!stored.destroyed) w.components.push_back(stored.component);
-    }
+    set_components(w, tx.components(w.id));
     return w;
   }
 
@@ -496,8 +517,7 @@ struct Engine::Impl {
 
     DeletePlan plan;
     plan.record = record;
-    plan.permanent = options.permanently_delete || !r.soft_delete.enabled ||
-                     (w.cmk_encrypted && r.soft_delete.hard_delete_if_cmk);
+    plan.permanent = options.permanently_delete || always_hard_deleted(r, w.cmk_encrypted);
     if (options.delete_dependent_resources && !options.permanently_delete &&
         r.permanent_delete.dependent_resources_require_permanent) {
       throw Error(ErrorCode::operation_not_allowed,
@@ -961,17 +981,10 @@ Workspace Engine::create(const CreateRequest& request, const MaybePrincipal& pri
     }
 
     // Purge protection: asked for, or the policy's default where the workspace can have it.
-    const bool always_hard = !r.soft_delete.enabled || (request.cmk_encrypted && r.soft_delete.hard_delete_if_cmk);
-    bool protect = request.purge_protection.value_or(r.purge_protection.default_ && !always_hard);
+    const bool always_hard = always_hard_deleted(r, request.cmk_encrypted);
+    const bool protect = request.purge_protection.value_or(r.purge_protection.default_ && !always_hard);
     if (request.purge_protection == true) {
-      if (always_hard) {
-        throw Error(ErrorCode::operation_not_allowed,
-                    "purge protection cannot be turned on for workspace '" + request.name + "': policy '" + r.name +
-                        "' always deletes it permanently (" +
-                        (r.soft_delete.enabled ? "customer-managed key with soft_delete.hard_delete_if_cmk"
-                                               : "soft_delete.enabled is false") +
-                        "), and purge protection allows only soft deletes");
-      }
+      check_protectable(r, request.cmk_encrypted, "workspace '" + request.name + "'");
       Impl::check_permission(tx, r, Action::protect, principal, "",
                              "workspace '" + request.name + "' (purge protection at create)", "owner");
     }
@@ -1123,11 +1136,7 @@ WorkspacePage Engine::list_live(const std::string& subscription_id,
   const auto components = tx->components_of(ids);
   page.items.reserve(rows.size());
   for (std::size_t i = 0; i < rows.size(); ++i) {
-    Workspace& w = page.items.emplace_back(std::move(rows[i].workspace));
-    w.components.clear();
-    for (const auto& stored : components[i]) {
-      if (!stored.destroyed) w.components.push_back(stored.component);
-    }
+    set_components(page.items.emplace_back(std::move(rows[i].workspace)), components[i]);
   }
   if (more) page.next_cursor = encode_live_cursor(page.items.back());
   return page;
@@ -1405,14 +1414,19 @@ PurgeReport Engine::purge_expired(const MaybePrincipal& principal, bool dry_run)
       std::unique_ptr<StoreTransaction> own = dry_run ? nullptr : store_->begin(TransactionMode::read);
       StoreTransaction& tx = dry_run ? *read_tx : *own;
       due = tx.auto_delete_due(dry_run ? dry_now : clock_->now(), due_after, kPurgeChunk);
-      std::vector<Workspace> shown;
+      std::vector<std::vector<StoredComponent>> components;
       if (impl_->needs_facts) {
-        for (const auto& row : due) shown.push_back(impl_->with_components(tx, row.workspace));
+        std::vector<std::string> ids;
+        ids.reserve(due.size());
+        for (const auto& row : due) ids.push_back(row.workspace.id);
+        components = tx.components_of(ids);  // one set query for the chunk
       }
       own.reset();
       facts.resize(due.size());
-      for (std::size_t i = 0; i < shown.size(); ++i) {
-        facts[i] = impl_->fetch_facts(impl_->rules(shown[i].subscription_id), shown[i]);
+      for (std::size_t i = 0; i < components.size(); ++i) {
+        Workspace shown = due[i].workspace;
+        set_components(shown, components[i]);
+        facts[i] = impl_->fetch_facts(impl_->rules(shown.subscription_id), shown);
       }
     }
     if (due.empty()) break;
@@ -1603,14 +1617,7 @@ Workspace Engine::enable_purge_protection(const std::string& workspace_id, const
     const Rules& r = impl_->rules(w.subscription_id);
     Impl::check_permission(tx, r, Action::protect, principal, workspace_id, describe(w));
     Impl::check_live(record, "turn on purge protection for");
-    if (!r.soft_delete.enabled || (w.cmk_encrypted && r.soft_delete.hard_delete_if_cmk)) {
-      throw Error(ErrorCode::operation_not_allowed,
-                  "purge protection cannot be turned on for " + describe(w) + ": policy '" + r.name +
-                      "' always deletes it permanently (" +
-                      (r.soft_delete.enabled ? "customer-managed key with soft_delete.hard_delete_if_cmk"
-                                             : "soft_delete.enabled is false") +
-                      "), and purge protection allows only soft deletes");
-    }
+    check_protectable(r, w.cmk_encrypted, describe(w));
     if (!w.purge_protection) {  // idempotent; there is no way back
       w.purge_protection = true;
       tx.set_protection(record);

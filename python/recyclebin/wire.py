@@ -253,33 +253,29 @@ class RecoverResultModel(_Answer):
 
 # ------------------------------------------------------------------- operations
 
-class PurgedWorkspaceModel(_Answer):
-    subscription_id: str
-    resource_group: str
-    name: str
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_triple(cls, value: Any) -> Any:
-        # A purge report names each workspace as (subscription_id, resource_group, name).
-        if isinstance(value, tuple):
-            return dict(zip(("subscription_id", "resource_group", "name"), value, strict=True))
-        return value
-
-
-class RefusedAutoDeleteModel(_Answer):
-    subscription_id: str
-    resource_group: str
-    name: str
-    code: str = Field(description="The refusal's error code, e.g. `precondition_failed`.")
+class _FromTuple(_Answer):
+    """An answer the engine gives as a tuple of the model's fields, in their order (a purge
+    report names each workspace as (subscription_id, resource_group, name), ...)."""
 
     @model_validator(mode="before")
     @classmethod
     def _from_tuple(cls, value: Any) -> Any:
-        # A purge report names each as (subscription_id, resource_group, name, code).
         if isinstance(value, tuple):
-            return dict(zip(("subscription_id", "resource_group", "name", "code"), value, strict=True))
+            return dict(zip(cls.model_fields, value, strict=True))
         return value
+
+
+class PurgedWorkspaceModel(_FromTuple):
+    subscription_id: str
+    resource_group: str
+    name: str
+
+
+class RefusedAutoDeleteModel(_FromTuple):
+    subscription_id: str
+    resource_group: str
+    name: str
+    code: str = Field(description="The refusal's error code, e.g. `precondition_failed`.")
 
 
 class PurgeReportModel(_Answer):

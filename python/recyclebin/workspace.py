@@ -48,9 +48,6 @@ def _flag(value: object, what: str) -> bool:
     return value
 
 
-_IF_DELETED = ("fail", "recover", "purge")
-
-
 def _aware(value: object, what: str) -> datetime | None:
     """A timezone-aware datetime or None, as the core takes it."""
     if value is None:
@@ -229,11 +226,8 @@ class Workspace:
             _flag(cmk_encrypted, "cmk_encrypted")
         if purge_protection is not None:
             _flag(purge_protection, "purge_protection")
-        if if_deleted != "fail":
-            if not isinstance(if_deleted, str):
-                raise TypeError(f"if_deleted must be a str, not {type(if_deleted).__name__}")
-            if if_deleted not in _IF_DELETED:
-                raise InvalidArgument(f"if_deleted is {if_deleted!r}; allowed: fail, recover, purge")
+        if not isinstance(if_deleted, str):  # its value is the core's to check
+            raise TypeError(f"if_deleted must be a str, not {type(if_deleted).__name__}")
         if auto_delete_at is not None:
             _aware(auto_delete_at, "auto_delete_at")
         return eng._core.create(

@@ -602,8 +602,8 @@ TEST_P(EnginesOnOneStore, RacingHoldReleasesLeaveTheFlagInStepWithTheRows) {
   for (int round = 0; round < 5; ++round) {
     std::vector<Hold> holds;
     for (int i = 0; i < 4; ++i) holds.push_back(es[0]->place_hold(w.id, "h" + std::to_string(i), std::nullopt));
-    // Each engine releases one hold while another places a new one: the workspace stays held
-    // exactly while a hold row exists.
+    // The four engines release one hold each at once: the workspace is held exactly while a
+    // hold row exists, so after the last release it is not (and a new hold holds it again).
     race(4, [&](int i) {
       es[static_cast<std::size_t>(i)]->release_hold(holds[static_cast<std::size_t>(i)].id, std::nullopt);
     });

@@ -41,7 +41,7 @@ def test_holds_from_the_command_line(tmp_path: Path) -> None:
     assert [h["id"] for h in listed["holds"]] == [hold[0]["id"]] and listed["liens"] == []
     ok(["workspace", "release-hold", "--hold-id", hold[0]["id"], "--db", str(db)])
     again = run_cli(["workspace", "release-hold", "--hold-id", hold[0]["id"], "--db", str(db)])
-    assert again.returncode != 0 and "no hold" in again.stderr
+    assert_one_line_error(again, EXIT_NOT_FOUND, "no hold")
 
 
 def test_liens_from_the_command_line(tmp_path: Path) -> None:

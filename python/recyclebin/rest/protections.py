@@ -24,7 +24,7 @@ from recyclebin.rest.common import (
     Subscription,
     live_workspace,
 )
-from recyclebin.rest.errors import E404_WS, E409, ApiError, e404, responses
+from recyclebin.rest.errors import E404_WS, E409, ApiError, responses
 from recyclebin.wire import AutoDeleteBody, HoldBody, HoldModel, LienBody, LienModel, WorkspaceModel
 
 __all__ = ["add_routes"]
@@ -36,7 +36,6 @@ def add_routes(routes: APIRouter, context: RouterContext) -> None:
     """Adds the protection routes over ``context.engine`` to ``routes``."""
     Caller = Annotated[rb.Principal | None, Depends(context.authenticate)]
     engine = context.engine
-    E404_GUARD = e404("workspace_not_found", "not_found")
 
     def live_id(subscription_id: str, resource_group: str, name: str, caller: "rb.Principal | None") -> str:
         return live_workspace(context, subscription_id, resource_group, name, caller).id
@@ -80,7 +79,7 @@ def add_routes(routes: APIRouter, context: RouterContext) -> None:
                     responses=responses(E404_WS, E409))(place_hold)
         routes.delete(path + "/holds/{hold_id}", status_code=204, response_class=Response, tags=tags,
                       summary=f"Release a legal hold of a {where.replace('_', ' ')} workspace",
-                      responses=responses(E404_GUARD, E409))(release_hold)
+                      responses=responses(E404_WS, E409))(release_hold)
 
     add_hold_routes(WS_PATH, "live", live_id)
     add_hold_routes(DELETED_PATH, "soft_deleted", deleted_id)
@@ -105,7 +104,7 @@ def add_routes(routes: APIRouter, context: RouterContext) -> None:
 
     @routes.delete(WS_PATH + "/liens/{lien_id}", status_code=204, response_class=Response,
                    tags=context.tagged("protections"), summary="Remove a lien from a workspace",
-                   responses=responses(E404_GUARD, E409))
+                   responses=responses(E404_WS, E409))
     def remove_lien(subscription_id: Subscription, resource_group: Group, name: Name, lien_id: GuardId,
                     caller: Caller) -> None:
         ws_id = live_id(subscription_id, resource_group, name, caller)
