@@ -1,7 +1,8 @@
 // recyclebin::Error -> one Python exception hierarchy under RecycleBinError. The classes are
-// created here, once, with .code and .http_status taken from the core (code_name,
-// http_status), and re-exported by recyclebin/errors.py. Their __module__ is
-// recyclebin.errors, where users import them from and where pickle finds them.
+// created here, at import, as attributes of this module, with .code and .http_status taken
+// from the core (code_name, http_status); the translator finds them there by name, so the
+// extension keeps no pointer to them. The package re-exports them (and may give them its
+// own __module__).
 
 #include <boost/describe/enum.hpp>
 #include <boost/describe/enumerators.hpp>
@@ -23,18 +24,59 @@ struct ErrorClass {
   ErrorCode code;
   const char* name;
   const char* doc;
-  PyObject* extra_base;  // a builtin exception the class also derives from, or nullptr
   std::optional<ErrorCode> parent = std::nullopt;  // derives from that code's class (made before it)
 };
 
-constexpr std::size_t kCodeCount = boost::mp11::mp_size<boost::describe::describe_enumerators<ErrorCode>>::value;
+constexpr const char* kBaseName = "RecycleBinError";
 
-// Class objects by ErrorCode; leaked on purpose (like py::exception): they live as long as
-// the interpreter, and the translator must reach them without touching the module.
-std::array<PyObject*, kCodeCount> g_classes{};
-PyObject* g_base = nullptr;
+constexpr std::array<ErrorClass, boost::mp11::mp_size<boost::describe::describe_enumerators<ErrorCode>>::value>
+    kClasses{{
+        {ErrorCode::workspace_not_found, "WorkspaceNotFound",
+         "No such live workspace (a soft-deleted one is not live), or no such workspace in the "
+         "recycle bin."},
+        {ErrorCode::workspace_exists, "WorkspaceExists", "A live workspace already holds the name."},
+        {ErrorCode::name_reserved, "NameReserved",
+         "A soft-deleted workspace holds the name; .reserved_until is when it becomes free."},
+        {ErrorCode::invalid_retention, "InvalidRetention",
+         "Retention outside the policy's range, or different from a fixed retention."},
+        {ErrorCode::operation_not_allowed, "OperationNotAllowed",
+         "The operation is not allowed in the workspace's state or by the policy."},
+        {ErrorCode::workspace_not_stopped, "WorkspaceNotStopped",
+         "The policy requires the workspace to be stopped first."},
+        {ErrorCode::precondition_failed, "PreconditionFailed",
+         "confirm_name missing or different, or a blocker fact above zero (or unverifiable)."},
+        {ErrorCode::permission_denied, "PermissionDenied",
+         "The principal lacks a role the policy requires."},
+        {ErrorCode::policy_error, "PolicyError", "An invalid policy."},
+        {ErrorCode::engine_closed, "EngineClosed", "A call after Engine.close()."},
+        {ErrorCode::invalid_argument, "InvalidArgument",
+         "An argument the engine refused (also a ValueError)."},
+        {ErrorCode::not_found, "NotFound",
+         "No such object, e.g. an unknown cleanup task id (also a KeyError)."},
+        {ErrorCode::storage_error, "StorageError",
+         "The store failed or cannot be reached (disk, corrupt file, database server down, bad "
+         "credentials); nothing of the operation was applied, and it is safe to retry."},
+        {ErrorCode::workspace_held, "WorkspaceHeld",
+         "A legal hold stops the workspace's destruction (permanent delete, purge); the message "
+         "names every hold's reason. Also an OperationNotAllowed.",
+         ErrorCode::operation_not_allowed},
+    }};
 
-std::size_t index_of(ErrorCode code) { return static_cast<std::size_t>(code); }
+/// The builtin exception `spec`'s class also derives from, or nullptr (the builtins are not
+/// constant expressions, so kClasses cannot hold them).
+PyObject* extra_base(const ErrorClass& spec) {
+  if (spec.code == ErrorCode::invalid_argument) return PyExc_ValueError;
+  if (spec.code == ErrorCode::not_found) return PyExc_KeyError;
+  return nullptr;
+}
+
+/// The name of the class raised for `code`.
+const char* class_name(ErrorCode code) {
+  for (const ErrorClass& spec : kClasses) {
+    if (spec.code == code) return spec.name;
+  }
+  return kBaseName;
+}
 
 /// The whole message (what() is a C string: it would end at a NUL byte); bytes that are not
 /// UTF-8 are shown as \\xNN escapes rather than failing the translation.
@@ -46,25 +88,36 @@ py::str message_of(const Error& error) {
   return py::reinterpret_steal<py::str>(message);
 }
 
+/// This module (as imported: the translator has no other way to reach it).
+py::object core_module() {
+  PyObject* module = PyImport_GetModule(py::str(RECYCLEBIN_CORE_MODULE).ptr());
+  if (module == nullptr) {
+    if (PyErr_Occurred() == nullptr) {
+      PyErr_SetString(PyExc_ImportError, RECYCLEBIN_CORE_MODULE " is not imported");
+    }
+    throw py::error_already_set();
+  }
+  return py::reinterpret_steal<py::object>(module);
+}
+
 void raise_error(const Error& error) {
-  PyObject* cls = index_of(error.code()) < kCodeCount ? g_classes[index_of(error.code())] : nullptr;
-  if (cls == nullptr) cls = g_base;
+  const py::object cls = core_module().attr(class_name(error.code()));
   try {
     py::object instance = py::reinterpret_borrow<py::object>(cls)(message_of(error));
     if (error.code() == ErrorCode::name_reserved) {
       const auto until = error.reserved_until();
       instance.attr("reserved_until") = until ? to_datetime(*until) : py::none();
     }
-    PyErr_SetObject(cls, instance.ptr());
+    PyErr_SetObject(cls.ptr(), instance.ptr());
   } catch (py::error_already_set& failure) {
     // Building the exception failed (e.g. a datetime out of range): raise the class anyway.
     failure.discard_as_unraisable("recyclebin: building an exception");
-    PyErr_SetString(cls, error.what());
+    PyErr_SetString(cls.ptr(), error.what());
   }
 }
 
 py::object make_class(const char* name, const char* doc, py::tuple bases, py::dict attributes) {
-  const std::string qualified = std::string("recyclebin.errors.") + name;
+  const std::string qualified = std::string(RECYCLEBIN_CORE_MODULE ".") + name;
   PyObject* cls = PyErr_NewExceptionWithDoc(qualified.c_str(), doc, bases.ptr(), attributes.ptr());
   if (cls == nullptr) throw py::error_already_set();
   return py::reinterpret_steal<py::object>(cls);
@@ -118,64 +171,25 @@ void bind_errors(py::module_& m) {
   base_attributes["code"] = "recyclebin_error";
   base_attributes["http_status"] = 500;
   py::object base = make_class(
-      "RecycleBinError",
+      kBaseName,
       "Base of every recyclebin error. .code is a stable snake_case code, .http_status the "
       "status a REST front end answers.",
       py::make_tuple(py::handle(PyExc_Exception)), base_attributes);
-  m.attr("RecycleBinError") = base;
-  g_base = base.inc_ref().ptr();
-
-  const std::array<ErrorClass, kCodeCount> classes{{
-      {ErrorCode::workspace_not_found, "WorkspaceNotFound",
-       "No such live workspace (a soft-deleted one is not live), or no such workspace in the "
-       "recycle bin.", nullptr},
-      {ErrorCode::workspace_exists, "WorkspaceExists",
-       "A live workspace already holds the name.", nullptr},
-      {ErrorCode::name_reserved, "NameReserved",
-       "A soft-deleted workspace holds the name; .reserved_until is when it becomes free.",
-       nullptr},
-      {ErrorCode::invalid_retention, "InvalidRetention",
-       "Retention outside the policy's range, or different from a fixed retention.", nullptr},
-      {ErrorCode::operation_not_allowed, "OperationNotAllowed",
-       "The operation is not allowed in the workspace's state or by the policy.", nullptr},
-      {ErrorCode::workspace_not_stopped, "WorkspaceNotStopped",
-       "The policy requires the workspace to be stopped first.", nullptr},
-      {ErrorCode::precondition_failed, "PreconditionFailed",
-       "confirm_name missing or different, or a blocker fact above zero (or unverifiable).",
-       nullptr},
-      {ErrorCode::permission_denied, "PermissionDenied",
-       "The principal lacks a role the policy requires.", nullptr},
-      {ErrorCode::policy_error, "PolicyError", "An invalid policy.", nullptr},
-      {ErrorCode::engine_closed, "EngineClosed", "A call after Engine.close().", nullptr},
-      {ErrorCode::invalid_argument, "InvalidArgument",
-       "An argument the engine refused (also a ValueError).", PyExc_ValueError},
-      {ErrorCode::not_found, "NotFound",
-       "No such object, e.g. an unknown cleanup task id (also a KeyError).", PyExc_KeyError},
-      {ErrorCode::storage_error, "StorageError",
-       "The store failed or cannot be reached (disk, corrupt file, database server down, bad "
-       "credentials); nothing of the operation was applied, and it is safe to retry.",
-       nullptr},
-      {ErrorCode::workspace_held, "WorkspaceHeld",
-       "A legal hold stops the workspace's destruction (permanent delete, purge); the message "
-       "names every hold's reason. Also an OperationNotAllowed.",
-       nullptr, ErrorCode::operation_not_allowed},
-  }};
+  m.attr(kBaseName) = base;
 
   py::object plain_str = py::module_::import("builtins").attr("BaseException").attr("__str__");
-  for (const ErrorClass& spec : classes) {
+  for (const ErrorClass& spec : kClasses) {
     py::dict attributes;
     attributes["code"] = code_name(spec.code);
     attributes["http_status"] = http_status(spec.code);
     if (spec.code == ErrorCode::name_reserved) attributes["reserved_until"] = py::none();
-    py::object first = spec.parent ? py::reinterpret_borrow<py::object>(g_classes[index_of(*spec.parent)]) : base;
-    py::tuple bases = spec.extra_base == nullptr
-                          ? py::tuple(py::make_tuple(first))
-                          : py::tuple(py::make_tuple(first, py::handle(spec.extra_base)));
+    py::object first = spec.parent ? py::object(m.attr(class_name(*spec.parent))) : base;
+    PyObject* builtin = extra_base(spec);
+    py::tuple bases = builtin == nullptr ? py::tuple(py::make_tuple(first))
+                                         : py::tuple(py::make_tuple(first, py::handle(builtin)));
     // KeyError's str() quotes its message; these messages are sentences, so keep them plain.
-    if (spec.extra_base == PyExc_KeyError) attributes["__str__"] = plain_str;
-    py::object cls = make_class(spec.name, spec.doc, bases, attributes);
-    m.attr(spec.name) = cls;
-    g_classes[index_of(spec.code)] = cls.inc_ref().ptr();
+    if (builtin == PyExc_KeyError) attributes["__str__"] = plain_str;
+    m.attr(spec.name) = make_class(spec.name, spec.doc, bases, attributes);
   }
 
   py::register_exception_translator([](std::exception_ptr pointer) {

@@ -5,10 +5,8 @@
 
 #include <datetime.h>
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 #include <memory>
 #include <string>
 
@@ -78,26 +76,8 @@ std::string type_name(py::handle value) {
 
 py::object to_datetime(Timestamp t) {
   import_datetime();
-  // The times of one answer fall on few days (a page of the bin: mostly one day of deletions,
-  // and their purge day), so the dates of the last two days converted are kept. Guarded by
-  // the GIL, which every caller holds.
-  struct KnownDay {
-    std::int64_t days = std::numeric_limits<std::int64_t>::min();
-    CivilDate date{};
-  };
-  static std::array<KnownDay, 2> known{};
-  static std::size_t oldest = 0;
   const std::int64_t days = floor_div(t, kMicrosPerDay);
-  const KnownDay* day = nullptr;
-  for (const KnownDay& candidate : known) {
-    if (candidate.days == days) day = &candidate;
-  }
-  if (day == nullptr) {
-    known[oldest] = {days, civil_from_days(days)};
-    day = &known[oldest];
-    oldest = 1 - oldest;
-  }
-  const CivilDate& date = day->date;
+  const CivilDate date = civil_from_days(days);
   const std::int64_t micros_of_day = t - days * kMicrosPerDay;
   const auto seconds_of_day = static_cast<int>(micros_of_day / kMicrosPerSecond);
   const auto micro = static_cast<int>(micros_of_day % kMicrosPerSecond);

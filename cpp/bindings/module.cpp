@@ -3,9 +3,14 @@
 
 #include "bindings.hpp"
 
+#include <string>
+
 PYBIND11_MODULE(_core, m) {
   namespace rb = recyclebin::bindings;
   m.doc() = "The recyclebin C++ core. Import the recyclebin package, not this module.";
+  if (m.attr("__name__").cast<std::string>() != RECYCLEBIN_CORE_MODULE) {
+    throw pybind11::import_error("this module must be imported as " RECYCLEBIN_CORE_MODULE);
+  }
   m.attr("__version__") = RECYCLEBIN_VERSION;
   rb::bind_errors(m);
   rb::bind_time(m);

@@ -1,23 +1,8 @@
 # Hand-written stubs for the C++ module recyclebin._core (cpp/bindings/). Keep in step with
 # the bindings; tests/python/test_typing.py checks the package against them.
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeAlias, final
-
-import recyclebin.engine
-from recyclebin.models import Component
-from recyclebin.results import (
-    AuditRecord,
-    CleanupTask,
-    DeletableWorkspace,
-    DeletedWorkspace,
-    DeleteResult,
-    Hold,
-    Lien,
-    PurgeReport,
-    RecoverResult,
-)
-from recyclebin.workspace import Workspace
 
 __version__: str
 
@@ -79,38 +64,19 @@ class Policy:
     def rules(self, subscription_id: str | None = None) -> dict[str, Any]: ...
 
 # --- engine values (bind_engine.cpp) ---------------------------------------------------------
-# Answers are the package's own classes, built by the binding: the result classes (registered
-# by recyclebin.results with _register_types), and the live workspaces as the engine's
-# rb.Workspace objects (registered by recyclebin.workspace), from the identity map the call is
-# given. An rb.Workspace keeps the engine's answer as a _WorkspaceSnapshot:
-# (id, subscription_id, resource_group, name, retention_days, cmk_encrypted, state,
-#  created_at, components, purge_protection, auto_delete_at), components as
-#  (kind, ref, standalone).
+# Answers are plain data: a record (dict: field name -> value, the names FIELDS gives for each
+# kind of answer), or for a live workspace a _WorkspaceSnapshot, a tuple in the order of
+# FIELDS["workspace"] with components as (kind, ref, standalone) tuples. The package builds its
+# objects from them.
 
+FIELDS: dict[str, tuple[str, ...]]
+
+_Component: TypeAlias = tuple[str, str, bool]
 _WorkspaceSnapshot: TypeAlias = tuple[
-    str, str, str, str, int, bool, str, datetime, tuple[tuple[str, str, bool], ...], bool,
-    datetime | None,
+    str, str, str, str, int, bool, str, datetime, tuple[_Component, ...], bool, datetime | None,
 ]
-
-def _register_types(
-    *,
-    cleanup_task: type[CleanupTask],
-    delete_result: type[DeleteResult],
-    deleted_workspace: type[DeletedWorkspace],
-    recover_result: type[RecoverResult],
-    purge_report: type[PurgeReport],
-    deletable_workspace: type[DeletableWorkspace],
-    audit_record: type[AuditRecord],
-    hold: type[Hold],
-    lien: type[Lien],
-) -> None: ...
-def _register_workspace_type(cls: type[Workspace]) -> None: ...
-
-@final
-class WorkspaceMap:
-    def __init__(self, engine: recyclebin.engine.Engine) -> None: ...
-    def __len__(self) -> int: ...
-    def mark_deleted(self, workspace_ids: Iterable[str]) -> None: ...
+# Records: field name -> value (a TypedDict per kind would repeat recyclebin.results).
+_Record: TypeAlias = dict[str, Any]
 
 @final
 class Principal:
@@ -133,39 +99,27 @@ class Engine:
     def policy(self) -> Policy: ...
     def now(self) -> datetime: ...
     def set_facts_provider(
-        self, provider: Callable[[Workspace], dict[str, int]] | None, workspaces: WorkspaceMap
+        self, provider: Callable[[_WorkspaceSnapshot], dict[str, int]] | None
     ) -> None: ...
     def create(
         self,
-        workspaces: WorkspaceMap,
         subscription_id: str,
         resource_group: str,
         name: str,
         retention_days: int | None = None,
         cmk_encrypted: bool = False,
-        components: Iterable[Component] = ...,
+        components: list[_Component] | tuple[_Component, ...] = ...,
         principal: Principal | None = None,
         purge_protection: bool | None = None,
         if_deleted: str = "fail",
         auto_delete_at: datetime | None = None,
-    ) -> Workspace: ...
+    ) -> _WorkspaceSnapshot: ...
     def get(
-        self,
-        workspaces: WorkspaceMap,
-        subscription_id: str,
-        resource_group: str,
-        name: str,
-        principal: Principal | None = None,
-    ) -> Workspace: ...
-    def get_by_id(
-        self, workspaces: WorkspaceMap, workspace_id: str, principal: Principal | None = None
-    ) -> Workspace: ...
-    def stop(
-        self, workspaces: WorkspaceMap, workspace_id: str, principal: Principal | None = None
-    ) -> Workspace: ...
-    def start(
-        self, workspaces: WorkspaceMap, workspace_id: str, principal: Principal | None = None
-    ) -> Workspace: ...
+        self, subscription_id: str, resource_group: str, name: str, principal: Principal | None = None
+    ) -> _WorkspaceSnapshot: ...
+    def get_by_id(self, workspace_id: str, principal: Principal | None = None) -> _WorkspaceSnapshot: ...
+    def stop(self, workspace_id: str, principal: Principal | None = None) -> _WorkspaceSnapshot: ...
+    def start(self, workspace_id: str, principal: Principal | None = None) -> _WorkspaceSnapshot: ...
     def grant(
         self, workspace_id: str, member_id: str, role: str, principal: Principal | None = None
     ) -> None: ...
@@ -178,7 +132,7 @@ class Engine:
         confirm_name: str | None = None,
         principal: Principal | None = None,
         dry_run: bool = False,
-    ) -> DeleteResult: ...
+    ) -> _Record: ...
     def remove_many(
         self,
         workspace_ids: list[str],
@@ -187,16 +141,15 @@ class Engine:
         confirm_name: str | None = None,
         principal: Principal | None = None,
         dry_run: bool = False,
-    ) -> list[DeleteResult]: ...
+    ) -> list[_Record]: ...
     def list_live(
         self,
-        workspaces: WorkspaceMap,
         subscription_id: str,
         resource_group: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
         principal: Principal | None = None,
-    ) -> tuple[list[Workspace], str | None]: ...
+    ) -> tuple[list[_WorkspaceSnapshot], str | None]: ...
     def list_deleted(
         self,
         subscription_id: str,
@@ -205,51 +158,45 @@ class Engine:
         cursor: str | None = None,
         principal: Principal | None = None,
         purge_before: datetime | None = None,
-    ) -> tuple[list[DeletedWorkspace], str | None]: ...
+    ) -> tuple[list[_Record], str | None]: ...
     def get_deleted(
         self, subscription_id: str, resource_group: str, name: str, principal: Principal | None = None
-    ) -> DeletedWorkspace: ...
+    ) -> _Record: ...
     def recover(
-        self,
-        workspaces: WorkspaceMap,
-        subscription_id: str,
-        resource_group: str,
-        name: str,
-        principal: Principal | None = None,
-    ) -> RecoverResult: ...
+        self, subscription_id: str, resource_group: str, name: str, principal: Principal | None = None
+    ) -> _Record: ...
     def purge(
         self, subscription_id: str, resource_group: str, name: str, principal: Principal | None = None
-    ) -> DeleteResult: ...
+    ) -> _Record: ...
     def purge_expired(
         self, principal: Principal | None = None, dry_run: bool = False
-    ) -> PurgeReport: ...
-    def list_deletable(self, subscription_id: str) -> list[DeletableWorkspace]: ...
+    ) -> _Record: ...
+    def list_deletable(self, subscription_id: str) -> list[_Record]: ...
     def purge_by_id(
         self,
         workspace_id: str,
         principal: Principal | None = None,
         dry_run: bool = False,
         expected_refs: list[str] | None = None,
-    ) -> DeleteResult: ...
-    def cleanup_tasks(self) -> list[CleanupTask]: ...
+    ) -> _Record: ...
+    def cleanup_tasks(self) -> list[_Record]: ...
     def complete_cleanup(self, task_id: int) -> None: ...
-    def claim_cleanup(self, worker: str, limit: int, lease: timedelta) -> list[CleanupTask]: ...
+    def claim_cleanup(self, worker: str, limit: int, lease: timedelta) -> list[_Record]: ...
     def fail_cleanup(self, task_id: int, error: str, retry_after: timedelta) -> None: ...
-    def place_hold(self, workspace_id: str, reason: str, principal: Principal | None = None) -> Hold: ...
+    def place_hold(self, workspace_id: str, reason: str, principal: Principal | None = None) -> _Record: ...
     def release_hold(self, hold_id: str, principal: Principal | None = None) -> None: ...
-    def holds(self, workspace_id: str) -> list[Hold]: ...
+    def holds(self, workspace_id: str) -> list[_Record]: ...
     def add_lien(
         self, workspace_id: str, origin: str, reason: str, principal: Principal | None = None
-    ) -> Lien: ...
+    ) -> _Record: ...
     def remove_lien(self, lien_id: str, principal: Principal | None = None) -> None: ...
-    def liens(self, workspace_id: str) -> list[Lien]: ...
+    def liens(self, workspace_id: str) -> list[_Record]: ...
     def enable_purge_protection(
-        self, workspaces: WorkspaceMap, workspace_id: str, principal: Principal | None = None
-    ) -> Workspace: ...
+        self, workspace_id: str, principal: Principal | None = None
+    ) -> _WorkspaceSnapshot: ...
     def set_auto_delete(
-        self, workspaces: WorkspaceMap, workspace_id: str, at: datetime | None,
-        principal: Principal | None = None,
-    ) -> Workspace: ...
+        self, workspace_id: str, at: datetime | None, principal: Principal | None = None
+    ) -> _WorkspaceSnapshot: ...
     def audit_log(
         self, subscription_id: str | None = None, after_seq: int | None = None, limit: int | None = None
-    ) -> list[AuditRecord]: ...
+    ) -> list[_Record]: ...

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from . import _core
+from . import _core, results
 from ._core import InvalidArgument, NotFound
 from .clock import ManualClock
 from .models import Principal, _core_principal, _require_str
@@ -60,7 +60,9 @@ class Engine:
         # One facade object per workspace id, kept current by every answer that carries
         # the workspace (stop, start, recover, delete...): the calls that answer with a
         # workspace are given this map and answer with its object. Weak: the caller owns them.
-        self._workspaces = _core.WorkspaceMap(self)
+        from .workspace import _WorkspaceMap  # workspace.py imports this module
+
+        self._workspaces = _WorkspaceMap(self)
 
     @classmethod
     def open(
@@ -146,16 +148,19 @@ class Engine:
             raise TypeError(f"the facts provider must be callable or None, not {type(fn).__name__}")
         self._facts_provider = fn
         if fn is None:
-            self._core.set_facts_provider(None, self._workspaces)
+            self._core.set_facts_provider(None)
             return
 
-        # The binding passes the workspace's object from this engine's identity map. Nothing
-        # here refers to the engine: the provider lives inside the C++ engine, where Python's
-        # GC cannot see a cycle.
-        def ask(workspace: Workspace) -> dict[str, int]:
-            return dict(fn(workspace))
+        # The core passes the workspace as its tuple; the provider gets the caller's own
+        # object from this engine's identity map. Nothing here refers to the engine (the map
+        # holds it weakly): the provider lives inside the C++ engine, where Python's GC cannot
+        # see a cycle.
+        track = self._workspaces.track
 
-        self._core.set_facts_provider(ask, self._workspaces)
+        def ask(snapshot: _core._WorkspaceSnapshot) -> dict[str, int]:
+            return dict(fn(track(snapshot)))
+
+        self._core.set_facts_provider(ask)
 
     # --- admin -----------------------------------------------------------------------------------
 
@@ -172,7 +177,7 @@ class Engine:
         cleanup tasks it would write, each with ``id == 0``), changing nothing."""
         if not isinstance(dry_run, bool):
             raise TypeError(f"dry_run must be a bool, not {type(dry_run).__name__}")
-        return self._core.purge_expired(_core_principal(principal), dry_run)
+        return results.purge_report(self._core.purge_expired(_core_principal(principal), dry_run))
 
     def list_deletable(self, subscription_id: str) -> list[DeletableWorkspace]:
         """Workspaces an admin may purge now with :meth:`purge_by_id`: held past their date
@@ -180,7 +185,7 @@ class Engine:
         last member was revoked); one that is both is listed once under each kind. Oldest
         ``since`` first. Names are not shown."""
         _require_str(subscription_id, "subscription_id")
-        return self._core.list_deletable(subscription_id)
+        return [results.deletable_workspace(item) for item in self._core.list_deletable(subscription_id)]
 
     def purge_by_id(
         self,
@@ -210,14 +215,14 @@ class Engine:
             refs = list(expected_refs)
             for ref in refs:
                 _require_str(ref, "each of expected_refs")
-        result = self._core.purge_by_id(workspace_id, _core_principal(principal), dry_run, refs)
+        answer = self._core.purge_by_id(workspace_id, _core_principal(principal), dry_run, refs)
         if not dry_run:
             self._workspaces.mark_deleted([workspace_id])
-        return result
+        return results.delete_result(answer)
 
     def cleanup_tasks(self) -> list[CleanupTask]:
         """Pending cleanup tasks, oldest first."""
-        return self._core.cleanup_tasks()
+        return [results.cleanup_task(task) for task in self._core.cleanup_tasks()]
 
     def complete_cleanup(self, task_id: int) -> None:
         """Marks a cleanup task done. Completing a completed task is a no-op; an unknown id
@@ -244,7 +249,7 @@ class Engine:
             raise ValueError(f"limit must be at least 1, not {limit}")
         if not isinstance(lease, timedelta):
             raise TypeError(f"lease must be a datetime.timedelta, not {type(lease).__name__}")
-        return self._core.claim_cleanup(worker, limit, lease)
+        return [results.cleanup_task(task) for task in self._core.claim_cleanup(worker, limit, lease)]
 
     def fail_cleanup(self, task_id: int, error: str, *,
                      retry_after: timedelta = timedelta(0)) -> None:
@@ -270,7 +275,7 @@ class Engine:
         or purged workspace raises ``WorkspaceNotFound``. Permission action ``hold``."""
         _require_str(workspace_id, "workspace_id")
         _require_str(reason, "reason")
-        return self._core.place_hold(workspace_id, reason, _core_principal(principal))
+        return results.hold(self._core.place_hold(workspace_id, reason, _core_principal(principal)))
 
     def release_hold(self, hold_id: str, *, principal: Principal | None = None) -> None:
         """Releases a hold (an unknown id raises ``KeyError``, :class:`rb.NotFound`). When the
@@ -281,7 +286,7 @@ class Engine:
     def holds(self, workspace_id: str) -> list[Hold]:
         """The workspace's holds, oldest first."""
         _require_str(workspace_id, "workspace_id")
-        return self._core.holds(workspace_id)
+        return [results.hold(hold) for hold in self._core.holds(workspace_id)]
 
     def add_lien(self, workspace_id: str, origin: str, reason: str, *,
                  principal: Principal | None = None) -> Lien:
@@ -291,7 +296,7 @@ class Engine:
         _require_str(workspace_id, "workspace_id")
         _require_str(origin, "origin")
         _require_str(reason, "reason")
-        return self._core.add_lien(workspace_id, origin, reason, _core_principal(principal))
+        return results.lien(self._core.add_lien(workspace_id, origin, reason, _core_principal(principal)))
 
     def remove_lien(self, lien_id: str, *, principal: Principal | None = None) -> None:
         """Removes a lien (an unknown id raises ``KeyError``, :class:`rb.NotFound`)."""
@@ -301,7 +306,7 @@ class Engine:
     def liens(self, workspace_id: str) -> list[Lien]:
         """The workspace's liens, oldest first."""
         _require_str(workspace_id, "workspace_id")
-        return self._core.liens(workspace_id)
+        return [results.lien(lien) for lien in self._core.liens(workspace_id)]
 
     def audit_log(self, subscription_id: str | None = None, *, after_seq: int | None = None,
                   limit: int | None = None) -> list[AuditRecord]:
@@ -318,8 +323,9 @@ class Engine:
         if limit is not None and limit < 1:
             raise InvalidArgument(f"limit must be at least 1 (or None for everything), not {limit}")
         # Beyond any count of records, and within the core's 64-bit range.
-        return self._core.audit_log(subscription_id, min(after_seq, 2**62) if after_seq is not None
-                                    else None, min(limit, 2**62) if limit is not None else None)
+        records = self._core.audit_log(subscription_id, min(after_seq, 2**62) if after_seq is not None
+                                       else None, min(limit, 2**62) if limit is not None else None)
+        return [results.audit_record(record) for record in records]
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"

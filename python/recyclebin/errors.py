@@ -1,7 +1,8 @@
 """The exceptions of recyclebin: one hierarchy under :class:`RecycleBinError`.
 
 The classes are created once, in the C++ bindings (``recyclebin._core``), which raise them
-for the core's error codes; this module re-exports them. Every class carries ``.code`` (a
+for the core's error codes; this module re-exports them as its own (their ``__module__`` is
+this module, where users import them from and where pickle finds them). Every class carries ``.code`` (a
 stable snake_case string, the same one the REST plugin answers) and ``.http_status``.
 
 ====================  =========================  ====
@@ -70,3 +71,9 @@ def error_class(code: str) -> type[RecycleBinError]:
 
     entry = error_codes().get(code)
     return entry.error_class if entry is not None else RecycleBinError
+
+
+for _name in __all__:
+    _exported = globals()[_name]
+    if isinstance(_exported, type):
+        _exported.__module__ = __name__

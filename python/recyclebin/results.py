@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -89,36 +89,22 @@ def _plain(value: object) -> object:
 
 
 class _Result:
-    """What the result classes below share: repr(), _repr_html_(), frozen-ness and pickling.
+    """What the result classes below share: repr(), _repr_html_() and loading older pickles.
 
-    They are ``dataclass(frozen=True, slots=True)``: the binding stores an answer's fields into
-    their slots. ``slots=True`` makes each class anew, after generating methods that refer to
-    the class it replaces (gh-90562): their frozen ``__setattr__`` and ``__delattr__`` raise
-    ``TypeError`` for names that are not fields, zero-argument ``super()`` fails in methods
-    written here, and the pickled state they give is a list. These methods apply instead (see
-    _ANSWERS below): any assignment raises ``FrozenInstanceError``, and the pickled state is
-    the dict of fields that a dataclass without slots has, so pickles load across both layouts.
+    They are plain ``dataclass(frozen=True)`` classes: assignment raises
+    ``FrozenInstanceError``; they copy, compare and pickle as dataclasses do.
     """
-
-    __slots__ = ("__weakref__",)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
-
-    def __getstate__(self) -> dict[str, Any]:
-        fields = dataclasses.fields(self)  # type: ignore[arg-type]
-        return {f.name: getattr(self, f.name) for f in fields}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # A pickle from an older version lacks the fields added since: they take their defaults.
         for field in dataclasses.fields(self):  # type: ignore[arg-type]
             if field.name in state:
-                object.__setattr__(self, field.name, state[field.name])
-            elif field.default is not dataclasses.MISSING:
-                object.__setattr__(self, field.name, field.default)
+                continue
+            if field.default is not dataclasses.MISSING:
+                state[field.name] = field.default
+            elif field.default_factory is not dataclasses.MISSING:
+                state[field.name] = field.default_factory()
+        self.__dict__.update(state)
 
     def __repr__(self) -> str:
         parts = [
@@ -143,7 +129,7 @@ class _Result:
         return f"<table><caption>{type(self).__name__}</caption>{rows}</table>"
 
 
-@dataclass(frozen=True, repr=False, slots=True)
+@dataclass(frozen=True, repr=False)
 class CleanupTask(_Result):
     """Something the platform must destroy in its own storage (the cleanup outbox).
 
@@ -165,7 +151,7 @@ class CleanupTask(_Result):
     leased_until: datetime | None = None
 
 
-@dataclass(frozen=True, repr=False, slots=True)
+@dataclass(frozen=True, repr=False)
 class DeleteResult(_Result):
     """What a delete or purge did.
 
@@ -187,13 +173,13 @@ class DeleteResult(_Result):
     dry_run: bool = False
 
     def _html_rows(self) -> list[tuple[str, str]]:
-        rows = _Result._html_rows(self)  # not super(): see _Result
+        rows = super()._html_rows()
         if self.purge_at is not None:
             rows.insert(3, ("purge in", html.escape(format_countdown(self.purge_at - self.deleted_at))))
         return rows
 
 
-@dataclass(frozen=True, repr=False, slots=True)
+@dataclass(frozen=True, repr=False)
 class DeletedWorkspace(_Result):
     """A workspace in the recycle bin.
 
@@ -219,7 +205,7 @@ class DeletedWorkspace(_Result):
         return self.purge_at - now
 
     def _html_rows(self) -> list[tuple[str, str]]:
-        rows = _Result._html_rows(self)  # not super(): see _Result
+        rows = super()._html_rows()
         rows.insert(6, ("purge in", html.escape(format_countdown(self.time_to_purge))))
         return rows
 
@@ -247,6 +233,7 @@ def _deleted_table(items: Iterable[DeletedWorkspace], caption: str) -> str:
 
 
 _Item = TypeVar("_Item")
+_R = TypeVar("_R")
 
 
 class _Page(list[_Item], Generic[_Item]):
@@ -285,7 +272,7 @@ class DeletedPage(_Page[DeletedWorkspace]):
         return _deleted_table(self, caption)
 
 
-@dataclass(frozen=True, repr=False, slots=True)
+@dataclass(frozen=True, repr=False)
 class RecoverResult(_Result):
     """What a recover did: the live ``workspace`` again, the component kinds ``restored``
     from the bin, those ``reattached`` (best effort) and those the platform
@@ -297,7 +284,7 @@ class RecoverResult(_Result):
     must_recreate: list[str]
 
 
-@dataclass(frozen=True, repr=False, slots=True)
+@dataclass(frozen=True, repr=False)
 class PurgeReport(_Result):
     """What :meth:`Engine.purge_expired` removed: ``(subscription, group, name)`` of each
     purged workspace, and the cleanup tasks written. ``dry_run``: the report of a dry run,
@@ -314,7 +301,7 @@ class PurgeReport(_Result):
     auto_delete_refused: list[tuple[str, str, str, str]] = field(default_factory=list)
 
 
-@dataclass(frozen=True, repr=False, slots=True)
+@dataclass(frozen=True, repr=False)
 class DeletableWorkspace(_Result):
     """A workspace an admin may purge now (:meth:`Engine.list_deletable`): ``kind`` is
     ``"deletion_planned"`` (past its date, held) or ``"orphaned"`` (no member left);
@@ -325,7 +312,7 @@ class DeletableWorkspace(_Result):
     since: datetime
 
 
-@dataclass(frozen=True, repr=False, slots=True)
+@dataclass(frozen=True, repr=False)
 class AuditRecord(_Result):
     """One audited operation. ``outcome`` is ``"ok"`` or ``"refused:<code>"``;
     ``workspace_id`` is ``""`` when the target did not exist; ``principal_id`` is ``None``
@@ -342,7 +329,7 @@ class AuditRecord(_Result):
     principal_id: str | None = None
 
 
-@dataclass(frozen=True, repr=False, slots=True)
+@dataclass(frozen=True, repr=False)
 class Hold(_Result):
     """A legal hold (:meth:`Engine.place_hold`): while a workspace has one, nothing destroys
     it (permanent delete, purge, expiry); soft delete and recover work as usual.
@@ -355,7 +342,7 @@ class Hold(_Result):
     placed_at: datetime
 
 
-@dataclass(frozen=True, repr=False, slots=True)
+@dataclass(frozen=True, repr=False)
 class Lien(_Result):
     """A lien (:meth:`Engine.add_lien`): while a live workspace has one, every delete of it
     raises ``PreconditionFailed`` naming the lien's ``origin`` and ``reason``."""
@@ -367,28 +354,61 @@ class Lien(_Result):
     created_at: datetime
 
 
-# The methods dataclass(slots=True) generated for each class give way to _Result's (see there).
-_ANSWERS = (CleanupTask, DeleteResult, DeletedWorkspace, RecoverResult, PurgeReport,
-            DeletableWorkspace, AuditRecord, Hold, Lien)
-for _answer in _ANSWERS:
-    for _method in ("__setattr__", "__delattr__", "__getstate__", "__setstate__"):
-        if _method in vars(_answer):
-            delattr(_answer, _method)
-
 # --- from the C++ core ------------------------------------------------------------------------
-# The binding builds these classes itself, as instances of the classes registered here:
-# object.__new__ plus one store per field's slot, with no Python code running per object
-# (neither the generated __init__ nor the frozen __setattr__). It checks that each dataclass's
-# fields are exactly the ones it sets, and that they are slots.
+# The core answers with plain records: one dict per answer, field name -> value, the names of
+# _core.FIELDS. The facade makes its objects of them here: each record becomes the new
+# object's __dict__ as it is (no __init__ runs: the core's values are already what the fields
+# hold). Each class's fields are checked against the core's at import, so a field added on one
+# side only fails loudly instead of going missing.
 
-_core._register_types(
-    cleanup_task=CleanupTask,
-    delete_result=DeleteResult,
-    deleted_workspace=DeletedWorkspace,
-    recover_result=RecoverResult,
-    purge_report=PurgeReport,
-    deletable_workspace=DeletableWorkspace,
-    audit_record=AuditRecord,
-    hold=Hold,
-    lien=Lien,
-)
+Record = dict[str, Any]
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _maker(cls: type[_R], key: str) -> Callable[[Record], _R]:
+    """What makes a ``cls`` of the core's record for answers of kind ``key``."""
+    names = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    if names != _core.FIELDS[key]:
+        raise ImportError(f"recyclebin.{cls.__name__} has the fields {names}, but the core answers "
+                          f"{key} with {_core.FIELDS[key]}: the package and its _core do not match")
+
+    def make(record: Record) -> _R:
+        made = _new(cls)
+        _set(made, "__dict__", record)
+        return made
+
+    make.__qualname__ = make.__name__ = key
+    return make
+
+
+cleanup_task = _maker(CleanupTask, "cleanup_task")
+deleted_workspace = _maker(DeletedWorkspace, "deleted_workspace")
+deletable_workspace = _maker(DeletableWorkspace, "deletable_workspace")
+audit_record = _maker(AuditRecord, "audit_record")
+hold = _maker(Hold, "hold")
+lien = _maker(Lien, "lien")
+_recover_result = _maker(RecoverResult, "recover_result")
+
+
+def _with_tasks(make: Callable[[Record], _R]) -> Callable[[Record], _R]:
+    """``make`` for a record whose ``cleanup`` holds cleanup-task records."""
+
+    def make_with_tasks(record: Record) -> _R:
+        tasks = record["cleanup"]
+        if tasks:
+            record["cleanup"] = list(map(cleanup_task, tasks))
+        return make(record)
+
+    return make_with_tasks
+
+
+delete_result = _with_tasks(_maker(DeleteResult, "delete_result"))
+purge_report = _with_tasks(_maker(PurgeReport, "purge_report"))
+
+
+def recover_result(record: Record, track: Callable[[Any], Workspace]) -> RecoverResult:
+    """A RecoverResult of the core's record; ``track`` makes its live workspace (the engine's
+    object) of the workspace's snapshot."""
+    record["workspace"] = track(record["workspace"])
+    return _recover_result(record)

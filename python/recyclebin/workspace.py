@@ -10,16 +10,38 @@ from __future__ import annotations
 
 import builtins
 import numbers
+import threading
+import weakref
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Final
 
 from . import _core
 from .engine import Engine, _resolve_engine
 from .errors import InvalidArgument, InvalidRetention
 from .models import Component, Principal, _core_principal, _require_str
+from . import results
 from .results import DeletedPage, DeletedWorkspace, DeleteResult, Hold, RecoverResult, _Page
 
 __all__ = ["Workspace", "WorkspacePage"]
+
+# Where each field is in the core's tuple for a live workspace (literal, for the type checker;
+# checked against the core's own _core.FIELDS["workspace"] at import).
+_ID: Final = 0
+_SUBSCRIPTION_ID: Final = 1
+_RESOURCE_GROUP: Final = 2
+_NAME: Final = 3
+_RETENTION_DAYS: Final = 4
+_CMK_ENCRYPTED: Final = 5
+_STATE: Final = 6
+_CREATED_AT: Final = 7
+_COMPONENTS: Final = 8
+_PURGE_PROTECTION: Final = 9
+_AUTO_DELETE_AT: Final = 10
+for _index, _field in enumerate(_core.FIELDS["workspace"]):
+    if globals().get(f"_{_field.upper()}") != _index:
+        raise ImportError(f"the core answers a workspace's {_field!r} at {_index}, not where "
+                          "recyclebin.Workspace reads it: the package and its _core do not match")
 
 _INT32_MAX = 2**31 - 1
 _LIMIT_MAX = 2**62
@@ -87,13 +109,10 @@ class Workspace:
 
     __slots__ = ("_engine", "_snapshot", "_state", "__weakref__")
 
-    # Made and kept current by the engine's identity map (_core.WorkspaceMap, its
-    # _workspaces), which the calls answering with a workspace are given. _snapshot is the
-    # engine's last answer, a tuple (see _core._WorkspaceSnapshot): id, subscription_id,
-    # resource_group, name, retention_days, cmk_encrypted, state, created_at, components,
-    # purge_protection, auto_delete_at.
-    # _state is its state, or "deleted" once this object saw the workspace deleted. Both are
-    # replaced whole (one store each), never mutated.
+    # Made and kept current by the engine's identity map (_WorkspaceMap, its _workspaces).
+    # _snapshot is the core's last answer for it, a tuple in the order of
+    # _core.FIELDS["workspace"]; _state is its state, or "deleted" once this object saw the
+    # workspace deleted. Both are replaced whole, never mutated.
     _engine: Engine
     _snapshot: _core._WorkspaceSnapshot
     _state: str
@@ -108,29 +127,29 @@ class Workspace:
     @property
     def id(self) -> str:
         """Opaque, stable workspace id."""
-        return self._snapshot[0]
+        return self._snapshot[_ID]
 
     @property
     def name(self) -> str:
-        return self._snapshot[3]
+        return self._snapshot[_NAME]
 
     @property
     def subscription_id(self) -> str:
-        return self._snapshot[1]
+        return self._snapshot[_SUBSCRIPTION_ID]
 
     @property
     def resource_group(self) -> str:
-        return self._snapshot[2]
+        return self._snapshot[_RESOURCE_GROUP]
 
     @property
     def soft_delete_retention_days(self) -> int:
         """The effective retention in days (the policy's default when none was given)."""
-        return self._snapshot[4]
+        return self._snapshot[_RETENTION_DAYS]
 
     @property
     def cmk_encrypted(self) -> bool:
         """Encrypted with a customer-managed key (such workspaces may skip the bin)."""
-        return self._snapshot[5]
+        return self._snapshot[_CMK_ENCRYPTED]
 
     @property
     def state(self) -> str:
@@ -140,24 +159,24 @@ class Workspace:
 
     @property
     def created_at(self) -> datetime:
-        return self._snapshot[7]
+        return self._snapshot[_CREATED_AT]
 
     @property
     def components(self) -> builtins.list[Component]:
         """The workspace's components (a copy). After a recover, without those the platform
         must recreate."""
-        return [Component(kind, ref, standalone) for kind, ref, standalone in self._snapshot[8]]
+        return [Component(kind, ref, standalone) for kind, ref, standalone in self._snapshot[_COMPONENTS]]
 
     @property
     def purge_protection(self) -> bool:
         """Purge protection is on (for good): every delete is soft, and nothing purges it
         before its ``purge_at``."""
-        return self._snapshot[9]
+        return self._snapshot[_PURGE_PROTECTION]
 
     @property
     def auto_delete_at(self) -> datetime | None:
         """When :meth:`Engine.purge_expired` deletes it (a temporary workspace), or ``None``."""
-        return self._snapshot[10]
+        return self._snapshot[_AUTO_DELETE_AT]
 
     @property
     def engine(self) -> Engine:
@@ -215,13 +234,14 @@ class Workspace:
             _require_str(name, "name")
         retention = (None if soft_delete_retention_days is None
                      else _retention(soft_delete_retention_days, eng, subscription_id))
-        # The binding reads kind, ref and standalone of each rb.Component itself.
-        members = list(components) if components else []
-        for component in members:
-            if not isinstance(component, Component):
-                raise TypeError(
-                    f"components must be rb.Component values, not {type(component).__name__}"
-                )
+        members = []
+        if components:
+            for component in components:
+                if not isinstance(component, Component):
+                    raise TypeError(
+                        f"components must be rb.Component values, not {type(component).__name__}"
+                    )
+                members.append((component.kind, component.ref, component.standalone))
         if cmk_encrypted is not False and cmk_encrypted is not True:
             _flag(cmk_encrypted, "cmk_encrypted")
         if purge_protection is not None:
@@ -230,8 +250,7 @@ class Workspace:
             raise TypeError(f"if_deleted must be a str, not {type(if_deleted).__name__}")
         if auto_delete_at is not None:
             _aware(auto_delete_at, "auto_delete_at")
-        return eng._core.create(
-            eng._workspaces,
+        return eng._workspaces.track(eng._core.create(
             subscription_id,
             resource_group,
             name,
@@ -242,7 +261,7 @@ class Workspace:
             purge_protection,
             if_deleted,
             auto_delete_at,
-        )
+        ))
 
     @staticmethod
     def get(
@@ -259,8 +278,8 @@ class Workspace:
         _require_str(name, "name")
         _require_str(subscription_id, "subscription_id")
         _require_str(resource_group, "resource_group")
-        return eng._core.get(
-            eng._workspaces, subscription_id, resource_group, name, _core_principal(principal)
+        return eng._workspaces.track(
+            eng._core.get(subscription_id, resource_group, name, _core_principal(principal))
         )
 
     @staticmethod
@@ -271,7 +290,7 @@ class Workspace:
         ``WorkspaceNotFound``."""
         eng = _resolve_engine(engine)
         _require_str(workspace_id, "workspace_id")
-        return eng._core.get_by_id(eng._workspaces, workspace_id, _core_principal(principal))
+        return eng._workspaces.track(eng._core.get_by_id(workspace_id, _core_principal(principal)))
 
     @staticmethod
     def list(
@@ -290,10 +309,10 @@ class Workspace:
         eng = _resolve_engine(engine)
         limit = _listing_limit(subscription_id, resource_group, cursor, limit)
         items, next_cursor = eng._core.list_live(
-            eng._workspaces, subscription_id, resource_group, limit, cursor,
+            subscription_id, resource_group, limit, cursor,
             None if principal is None else _core_principal(principal),
         )
-        return WorkspacePage(items, next_cursor)
+        return WorkspacePage(map(eng._workspaces.track, items), next_cursor)
 
     # --- the recycle bin -------------------------------------------------------------------------
 
@@ -321,7 +340,7 @@ class Workspace:
             subscription_id, resource_group, limit, cursor,
             None if principal is None else _core_principal(principal), purge_before,
         )
-        return DeletedPage(items, next_cursor)
+        return DeletedPage(map(results.deleted_workspace, items), next_cursor)
 
     @staticmethod
     def get_deleted(
@@ -338,7 +357,9 @@ class Workspace:
         _require_str(name, "name")
         _require_str(subscription_id, "subscription_id")
         _require_str(resource_group, "resource_group")
-        return eng._core.get_deleted(subscription_id, resource_group, name, _core_principal(principal))
+        return results.deleted_workspace(
+            eng._core.get_deleted(subscription_id, resource_group, name, _core_principal(principal))
+        )
 
     @staticmethod
     def recover(
@@ -358,10 +379,11 @@ class Workspace:
             _require_str(subscription_id, "subscription_id")
             _require_str(resource_group, "resource_group")
             _require_str(name, "name")
-        return eng._core.recover(
-            eng._workspaces, subscription_id, resource_group, name,
+        answer = eng._core.recover(
+            subscription_id, resource_group, name,
             None if principal is None else _core_principal(principal),
         )
+        return results.recover_result(answer, eng._workspaces.track)
 
     @staticmethod
     def purge(
@@ -378,7 +400,9 @@ class Workspace:
         _require_str(subscription_id, "subscription_id")
         _require_str(resource_group, "resource_group")
         _require_str(name, "name")
-        return eng._core.purge(subscription_id, resource_group, name, _core_principal(principal))
+        return results.delete_result(
+            eng._core.purge(subscription_id, resource_group, name, _core_principal(principal))
+        )
 
     @staticmethod
     def delete_many(
@@ -406,25 +430,25 @@ class Workspace:
                     )
             engine = first
         eng = _resolve_engine(engine)
-        ids = [member._snapshot[0] for member in members]
-        results = eng._core.remove_many(
+        ids = [member._snapshot[_ID] for member in members]
+        answers = eng._core.remove_many(
             ids, False, _flag(permanently_delete, "permanently_delete"), None,
             _core_principal(principal),
         )
         eng._workspaces.mark_deleted(ids)
-        return results
+        return [results.delete_result(answer) for answer in answers]
 
     # --- operations on this workspace ------------------------------------------------------------
 
     def stop(self, *, principal: Principal | None = None) -> None:
         """Stops the workspace (idempotent)."""
         engine = self._engine
-        engine._core.stop(engine._workspaces, self._snapshot[0], _core_principal(principal))
+        engine._workspaces.track(engine._core.stop(self._snapshot[_ID], _core_principal(principal)))
 
     def start(self, *, principal: Principal | None = None) -> None:
         """Starts the workspace (idempotent)."""
         engine = self._engine
-        engine._core.start(engine._workspaces, self._snapshot[0], _core_principal(principal))
+        engine._workspaces.track(engine._core.start(self._snapshot[_ID], _core_principal(principal)))
 
     def grant(self, principal_id: str, role: str, *, principal: Principal | None = None) -> None:
         """Gives ``principal_id`` a role on this workspace, replacing any role it had."""
@@ -467,8 +491,8 @@ class Workspace:
             _flag(dry_run, "dry_run")
         if confirm_name is not None:
             _require_str(confirm_name, "confirm_name")
-        result = self._engine._core.remove(
-            self._snapshot[0],
+        answer = self._engine._core.remove(
+            self._snapshot[_ID],
             delete_dependent_resources,
             permanently_delete,
             confirm_name,
@@ -477,11 +501,11 @@ class Workspace:
         )
         if not dry_run:
             self._state = "deleted"
-        return result
+        return results.delete_result(answer)
 
     def place_hold(self, reason: str, *, principal: Principal | None = None) -> Hold:
         """Places a legal hold on this workspace (see :meth:`Engine.place_hold`)."""
-        return self._engine.place_hold(self._snapshot[0], reason, principal=principal)
+        return self._engine.place_hold(self._snapshot[_ID], reason, principal=principal)
 
     def enable_purge_protection(self, *, principal: Principal | None = None) -> None:
         """Turns purge protection on, for good (there is no disable): from now on every delete
@@ -489,20 +513,22 @@ class Workspace:
         the policy always deletes it permanently (CMK with ``hard_delete_if_cmk``, or
         ``soft_delete.enabled: false``). Permission action ``protect``."""
         engine = self._engine
-        engine._core.enable_purge_protection(engine._workspaces, self._snapshot[0],
-                                             _core_principal(principal))
+        engine._workspaces.track(
+            engine._core.enable_purge_protection(self._snapshot[_ID], _core_principal(principal))
+        )
 
     def set_auto_delete(self, at: datetime | None, *, principal: Principal | None = None) -> None:
         """Sets when :meth:`Engine.purge_expired` deletes this workspace (``None`` cancels).
         Permission action ``delete``."""
         engine = self._engine
-        engine._core.set_auto_delete(engine._workspaces, self._snapshot[0],
-                                     _aware(at, "at"), _core_principal(principal))
+        engine._workspaces.track(engine._core.set_auto_delete(
+            self._snapshot[_ID], _aware(at, "at"), _core_principal(principal)
+        ))
 
     def refresh(self, *, principal: Principal | None = None) -> None:
         """Re-reads the workspace from the engine (``WorkspaceNotFound`` once it is deleted)."""
         engine = self._engine
-        engine._core.get_by_id(engine._workspaces, self._snapshot[0], _core_principal(principal))
+        engine._workspaces.track(engine._core.get_by_id(self._snapshot[_ID], _core_principal(principal)))
 
 
 class WorkspacePage(_Page[Workspace]):
@@ -513,6 +539,72 @@ class WorkspacePage(_Page[Workspace]):
     __slots__ = ()
 
 
-# The binding makes the facade's Workspace objects itself (object.__new__ plus its three
-# slots), for the engine's identity map; it checks the slots here.
-_core._register_workspace_type(Workspace)
+class _WorkspaceMap:
+    """The identity map of one rb.Engine (its ``_workspaces``): the one rb.Workspace object per
+    workspace id, updated to every answer of the core that carries the workspace, so
+    ``ws.state`` and ``ws.components`` stay current. Weak: the caller owns the objects. Dead
+    entries are not removed one by one (a callback per object costs more than the lookup);
+    the map is swept when it has doubled since the last sweep, so it stays within twice the
+    live objects. It holds its engine weakly (the engine holds the map). Thread-safe: making
+    an object (a lookup and the insert after it) happens under a lock (reentrant: a
+    finalizer run by a collection in between may use the engine too); updating a known
+    object is two stores, each of which is whole.
+    """
+
+    __slots__ = ("_engine", "_entries", "_lock", "_sweep_at")
+
+    _SWEEP_MIN = 1024  # not swept below this many entries
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = weakref.ref(engine)
+        self._entries: dict[str, weakref.ref[Workspace]] = {}
+        self._lock = threading.RLock()
+        self._sweep_at = self._SWEEP_MIN
+
+    def track(self, snapshot: _core._WorkspaceSnapshot) -> Workspace:
+        """The engine's one rb.Workspace for the core's answer ``snapshot``, updated to it."""
+        known = self._entries.get(snapshot[_ID])
+        workspace = None if known is None else known()
+        if workspace is None:
+            return self._make(snapshot)
+        workspace._snapshot = snapshot
+        workspace._state = snapshot[_STATE]
+        return workspace
+
+    def _make(self, snapshot: _core._WorkspaceSnapshot) -> Workspace:
+        # Under the lock: two threads answered for one workspace that has no object yet must
+        # end with one object between them.
+        with self._lock:
+            known = self._entries.get(snapshot[_ID])
+            workspace = None if known is None else known()
+            if workspace is None:
+                engine = self._engine()
+                if engine is None:
+                    raise RuntimeError("recyclebin: the engine of this answer is gone")
+                workspace = _new(Workspace)
+                workspace._engine = engine
+                self._entries[snapshot[_ID]] = weakref.ref(workspace)
+                if len(self._entries) > self._sweep_at:
+                    self._sweep()
+            workspace._snapshot = snapshot
+            workspace._state = snapshot[_STATE]
+            return workspace
+
+    def mark_deleted(self, workspace_ids: Iterable[str]) -> None:
+        """The objects of these workspaces (those alive) say state ``"deleted"`` from now on."""
+        with self._lock:
+            for workspace_id in workspace_ids:
+                known = self._entries.get(workspace_id)
+                workspace = None if known is None else known()
+                if workspace is not None:
+                    workspace._state = "deleted"
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _sweep(self) -> None:
+        self._entries = {key: ref for key, ref in self._entries.items() if ref() is not None}
+        self._sweep_at = max(self._SWEEP_MIN, 2 * len(self._entries))
+
+
+_new = object.__new__

@@ -1,6 +1,7 @@
-"""What the binding hands the facade: result objects built directly by the C++ binding (exact
-datetimes, frozen dataclasses like any other, with slots), workspace snapshots, and the
-facade's identity map (one object per workspace, weak, swept), which the binding keeps."""
+"""What the binding hands the facade and what the facade makes of it: plain tuples in the order
+of _core.FIELDS (exact UTC datetimes), the result objects built from them (frozen dataclasses
+like any other), workspace snapshots, and the facade's identity map (one object per
+workspace, weak, swept)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import copy
 import dataclasses
 import gc
 import pickle
+import threading
 import weakref
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -112,61 +114,55 @@ def test_a_page_repeats_values_correctly(engine: rb.Engine, clock: rb.ManualCloc
     assert "mine" not in page[1].retained
 
 
-REGISTERED: dict[str, Any] = {
+ANSWERS: dict[str, Any] = {
     "cleanup_task": rb.CleanupTask, "delete_result": rb.DeleteResult,
     "deleted_workspace": rb.DeletedWorkspace, "recover_result": rb.RecoverResult,
     "purge_report": rb.PurgeReport, "deletable_workspace": rb.DeletableWorkspace,
-    "audit_record": rb.AuditRecord,
+    "audit_record": rb.AuditRecord, "hold": rb.Hold, "lien": rb.Lien,
 }
 
 
-def test_register_types_checks_the_fields(engine: rb.Engine) -> None:
-    @dataclasses.dataclass(frozen=True)
-    class Wrong:
-        id: int
-
-    @dataclasses.dataclass(frozen=True)
-    class WithoutSlots:  # the right fields, but the binding stores into slots
-        id: int
-        kind: str
-        ref: str
-        workspace_id: str
-        created_at: datetime
-        attempts: int  # v2: cleanup workers
-        last_error: str | None
-        leased_by: str | None
-        leased_until: datetime | None
-
-    with pytest.raises(TypeError, match="differ"):
-        _core._register_types(**{**REGISTERED, "cleanup_task": Wrong})
-    with pytest.raises(TypeError, match=r"WithoutSlots\.id must be a __slots__ entry"):
-        _core._register_types(**{**REGISTERED, "cleanup_task": WithoutSlots})
-    with pytest.raises(TypeError, match="missing recover_result"):
-        _core._register_types(**{k: v for k, v in REGISTERED.items() if k != "recover_result"})
-    # A refused registration changes nothing.
-    rb.Workspace.create(SUB, RG, "ws", components=[rb.Component("run_history", "r-1")],
-                        engine=engine).delete()
-    result = rb.Workspace.purge(SUB, RG, "ws", engine=engine)
-    assert type(result) is rb.DeleteResult and type(result.cleanup[0]) is rb.CleanupTask
+def test_the_core_answers_plain_data_named_by_its_fields(engine: rb.Engine) -> None:
+    # The core publishes each answer's field names; each result class has exactly those, in
+    # that order (the facade checks this at import). A live workspace is a tuple in the
+    # order of FIELDS["workspace"]; every other answer a record (dict) with those keys.
+    assert set(_core.FIELDS) == set(ANSWERS) | {"workspace"}
+    for key, cls in ANSWERS.items():
+        assert tuple(f.name for f in dataclasses.fields(cls)) == _core.FIELDS[key], key
+    snapshot = engine._core.create(SUB, RG, "ws", None, False, [("run_history", "r-1", False)])
+    assert type(snapshot) is tuple and len(snapshot) == len(_core.FIELDS["workspace"])
+    fields = dict(zip(_core.FIELDS["workspace"], snapshot))
+    assert (fields["name"], fields["state"], fields["components"]) == (
+        "ws", "running", (("run_history", "r-1", False),))
+    answer = engine._core.remove(fields["id"])
+    assert type(answer) is dict and tuple(answer) == _core.FIELDS["delete_result"]
+    assert answer["retained"] == ["run_history"] and answer["permanent"] is False
+    (item,) = rb.Workspace.list_deleted(SUB, engine=engine)
+    assert (item.id, item.name, item.retained) == (fields["id"], "ws", ["run_history"])
 
 
-def test_register_workspace_type_checks_the_slots(engine: rb.Engine) -> None:
-    class WithoutSlots:
-        pass
-
-    class WithoutWeakReferences:
-        __slots__ = ("_engine", "_snapshot", "_state")
-
-    with pytest.raises(TypeError, match="_engine must be a __slots__ entry"):
-        _core._register_workspace_type(WithoutSlots)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="must support weak references"):
-        _core._register_workspace_type(WithoutWeakReferences)  # type: ignore[arg-type]
-    # A refused registration changes nothing.
-    ws = rb.Workspace.create(SUB, RG, "ws", engine=engine)
-    assert type(ws) is rb.Workspace and rb.Workspace.get("ws", SUB, RG, engine=engine) is ws
+def test_the_core_refuses_components_that_are_not_kind_ref_standalone_tuples(engine: rb.Engine) -> None:
+    for bad in ([("run_history", "r-1")], [("run_history", "r-1", 1)], [["run_history", "r-1", False]],
+                [rb.Component("run_history", "r-1")]):
+        with pytest.raises(TypeError, match=r"\(kind: str, ref: str, standalone: bool\) tuple"):
+            engine._core.create(SUB, RG, "ws", None, False, bad)
+    with pytest.raises(TypeError, match="list of"):
+        engine._core.create(SUB, RG, "ws", None, False, iter([]))
+    with pytest.raises(rb.InvalidArgument, match="NUL"):
+        engine._core.create(SUB, RG, "ws", None, False, [("run\0history", "r-1", False)])
+    assert rb.Workspace.list(SUB, engine=engine) == []  # nothing was created
 
 
-def test_results_with_slots_keep_weak_references_copies_and_pickles(
+def test_the_core_module_holds_no_package_state() -> None:
+    # Nothing is registered from the package into the core: it exposes no registration
+    # entry points, and its error classes are its own (the package re-exports them).
+    assert not [name for name in dir(_core) if "register" in name]
+    assert not hasattr(_core, "WorkspaceMap")
+    assert _core.WorkspaceNotFound is rb.WorkspaceNotFound
+    assert rb.WorkspaceNotFound.__module__ == "recyclebin.errors"
+
+
+def test_results_are_plain_frozen_dataclasses_that_copy_and_pickle(
     engine: rb.Engine, clock: rb.ManualClock
 ) -> None:
     ws = rb.Workspace.create(SUB, RG, "ws", components=[rb.Component("run_history", "r-1")],
@@ -183,14 +179,13 @@ def test_results_with_slots_keep_weak_references_copies_and_pickles(
     record = engine.audit_log()[0]
     listed = rb.DeletableWorkspace("orphaned", ws.id, clock.now())
     for value in (deleted, item, recovered, gone, report, task, record, listed):
-        assert not hasattr(value, "__dict__")  # the binding stores into the fields' slots
         assert weakref.ref(value)() is value
         with pytest.raises(dataclasses.FrozenInstanceError):
             value.extra = 1  # type: ignore[union-attr]
         if value is recovered:
             continue  # holds the live rb.Workspace, which does not pickle or copy
         fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-        assert value.__reduce_ex__(2)[2] == fields  # the state a dataclass without slots has
+        assert value.__reduce_ex__(2)[2] == fields  # a dataclass's state: its fields
         assert pickle.loads(pickle.dumps(value)) == value
         assert copy.copy(value) == value and copy.deepcopy(value) == value
     assert pickle.loads(pickle.dumps(item)).as_of == item.as_of  # also the fields == leaves out
@@ -301,7 +296,7 @@ def test_identity_map_state_follows_every_answer(engine: rb.Engine) -> None:
 
 
 def test_the_identity_map_is_the_engine_s_own(engine: rb.Engine) -> None:
-    assert isinstance(engine._workspaces, _core.WorkspaceMap) and len(engine._workspaces) == 0
+    assert len(engine._workspaces) == 0
     ws = rb.Workspace.create(SUB, RG, "ws", engine=engine)
     assert len(engine._workspaces) == 1 and ws.engine is engine
     engine._workspaces.mark_deleted(["no-such-id", ws.id])
@@ -310,6 +305,27 @@ def test_the_identity_map_is_the_engine_s_own(engine: rb.Engine) -> None:
     with rb.Engine.open(":memory:") as other:  # another engine: other objects
         there = rb.Workspace.create(SUB, RG, "ws", engine=other)
         assert there is not ws and there.engine is other and len(other._workspaces) == 1
+
+
+def test_threads_racing_for_one_workspace_get_one_object(engine: rb.Engine) -> None:
+    ids = [rb.Workspace.create(SUB, RG, f"ws-{i}", engine=engine).id for i in range(50)]
+    gc.collect()  # the objects are gone: every thread below races to make them anew
+    barrier = threading.Barrier(4)
+    seen: list[list[rb.Workspace]] = [[] for _ in range(4)]
+
+    def look(mine: list[rb.Workspace]) -> None:
+        barrier.wait(timeout=10)
+        for workspace_id in ids:
+            mine.append(rb.Workspace.get_by_id(workspace_id, engine=engine))
+
+    threads = [threading.Thread(target=look, args=(mine,)) for mine in seen]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert all(len(mine) == len(ids) for mine in seen)
+    for i in range(len(ids)):
+        assert len({id(mine[i]) for mine in seen}) == 1  # one object per workspace
 
 
 def test_the_facts_provider_is_given_the_callers_workspace_object(make_engine: MakeEngine) -> None:

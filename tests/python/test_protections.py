@@ -433,7 +433,7 @@ def test_if_deleted_bad_values(engine: rb.Engine) -> None:
     with pytest.raises(TypeError):
         create(engine, if_deleted=1)  # type: ignore[arg-type]
     with pytest.raises(rb.InvalidArgument, match="fail, recover, purge"):
-        engine._core.create(engine._workspaces, SUB, RG, "x", None, False, [], None, None, "Recover", None)
+        engine._core.create(SUB, RG, "x", None, False, [], None, None, "Recover", None)
 
 
 # --- auto-deletion -----------------------------------------------------------------------------
