@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 debs=(cmake g++ make libboost1.81-dev libboost-date-time1.81-dev libsqlite3-dev libyaml-cpp-dev libgtest-dev
       libpq-dev postgresql-15       # the PostgreSQL store, and its throwaway test server
       clang-14 libclang-rt-14-dev   # clang: the policy fuzzer (scripts/fuzz.sh)
-      chromium chromium-driver)     # the console's browser tests (tests/python/test_console.py)
+      chromium chromium-driver      # the console's browser tests (tests/python/test_console.py)
+      valgrind)                     # bench/overhead.py: the SDK's instructions over the C++ Engine's
 missing=()
 for pkg in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

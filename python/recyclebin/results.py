@@ -366,14 +366,17 @@ _new = object.__new__
 _set = object.__setattr__
 
 
-def _maker(cls: type[_R], key: str) -> Callable[[Record], _R]:
-    """What makes a ``cls`` of the core's record for answers of kind ``key``."""
+def _maker(cls: type[_R], key: str, *, with_tasks: bool = False) -> Callable[[Record], _R]:
+    """What makes a ``cls`` of the core's record for answers of kind ``key``; ``with_tasks``:
+    the record's ``cleanup`` holds cleanup-task records, made into CleanupTask objects too."""
     names = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
     if names != _core.FIELDS[key]:
         raise ImportError(f"recyclebin.{cls.__name__} has the fields {names}, but the core answers "
                           f"{key} with {_core.FIELDS[key]}: the package and its _core do not match")
 
     def make(record: Record) -> _R:
+        if with_tasks and record["cleanup"]:
+            record["cleanup"] = list(map(cleanup_task, record["cleanup"]))
         made = _new(cls)
         _set(made, "__dict__", record)
         return made
@@ -383,28 +386,14 @@ def _maker(cls: type[_R], key: str) -> Callable[[Record], _R]:
 
 
 cleanup_task = _maker(CleanupTask, "cleanup_task")
+delete_result = _maker(DeleteResult, "delete_result", with_tasks=True)
 deleted_workspace = _maker(DeletedWorkspace, "deleted_workspace")
+purge_report = _maker(PurgeReport, "purge_report", with_tasks=True)
 deletable_workspace = _maker(DeletableWorkspace, "deletable_workspace")
 audit_record = _maker(AuditRecord, "audit_record")
 hold = _maker(Hold, "hold")
 lien = _maker(Lien, "lien")
 _recover_result = _maker(RecoverResult, "recover_result")
-
-
-def _with_tasks(make: Callable[[Record], _R]) -> Callable[[Record], _R]:
-    """``make`` for a record whose ``cleanup`` holds cleanup-task records."""
-
-    def make_with_tasks(record: Record) -> _R:
-        tasks = record["cleanup"]
-        if tasks:
-            record["cleanup"] = list(map(cleanup_task, tasks))
-        return make(record)
-
-    return make_with_tasks
-
-
-delete_result = _with_tasks(_maker(DeleteResult, "delete_result"))
-purge_report = _with_tasks(_maker(PurgeReport, "purge_report"))
 
 
 def recover_result(record: Record, track: Callable[[Any], Workspace]) -> RecoverResult:
