@@ -459,6 +459,82 @@ DeleteOptions delete_options(bool delete_dependent_resources, bool permanently_d
   return options;
 }
 
+// --- objects of records -----------------------------------------------------------------------
+// A generic service for the package, which makes its own objects of the records above: new
+// instances of a class it passes, each with one record as its __dict__ (as object.__new__(cls)
+// followed by setting __dict__: no __init__ runs), one call for a whole list. It knows no
+// class and keeps none: any class whose instances have a __dict__ will do.
+
+/// A new instance of `cls` with the dict `record` as its __dict__; `empty` is an empty tuple.
+PyObject* instance_of(PyTypeObject* cls, PyObject* empty, PyObject* record) {
+  if (!PyDict_CheckExact(record)) {
+    PyErr_Format(PyExc_TypeError, "a record must be a dict, not %.200s", Py_TYPE(record)->tp_name);
+    return nullptr;
+  }
+  PyObject* made = PyBaseObject_Type.tp_new(cls, empty, nullptr);
+  if (made == nullptr) return nullptr;
+  if (PyObject_GenericSetDict(made, record, nullptr) < 0) {
+    Py_DECREF(made);
+    return nullptr;
+  }
+  return made;
+}
+
+/// The class argument: one that object.__new__ makes (it has no __new__ of its own, as
+/// object.__new__(cls) requires) and whose instances have a __dict__.
+PyTypeObject* class_argument(PyObject* const* args, Py_ssize_t nargs, const char* usage) {
+  if (nargs != 2 || !PyType_Check(args[0])) {
+    PyErr_SetString(PyExc_TypeError, usage);
+    return nullptr;
+  }
+  auto* cls = reinterpret_cast<PyTypeObject*>(args[0]);
+  const bool has_dict = cls->tp_dictoffset != 0 || (cls->tp_flags & Py_TPFLAGS_MANAGED_DICT) != 0;
+  if (cls->tp_new != PyBaseObject_Type.tp_new || !has_dict) {
+    PyErr_Format(PyExc_TypeError,
+                 "%.200s: instance() makes only classes that object.__new__ makes and whose "
+                 "instances have a __dict__", cls->tp_name);
+    return nullptr;
+  }
+  return cls;
+}
+
+PyObject* instance(PyObject* /*module*/, PyObject* const* args, Py_ssize_t nargs) {
+  PyTypeObject* cls = class_argument(args, nargs, "instance(cls, record) takes a class and a dict");
+  if (cls == nullptr) return nullptr;
+  PyObject* empty = PyTuple_New(0);
+  if (empty == nullptr) return nullptr;
+  PyObject* made = instance_of(cls, empty, args[1]);
+  Py_DECREF(empty);
+  return made;
+}
+
+PyObject* instances(PyObject* /*module*/, PyObject* const* args, Py_ssize_t nargs) {
+  PyTypeObject* cls = class_argument(args, nargs, "instances(cls, records) takes a class and a list of dicts");
+  if (cls == nullptr) return nullptr;
+  if (!PyList_Check(args[1])) {
+    PyErr_Format(PyExc_TypeError, "records must be a list of dicts, not %.200s", Py_TYPE(args[1])->tp_name);
+    return nullptr;
+  }
+  const Py_ssize_t count = PyList_GET_SIZE(args[1]);
+  PyObject* empty = PyTuple_New(0);
+  PyObject* made = empty == nullptr ? nullptr : PyList_New(count);
+  for (Py_ssize_t i = 0; made != nullptr && i < count; ++i) {
+    PyObject* item = instance_of(cls, empty, PyList_GET_ITEM(args[1], i));
+    if (item == nullptr) Py_CLEAR(made);
+    else PyList_SET_ITEM(made, i, item);
+  }
+  Py_XDECREF(empty);
+  return made;
+}
+
+const PyMethodDef kObjectsOfRecords[] = {
+    {"instance", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&instance)), METH_FASTCALL,
+     "instance(cls, record): a new cls whose __dict__ is the dict record (object.__new__(cls), "
+     "then __dict__ set; no __init__ runs)."},
+    {"instances", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&instances)), METH_FASTCALL,
+     "instances(cls, records): [instance(cls, record) for record in records], for a list of dicts."},
+};
+
 void bind_values(py::module_& m) {
   py::class_<Principal>(m, "Principal")
       .def(py::init([](Text<"Principal.id"> id, const std::vector<Text<"a role">>& roles) {
@@ -472,6 +548,11 @@ void bind_values(py::module_& m) {
       .def_readonly("roles", &Principal::roles);
 
   m.attr("FIELDS") = answer_fields();
+  for (const PyMethodDef& method : kObjectsOfRecords) {
+    // PyCFunction_New keeps a pointer to its PyMethodDef: these live as long as the program.
+    py::object function = steal(PyCFunction_NewEx(const_cast<PyMethodDef*>(&method), nullptr, m.attr("__name__").ptr()));
+    m.attr(method.ml_name) = function;
+  }
 }
 
 }  // namespace

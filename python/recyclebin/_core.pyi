@@ -2,7 +2,7 @@
 # the bindings; tests/python/test_typing.py checks the package against them.
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, TypeAlias, final
+from typing import Any, ClassVar, TypeAlias, TypeVar, final
 
 __version__: str
 
@@ -77,6 +77,13 @@ _WorkspaceSnapshot: TypeAlias = tuple[
 ]
 # Records: field name -> value (a TypedDict per kind would repeat recyclebin.results).
 _Record: TypeAlias = dict[str, Any]
+
+_T = TypeVar("_T")
+
+# Objects of records: new instances of a class (one object.__new__ makes, with a __dict__),
+# each with one record as its __dict__; no __init__ runs.
+def instance(cls: type[_T], record: _Record, /) -> _T: ...
+def instances(cls: type[_T], records: list[_Record], /) -> list[_T]: ...
 
 @final
 class Principal:

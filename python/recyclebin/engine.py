@@ -185,7 +185,7 @@ class Engine:
         last member was revoked); one that is both is listed once under each kind. Oldest
         ``since`` first. Names are not shown."""
         _require_str(subscription_id, "subscription_id")
-        return [results.deletable_workspace(item) for item in self._core.list_deletable(subscription_id)]
+        return results.deletable_workspace.all(self._core.list_deletable(subscription_id))
 
     def purge_by_id(
         self,
@@ -222,7 +222,7 @@ class Engine:
 
     def cleanup_tasks(self) -> list[CleanupTask]:
         """Pending cleanup tasks, oldest first."""
-        return [results.cleanup_task(task) for task in self._core.cleanup_tasks()]
+        return results.cleanup_task.all(self._core.cleanup_tasks())
 
     def complete_cleanup(self, task_id: int) -> None:
         """Marks a cleanup task done. Completing a completed task is a no-op; an unknown id
@@ -249,7 +249,7 @@ class Engine:
             raise ValueError(f"limit must be at least 1, not {limit}")
         if not isinstance(lease, timedelta):
             raise TypeError(f"lease must be a datetime.timedelta, not {type(lease).__name__}")
-        return [results.cleanup_task(task) for task in self._core.claim_cleanup(worker, limit, lease)]
+        return results.cleanup_task.all(self._core.claim_cleanup(worker, limit, lease))
 
     def fail_cleanup(self, task_id: int, error: str, *,
                      retry_after: timedelta = timedelta(0)) -> None:
@@ -286,7 +286,7 @@ class Engine:
     def holds(self, workspace_id: str) -> list[Hold]:
         """The workspace's holds, oldest first."""
         _require_str(workspace_id, "workspace_id")
-        return [results.hold(hold) for hold in self._core.holds(workspace_id)]
+        return results.hold.all(self._core.holds(workspace_id))
 
     def add_lien(self, workspace_id: str, origin: str, reason: str, *,
                  principal: Principal | None = None) -> Lien:
@@ -306,7 +306,7 @@ class Engine:
     def liens(self, workspace_id: str) -> list[Lien]:
         """The workspace's liens, oldest first."""
         _require_str(workspace_id, "workspace_id")
-        return [results.lien(lien) for lien in self._core.liens(workspace_id)]
+        return results.lien.all(self._core.liens(workspace_id))
 
     def audit_log(self, subscription_id: str | None = None, *, after_seq: int | None = None,
                   limit: int | None = None) -> list[AuditRecord]:
@@ -325,7 +325,7 @@ class Engine:
         # Beyond any count of records, and within the core's 64-bit range.
         records = self._core.audit_log(subscription_id, min(after_seq, 2**62) if after_seq is not None
                                        else None, min(limit, 2**62) if limit is not None else None)
-        return [results.audit_record(record) for record in records]
+        return results.audit_record.all(records)
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"

@@ -357,43 +357,49 @@ class Lien(_Result):
 # --- from the C++ core ------------------------------------------------------------------------
 # The core answers with plain records: one dict per answer, field name -> value, the names of
 # _core.FIELDS. The facade makes its objects of them here: each record becomes the new
-# object's __dict__ as it is (no __init__ runs: the core's values are already what the fields
-# hold). Each class's fields are checked against the core's at import, so a field added on one
-# side only fails loudly instead of going missing.
+# object's __dict__ as it is (_core.instance: object.__new__ and __dict__ set, no __init__ runs;
+# the core's values are already what the fields hold). Each class's fields are checked against
+# the core's at import, so a field added on one side only fails loudly instead of going missing.
 
 Record = dict[str, Any]
-_new = object.__new__
-_set = object.__setattr__
 
 
-def _maker(cls: type[_R], key: str, *, with_tasks: bool = False) -> Callable[[Record], _R]:
-    """What makes a ``cls`` of the core's record for answers of kind ``key``; ``with_tasks``:
-    the record's ``cleanup`` holds cleanup-task records, made into CleanupTask objects too."""
-    names = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
-    if names != _core.FIELDS[key]:
-        raise ImportError(f"recyclebin.{cls.__name__} has the fields {names}, but the core answers "
-                          f"{key} with {_core.FIELDS[key]}: the package and its _core do not match")
+class _Maker(Generic[_R]):
+    """Makes ``cls`` objects of the core's records for answers of kind ``key``, one (call) or a
+    list (:meth:`all`). ``with_tasks``: a record's ``cleanup`` holds cleanup-task records, made
+    into CleanupTask objects too."""
 
-    def make(record: Record) -> _R:
-        if with_tasks and record["cleanup"]:
-            record["cleanup"] = list(map(cleanup_task, record["cleanup"]))
-        made = _new(cls)
-        _set(made, "__dict__", record)
-        return made
+    __slots__ = ("_cls", "_with_tasks")
 
-    make.__qualname__ = make.__name__ = key
-    return make
+    def __init__(self, cls: type[_R], key: str, *, with_tasks: bool = False) -> None:
+        names = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+        if names != _core.FIELDS[key]:
+            raise ImportError(f"recyclebin.{cls.__name__} has the fields {names}, but the core "
+                              f"answers {key} with {_core.FIELDS[key]}: the package and its _core "
+                              "do not match")
+        self._cls = cls
+        self._with_tasks = with_tasks
+
+    def __call__(self, record: Record) -> _R:
+        if self._with_tasks and record["cleanup"]:
+            record["cleanup"] = _core.instances(CleanupTask, record["cleanup"])
+        return _core.instance(self._cls, record)
+
+    def all(self, records: list[Record]) -> list[_R]:
+        if self._with_tasks:
+            return [self(record) for record in records]
+        return _core.instances(self._cls, records)
 
 
-cleanup_task = _maker(CleanupTask, "cleanup_task")
-delete_result = _maker(DeleteResult, "delete_result", with_tasks=True)
-deleted_workspace = _maker(DeletedWorkspace, "deleted_workspace")
-purge_report = _maker(PurgeReport, "purge_report", with_tasks=True)
-deletable_workspace = _maker(DeletableWorkspace, "deletable_workspace")
-audit_record = _maker(AuditRecord, "audit_record")
-hold = _maker(Hold, "hold")
-lien = _maker(Lien, "lien")
-_recover_result = _maker(RecoverResult, "recover_result")
+cleanup_task = _Maker(CleanupTask, "cleanup_task")
+delete_result = _Maker(DeleteResult, "delete_result", with_tasks=True)
+deleted_workspace = _Maker(DeletedWorkspace, "deleted_workspace")
+purge_report = _Maker(PurgeReport, "purge_report", with_tasks=True)
+deletable_workspace = _Maker(DeletableWorkspace, "deletable_workspace")
+audit_record = _Maker(AuditRecord, "audit_record")
+hold = _Maker(Hold, "hold")
+lien = _Maker(Lien, "lien")
+_recover_result = _Maker(RecoverResult, "recover_result")
 
 
 def recover_result(record: Record, track: Callable[[Any], Workspace]) -> RecoverResult:

@@ -340,7 +340,7 @@ class Workspace:
             subscription_id, resource_group, limit, cursor,
             None if principal is None else _core_principal(principal), purge_before,
         )
-        return DeletedPage(map(results.deleted_workspace, items), next_cursor)
+        return DeletedPage(results.deleted_workspace.all(items), next_cursor)
 
     @staticmethod
     def get_deleted(
@@ -436,7 +436,7 @@ class Workspace:
             _core_principal(principal),
         )
         eng._workspaces.mark_deleted(ids)
-        return [results.delete_result(answer) for answer in answers]
+        return results.delete_result.all(answers)
 
     # --- operations on this workspace ------------------------------------------------------------
 
