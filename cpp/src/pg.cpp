@@ -255,21 +255,22 @@ Result Connection::exec(const char* sql, const Params& params) {
                  sql);
 }
 
-std::pair<Result, Result> Connection::exec_two(const char* first, const Params& first_params, const char* second,
-                                               const Params& second_params) {
+std::vector<Result> Connection::exec_each(const std::vector<std::pair<const char*, const Params*>>& statements) {
   rethrow_failure();
-  auto results = run({{first, &first_params, {}}, {second, &second_params, {}}});
-  return {std::move(results[0]), std::move(results[1])};
+  std::vector<Command> commands;
+  for (const auto& [sql, params] : statements) commands.push_back({sql, params, {}});
+  return run(std::move(commands));
 }
 
-void Connection::queue(const char* sql, Params params, Verify verify) {
+void Connection::queue(const char* sql, Params params, Verify verify, bool speculative) {
   rethrow_failure();
   queue_.push_back({sql, std::move(params), std::move(verify)});
+  if (!speculative) ++required_;
 }
 
 void Connection::flush() {
   rethrow_failure();
-  if (pending()) run({});
+  if (required_ > 0) run({});
 }
 
 std::vector<Result> Connection::run(std::vector<Command> last) {
@@ -277,6 +278,7 @@ std::vector<Result> Connection::run(std::vector<Command> last) {
   deferred_ = nullptr;
   const std::vector<Queued> queued = std::move(queue_);
   queue_.clear();
+  required_ = 0;
   std::vector<Command> commands;
   commands.reserve((first ? 1 : 0) + queued.size() + last.size());
   if (first) commands.push_back({first, nullptr, {}});

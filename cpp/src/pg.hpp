@@ -151,18 +151,19 @@ class Connection {
   /// A statement with bound parameters, prepared on its first use on this connection.
   /// `sql` must be a string literal (the cache is keyed by its address).
   Result exec(const char* sql, const Params& params);
-  /// Two statements in one round trip (after whatever is deferred or queued), each with a
-  /// snapshot of its own taken when it starts: the second sees what the first waited for.
-  std::pair<Result, Result> exec_two(const char* first, const Params& first_params, const char* second,
-                                     const Params& second_params);
+  /// Several statements (literals, as for exec) in one round trip, after whatever is deferred
+  /// or queued; their results in order. Each takes its snapshot when it starts (READ
+  /// COMMITTED): a later one sees what an earlier one waited for.
+  std::vector<Result> exec_each(const std::vector<std::pair<const char*, const Params*>>& statements);
   /// The same, not cached (for statements built once, e.g. migrations).
   Result exec_once(const std::string& sql, const Params& params);
 
   /// Queues a statement (a literal, as for exec) whose answer is not awaited: it is sent with
-  /// the next exec, or by flush(), and `verify` checks its answer then.
-  void queue(const char* sql, Params params, Verify verify = {});
-  /// Whether statements are queued.
-  bool queued() const { return !queue_.empty(); }
+  /// the next exec, or by flush(), and `verify` checks its answer then. A `speculative` one
+  /// (a read whose answer may come in handy) only rides along with other statements.
+  void queue(const char* sql, Params params, Verify verify = {}, bool speculative = false);
+  /// Whether statements that must run are queued.
+  bool queued() const { return required_ > 0; }
   /// Sends the deferred command and the queued statements now and checks their answers.
   void flush();
 
@@ -181,6 +182,7 @@ class Connection {
   void drop_unsent() {
     deferred_ = nullptr;
     queue_.clear();
+    required_ = 0;
   }
   /// Sends `sql` (ROLLBACK) now without waiting for its answer, which is read and ignored
   /// with the next statement's (in its round trip when that one opens a transaction). Never
@@ -243,6 +245,7 @@ class Connection {
   std::unordered_map<const char*, std::string> prepared_;  // sql literal -> statement name
   const char* deferred_ = nullptr;
   std::vector<Queued> queue_;
+  std::size_t required_ = 0;  // queued statements that are not speculative
   std::exception_ptr failure_;  // the transaction's first failure, rethrown by later calls
   bool failed_before_last_ = false;
   bool unawaited_ = false;

@@ -19,6 +19,7 @@
 #include <random>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "pg.hpp"
 #include "recyclebin/error.hpp"
@@ -156,6 +157,12 @@ CREATE INDEX guards_workspace ON guards (workspace_id, kind, placed_at);
 /// A sweep's SQL twice, as due() takes it: as it is, and locking what it finds.
 #define RB_READ_AND_LOCKED(sql) sql, sql " FOR UPDATE SKIP LOCKED"
 #define RB_GUARD_COLUMNS "kind, id, workspace_id, origin, reason, placed_by, placed_at"
+#define RB_INSERT_AUDIT                                                                              \
+  "INSERT INTO audit_log (at, action, subscription_id, resource_group, name, outcome, workspace_id, " \
+  "principal_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+#define RB_INSERT_AUDIT_WITH_SEQ                                                                     \
+  "INSERT INTO audit_log (at, action, subscription_id, resource_group, name, outcome, workspace_id, " \
+  "principal_id, seq) OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 #define RB_CLEANUP_COLUMNS \
   "id, kind, ref, workspace_id, created_at, attempts, last_error, leased_by, leased_until "
 
@@ -281,9 +288,10 @@ class PostgresTransaction final : public StoreTransaction {
     // starts after the lock is held, so it sees the row's last writer's components.
     pg::Params key;
     key.add(id);
-    auto [found, components] = conn_->exec_two(RB_SELECT_WORKSPACES "WHERE id = $1 FOR UPDATE", key,
-                                               kComponentsSql, key);
-    auto record = read_one(found);
+    const auto results = conn_->exec_each({{RB_SELECT_WORKSPACES "WHERE id = $1 FOR UPDATE", &key},
+                                           {kComponentsSql, &key}});
+    const pg::Result& components = results[1];
+    auto record = read_one(results[0]);
     if (record) {
       auto& kept = loaded_[id];
       kept.clear();
@@ -300,6 +308,7 @@ class PostgresTransaction final : public StoreTransaction {
       return first_of(read_with_components(conn_->exec(
           RB_WITH_COMPONENTS(RB_SELECT_WORKSPACES "WHERE group_key = $1 AND deleted_at IS NULL", ""), key)));
     }
+    if (no_live_.count(group_name_key(subscription_id, resource_group, name)) > 0) return std::nullopt;
     return read_one(conn_->exec(RB_LOOKUP(RB_SELECT_WORKSPACES "WHERE group_key = $1 AND deleted_at IS NULL"), key));
   }
 
@@ -311,16 +320,25 @@ class PostgresTransaction final : public StoreTransaction {
     pg::Params key;
     key.add(subscription_id).add(resource_group).add(name);
     if (mode_ == TransactionMode::read) return read_workspaces(conn_->exec(RB_FIND_DELETED, key));
-    // As find_by_id: the rows locked, then their components. The rows cannot change once
-    // locked, so the second statement finds each of them by the same condition.
-    auto [found, components] = conn_->exec_two(
-        RB_FIND_DELETED " FOR UPDATE", key,
-        "SELECT c.workspace_id, c.kind, c.ref, c.standalone, c.destroyed, c.position FROM components AS c "
-        "JOIN workspaces AS w ON w.id = c.workspace_id WHERE w.subscription_id = $1 AND w.resource_group = $2 "
-        "AND w.name = $3 AND w.deleted_at IS NOT NULL ORDER BY c.workspace_id, c.position",
-        key);
+    // As find_by_id: the rows locked, then their components (the rows cannot change once
+    // locked, so the second statement finds each of them by the same condition); and whether
+    // a live workspace has the name (what recovering one asks next, find_live). An answer of
+    // none locks nothing in either case: a live one made after it is stopped by the unique
+    // index when this write gives the name back (set_bin), as it would be after find_live.
+    const std::string live_key = group_name_key(subscription_id, resource_group, name);
+    pg::Params live;
+    live.add(live_key);
+    const auto results = conn_->exec_each(
+        {{RB_FIND_DELETED " FOR UPDATE", &key},
+         {"SELECT c.workspace_id, c.kind, c.ref, c.standalone, c.destroyed, c.position FROM components AS c "
+          "JOIN workspaces AS w ON w.id = c.workspace_id WHERE w.subscription_id = $1 AND w.resource_group = $2 "
+          "AND w.name = $3 AND w.deleted_at IS NOT NULL ORDER BY c.workspace_id, c.position",
+          &key},
+         {"SELECT EXISTS (SELECT 1 FROM workspaces WHERE group_key = $1 AND deleted_at IS NULL)", &live}});
 #undef RB_FIND_DELETED
-    auto records = read_workspaces(found);
+    const pg::Result& components = results[1];
+    if (!results[2].boolean(0, 0)) no_live_.insert(live_key);
+    auto records = read_workspaces(results[0]);
     for (const auto& record : records) loaded_[record.workspace.id].clear();
     for (int row = 0; row < components.rows(); ++row) {
       const auto kept = loaded_.find(components.text(row, 0));
@@ -349,6 +367,7 @@ class PostgresTransaction final : public StoreTransaction {
 
   void insert_workspace(const WorkspaceRecord& r) override {
     const Workspace& w = r.workspace;
+    no_live_.clear();
     run_void("INSERT INTO workspaces (" RB_WORKSPACE_COLUMNS
                 ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
                 "$19, $20)",
@@ -386,6 +405,7 @@ class PostgresTransaction final : public StoreTransaction {
   }
 
   void set_bin(const WorkspaceRecord& r) override {
+    no_live_.clear();
     run_void("UPDATE workspaces SET deleted_at = $1, purge_at = $2, deleted_seq = $3, "
                            "retention_days = $4, retained_kinds = $5, group_key = $6, tenant_key = $7 "
                            "WHERE id = $8",
@@ -521,33 +541,16 @@ class PostgresTransaction final : public StoreTransaction {
   }
 
   std::int64_t append_audit(const AuditRecord& r) override {
-    return conn_
-        ->exec("INSERT INTO audit_log (at, action, subscription_id, resource_group, name, outcome, "
-               "workspace_id, principal_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq",
-               pg::Params()
-                   .add(r.at)
-                   .add(r.action)
-                   .add(r.subscription_id)
-                   .add(r.resource_group)
-                   .add(r.name)
-                   .add(r.outcome)
-                   .add(r.workspace_id)
-                   .add(r.principal_id))
-        .int64(0, 0);
+    if (const auto seq = take_reserved_seq()) {
+      run_void(RB_INSERT_AUDIT_WITH_SEQ, audit_params(r).add(*seq));
+      return *seq;
+    }
+    return conn_->exec(RB_INSERT_AUDIT " RETURNING seq", audit_params(r)).int64(0, 0);
   }
 
   void add_audit(const AuditRecord& r) override {
-    run_void("INSERT INTO audit_log (at, action, subscription_id, resource_group, name, outcome, "
-             "workspace_id, principal_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-             pg::Params()
-                 .add(r.at)
-                 .add(r.action)
-                 .add(r.subscription_id)
-                 .add(r.resource_group)
-                 .add(r.name)
-                 .add(r.outcome)
-                 .add(r.workspace_id)
-                 .add(r.principal_id));
+    if (const auto seq = take_reserved_seq()) return run_void(RB_INSERT_AUDIT_WITH_SEQ, audit_params(r).add(*seq));
+    run_void(RB_INSERT_AUDIT, audit_params(r));
   }
 
   std::vector<AuditRecord> audit_log(const AuditQuery& q) override {
@@ -639,6 +642,7 @@ class PostgresTransaction final : public StoreTransaction {
 
   void append_audit_for(const std::vector<std::string>& ids, const AuditRecord& r) override {
     if (ids.empty()) return;
+    audited_ = true;  // later records take later seqs, as these do
     run_void(
         "INSERT INTO audit_log (at, action, subscription_id, resource_group, name, outcome, workspace_id, "
         "principal_id) SELECT $1, $2, w.subscription_id, w.resource_group, w.name, $3, w.id, $4 "
@@ -802,6 +806,28 @@ class PostgresTransaction final : public StoreTransaction {
     return std::move(rows.front());
   }
 
+  static pg::Params audit_params(const AuditRecord& r) {
+    pg::Params params;
+    params.add(r.at)
+        .add(r.action)
+        .add(r.subscription_id)
+        .add(r.resource_group)
+        .add(r.name)
+        .add(r.outcome)
+        .add(r.workspace_id)
+        .add(r.principal_id);
+    return params;
+  }
+
+  /// The seq reserved for the transaction's first audit record, when it is that one and the
+  /// reservation has arrived (later records take theirs from the sequence, so later ones are
+  /// larger); nullopt otherwise.
+  std::optional<std::int64_t> take_reserved_seq() {
+    if (audited_) return std::nullopt;
+    audited_ = true;
+    return reserved_seq_;
+  }
+
   /// Checks that an update touched its one row.
   static pg::Verify one_row(const std::string& id) {
     return [id](const pg::Result& r) {
@@ -827,7 +853,12 @@ class PostgresTransaction final : public StoreTransaction {
   // of rows it locked (find_by_id, find_deleted), kept in step with its own changes (no other
   // write changes them while the row is locked).
   std::unordered_map<std::string, std::vector<StoredComponent>> loaded_;
+  // Group keys that no live row carried when this write last looked (find_deleted), until it
+  // writes a name key itself.
+  std::unordered_set<std::string> no_live_;
   bool queue_writes_;
+  std::optional<std::int64_t> reserved_seq_;  // from the opening round trip (see the constructor)
+  bool audited_ = false;                      // an audit record was written
   bool committing_ = false;
 };
 
@@ -1003,6 +1034,13 @@ PostgresTransaction::PostgresTransaction(PostgresStore& store, std::unique_ptr<p
   // statement, as it would be after a BEGIN of its own.
   conn_->defer(mode == TransactionMode::write ? "BEGIN ISOLATION LEVEL READ COMMITTED"
                                               : "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+  // A write run by Store::write reserves the seq of its first audit record in its opening
+  // round trip, so that appending that record (whose seq the engine may write elsewhere,
+  // append_audit) need not wait for an answer. It rides along with the first statement only.
+  if (queue_writes_) {
+    conn_->queue("SELECT nextval(pg_get_serial_sequence('audit_log', 'seq'))", pg::Params(),
+                 [this](const pg::Result& r) { reserved_seq_ = r.int64(0, 0); }, true);
+  }
 }
 
 PostgresTransaction::~PostgresTransaction() {
