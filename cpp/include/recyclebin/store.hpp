@@ -38,9 +38,8 @@
 //   without a result, add_audit) together with the next one that answers, or with the
 //   commit: its failure then surfaces from that later call, or from write() when `apply`
 //   returns or throws, and write() handles it exactly as if it had surfaced at once
-//   (conflicts retried, nothing applied, a refusal thrown after it not audited). Once a
-//   statement of a transaction failed, every later call of the transaction throws that
-//   failure. A raw transaction runs every statement when it is called.
+//   (conflicts retried, nothing applied, a refusal thrown after it not audited). A raw
+//   transaction runs every statement when it is called.
 // - A raw transaction from begin(write) holds the same isolation but is not retried: a
 //   conflict throws Error(storage_error). Destroying an uncommitted transaction rolls it
 //   back and never throws; if commit() throws, nothing of the transaction is visible.
