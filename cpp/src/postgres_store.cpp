@@ -369,29 +369,29 @@ class PostgresTransaction final : public StoreTransaction {
     const Workspace& w = r.workspace;
     no_live_.clear();
     run_void("INSERT INTO workspaces (" RB_WORKSPACE_COLUMNS
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
-                "$19, $20)",
-                pg::Params()
-                    .add(w.id)
-                    .add(w.subscription_id)
-                    .add(w.resource_group)
-                    .add(w.name)
-                    .add(static_cast<std::int64_t>(w.state))
-                    .add(w.retention_days)
-                    .add(w.cmk_encrypted)
-                    .add(w.created_at)
-                    .add(r.deleted_at)
-                    .add(r.purge_at)
-                    .add(r.deleted_seq)
-                    .add(r.orphaned_at)
-                    .add(r.had_members)
-                    .add(r.group_key)
-                    .add(r.tenant_key)
-                    .add(join_lines(r.retained_kinds))
-                    .add(r.held)
-                    .add(r.has_liens)
-                    .add(w.purge_protection)
-                    .add(w.auto_delete_at));
+             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
+             "$19, $20)",
+             pg::Params()
+                 .add(w.id)
+                 .add(w.subscription_id)
+                 .add(w.resource_group)
+                 .add(w.name)
+                 .add(static_cast<std::int64_t>(w.state))
+                 .add(w.retention_days)
+                 .add(w.cmk_encrypted)
+                 .add(w.created_at)
+                 .add(r.deleted_at)
+                 .add(r.purge_at)
+                 .add(r.deleted_seq)
+                 .add(r.orphaned_at)
+                 .add(r.had_members)
+                 .add(r.group_key)
+                 .add(r.tenant_key)
+                 .add(join_lines(r.retained_kinds))
+                 .add(r.held)
+                 .add(r.has_liens)
+                 .add(w.purge_protection)
+                 .add(w.auto_delete_at));
   }
 
   void set_state(const std::string& id, WorkspaceState state) override {
@@ -407,29 +407,29 @@ class PostgresTransaction final : public StoreTransaction {
   void set_bin(const WorkspaceRecord& r) override {
     no_live_.clear();
     run_void("UPDATE workspaces SET deleted_at = $1, purge_at = $2, deleted_seq = $3, "
-                           "retention_days = $4, retained_kinds = $5, group_key = $6, tenant_key = $7 "
-                           "WHERE id = $8",
-                           pg::Params()
-                               .add(r.deleted_at)
-                               .add(r.purge_at)
-                               .add(r.deleted_seq)
-                               .add(r.workspace.retention_days)
-                               .add(join_lines(r.retained_kinds))
-                               .add(r.group_key)
-                               .add(r.tenant_key)
-                               .add(r.workspace.id),
+             "retention_days = $4, retained_kinds = $5, group_key = $6, tenant_key = $7 "
+             "WHERE id = $8",
+             pg::Params()
+                 .add(r.deleted_at)
+                 .add(r.purge_at)
+                 .add(r.deleted_seq)
+                 .add(r.workspace.retention_days)
+                 .add(join_lines(r.retained_kinds))
+                 .add(r.group_key)
+                 .add(r.tenant_key)
+                 .add(r.workspace.id),
              one_row(r.workspace.id));
   }
 
   void set_protection(const WorkspaceRecord& r) override {
     run_void("UPDATE workspaces SET held = $1, has_liens = $2, purge_protection = $3, "
-                           "auto_delete_at = $4 WHERE id = $5",
-                           pg::Params()
-                               .add(r.held)
-                               .add(r.has_liens)
-                               .add(r.workspace.purge_protection)
-                               .add(r.workspace.auto_delete_at)
-                               .add(r.workspace.id),
+             "auto_delete_at = $4 WHERE id = $5",
+             pg::Params()
+                 .add(r.held)
+                 .add(r.has_liens)
+                 .add(r.workspace.purge_protection)
+                 .add(r.workspace.auto_delete_at)
+                 .add(r.workspace.id),
              one_row(r.workspace.id));
   }
 
@@ -437,14 +437,14 @@ class PostgresTransaction final : public StoreTransaction {
 
   void insert_guard(const GuardRow& g) override {
     run_void("INSERT INTO guards (" RB_GUARD_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                pg::Params()
-                    .add(static_cast<std::int64_t>(g.kind))
-                    .add(g.id)
-                    .add(g.workspace_id)
-                    .add(g.origin)
-                    .add(g.reason)
-                    .add(g.placed_by)
-                    .add(g.at));
+             pg::Params()
+                 .add(static_cast<std::int64_t>(g.kind))
+                 .add(g.id)
+                 .add(g.workspace_id)
+                 .add(g.origin)
+                 .add(g.reason)
+                 .add(g.placed_by)
+                 .add(g.at));
   }
 
   std::optional<GuardRow> find_guard(GuardKind kind, const std::string& id) override {
