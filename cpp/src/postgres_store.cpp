@@ -8,6 +8,13 @@
 // with far more conflicts: its predicate locks on index pages make unrelated workspaces
 // collide.) A small pool of connections
 // (one per concurrent transaction), each reconnected when it drops.
+//
+// Round trips are what a write costs, so a write run by Store::write waits only for the
+// answers the engine reads: the statements that answer nothing are queued and sent with the
+// next one that answers, or with COMMIT (pg::Connection::queue); a row locked by find_by_id
+// or find_deleted comes with its components in the same round trip; and the seq of the first
+// audit record is reserved in the opening round trip. An engine's create, soft delete or
+// recover is two round trips: its lookups, then its changes with the COMMIT.
 
 #include "recyclebin/postgres_store.hpp"
 
