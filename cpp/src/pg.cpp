@@ -169,6 +169,8 @@ void Connection::connect() {
   const char* values[] = {"10", "recyclebin", target_->url.c_str(), nullptr};
   connection_.reset(PQconnectdbParams(keywords, values, 1));
   prepared_.clear();
+  failure_ = nullptr;
+  failed_before_last_ = false;
   unawaited_ = broken_ = false;
   if (connection_ == nullptr) throw Error(ErrorCode::storage_error, target_->where + ": cannot connect: out of memory");
   if (PQstatus(connection_.get()) != CONNECTION_OK) {
@@ -211,10 +213,20 @@ Result Connection::check(PGresult* raw, std::string_view sql) {
   throw Error(ErrorCode::storage_error, where() + ": " + message + " [" + statement + "...]");
 }
 
+Result Connection::checked(PGresult* raw, std::string_view sql) {
+  try {
+    return check(raw, sql);
+  } catch (...) {
+    failure_ = std::current_exception();
+    throw;
+  }
+}
+
 Result Connection::exec(const char* sql) {
-  if (deferred_) return exec_deferred(sql, nullptr);
+  rethrow_failure();
+  if (pending()) return std::move(run({{sql, nullptr, {}}}).front());
   settle();
-  return check(PQexec(connection_.get(), sql), sql);
+  return checked(PQexec(connection_.get(), sql), sql);
 }
 
 const std::string& Connection::statement_name(const char* sql, bool& known) {
@@ -225,62 +237,112 @@ const std::string& Connection::statement_name(const char* sql, bool& known) {
 }
 
 Result Connection::exec(const char* sql, const Params& params) {
-  if (deferred_) return exec_deferred(sql, &params);
+  rethrow_failure();
+  if (pending()) return std::move(run({{sql, &params, {}}}).front());
   settle();
   bool known = false;
   const std::string& name = statement_name(sql, known);
   if (!known) {
     try {
-      check(PQprepare(connection_.get(), name.c_str(), sql, 0, nullptr), sql);
+      checked(PQprepare(connection_.get(), name.c_str(), sql, 0, nullptr), sql);
     } catch (...) {
       prepared_.erase(sql);
       throw;
     }
   }
   const auto values = params.pointers();
-  return check(PQexecPrepared(connection_.get(), name.c_str(), params.size(), values.data(), nullptr, nullptr, 0),
-               sql);
+  return checked(PQexecPrepared(connection_.get(), name.c_str(), params.size(), values.data(), nullptr, nullptr, 0),
+                 sql);
 }
 
-Result Connection::exec_deferred(const char* sql, const Params* params) {
+std::vector<Result> Connection::exec_each(const std::vector<std::pair<const char*, const Params*>>& statements) {
+  rethrow_failure();
+  std::vector<Command> commands;
+  for (const auto& [sql, params] : statements) commands.push_back({sql, params, {}});
+  return run(std::move(commands));
+}
+
+void Connection::queue(const char* sql, Params params, Verify verify, bool speculative) {
+  rethrow_failure();
+  queue_.push_back({sql, std::move(params), std::move(verify)});
+  if (!speculative) ++required_;
+}
+
+void Connection::flush() {
+  rethrow_failure();
+  if (required_ > 0) run({});
+}
+
+std::vector<Result> Connection::run(std::vector<Command> last) {
   const char* first = deferred_;
   deferred_ = nullptr;
-  try {
-    return pipeline(first, sql, params);
-  } catch (const ConnectionLost&) {
-    // Nothing of the transaction outlives its session: connect anew and send both again.
-    connect();
-    return pipeline(first, sql, params);
-  }
+  const std::vector<Queued> queued = std::move(queue_);
+  queue_.clear();
+  required_ = 0;
+  std::vector<Command> commands;
+  commands.reserve((first ? 1 : 0) + queued.size() + last.size());
+  if (first) commands.push_back({first, nullptr, {}});
+  for (const Queued& q : queued) commands.push_back({q.sql, &q.params, q.verify});
+  for (Command& command : last) commands.push_back(std::move(command));
+  std::vector<Result> results = [&] {
+    if (!first) return pipeline(commands);
+    try {
+      return pipeline(commands);
+    } catch (const ConnectionLost&) {
+      // Nothing of the transaction outlives its session (and its first round trip never
+      // carries a COMMIT): connect anew and send it all again.
+      connect();
+      return pipeline(commands);
+    }
+  }();
+  results.erase(results.begin(), results.end() - static_cast<std::ptrdiff_t>(last.size()));
+  return results;
 }
 
-Result Connection::pipeline(const char* first, const char* sql, const Params* params) {
+std::vector<Result> Connection::pipeline(const std::vector<Command>& commands) {
   PGconn* c = connection_.get();
-  bool known = true;
-  const std::string* name = params ? &statement_name(sql, known) : nullptr;
-  const auto values = params ? params->pointers() : std::vector<const char*>();
+  struct Slot {
+    std::size_t command;
+    bool prepare;  // the statement's Parse, ahead of its first execution on this session
+  };
+  std::vector<Slot> slots;
+  slots.reserve(commands.size() + 1);
   // An unawaited command still in the pipeline is answered first, ahead of these.
-  const bool queued = unawaited_;
+  const bool unawaited = unawaited_;
   unawaited_ = false;
-  bool sent = (queued || PQenterPipelineMode(c) == 1) &&
-              PQsendQueryParams(c, first, 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
-  if (sent && !known) sent = PQsendPrepare(c, name->c_str(), sql, 0, nullptr) == 1;
-  if (sent) {
-    sent = params ? PQsendQueryPrepared(c, name->c_str(), params->size(), values.data(), nullptr, nullptr, 0) == 1
-                  : PQsendQueryParams(c, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
+  bool sent = unawaited || PQenterPipelineMode(c) == 1;
+  for (std::size_t i = 0; sent && i < commands.size(); ++i) {
+    const Command& command = commands[i];
+    if (command.params == nullptr) {
+      slots.push_back({i, false});
+      sent = PQsendQueryParams(c, command.sql, 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
+      continue;
+    }
+    bool known = true;
+    const std::string& name = statement_name(command.sql, known);
+    if (!known) {
+      slots.push_back({i, true});
+      if (PQsendPrepare(c, name.c_str(), command.sql, 0, nullptr) != 1) {
+        sent = false;
+        break;
+      }
+    }
+    const auto values = command.params->pointers();
+    slots.push_back({i, false});
+    sent = PQsendQueryPrepared(c, name.c_str(), command.params->size(), values.data(), nullptr, nullptr, 0) == 1;
   }
   if (sent) sent = PQpipelineSync(c) == 1;
-  // One result per command (each followed by a null), then the sync point.
-  std::vector<Result> results;
-  const std::size_t commands = known ? 2 : 3;
-  bool complete = sent && (!queued || read_unawaited());
-  while (complete && results.size() < commands) {
+  // One result per slot (each followed by a null), then the sync point.
+  std::vector<Result> got;
+  got.reserve(slots.size());
+  bool complete = sent && (!unawaited || read_unawaited());
+  while (complete && got.size() < slots.size()) {
     PGresult* result = PQgetResult(c);
     if (result == nullptr) {
       complete = false;
       break;
     }
-    results.emplace_back(result);
+    got.emplace_back(result);
     while (PGresult* extra = PQgetResult(c)) PQclear(extra);
   }
   if (complete) {
@@ -288,20 +350,41 @@ Result Connection::pipeline(const char* first, const char* sql, const Params* pa
     complete = sync != nullptr && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
     PQclear(sync);
   }
-  if (!complete || PQexitPipelineMode(c) != 1) {
-    broken_ = true;  // a pipeline left half read: the session is not reused
-    if (!known) prepared_.erase(sql);
-    check(nullptr, sql);  // lost, or a storage_error naming what libpq says
-  }
-  // The first failure is the one to report (the commands after it are aborted).
-  for (std::size_t i = 0; i + 1 < results.size(); ++i) {
-    const ExecStatusType status = PQresultStatus(results[i].get());
-    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
-      if (!known) prepared_.erase(sql);
-      check(results[i].release(), i == 0 ? std::string_view(first) : std::string_view(sql));
+  if (!complete || PQexitPipelineMode(c) != 1) broken_ = true;  // a pipeline left half read: not reused
+  // In order: the first failure is the one to report (the commands after it are aborted).
+  failed_before_last_ = false;
+  std::vector<Result> out;
+  out.reserve(commands.size());
+  for (std::size_t k = 0; k < slots.size(); ++k) {
+    const Slot& slot = slots[k];
+    const Command& command = commands[slot.command];
+    const bool answered = k < got.size();
+    const ExecStatusType status = answered ? PQresultStatus(got[k].get()) : PGRES_FATAL_ERROR;
+    const bool good = answered && (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK);
+    if (!good) {
+      for (std::size_t j = k; j < slots.size(); ++j) {
+        if (slots[j].prepare) prepared_.erase(commands[slots[j].command].sql);
+      }
+      if (!answered) checked(nullptr, command.sql);  // lost, or a storage_error naming what libpq says
+      // The server's own report (it has a SQLSTATE) that a statement before the last failed:
+      // a COMMIT after it cannot have applied.
+      failed_before_last_ = slot.command + 1 < commands.size() &&
+                            PQresultErrorField(got[k].get(), PG_DIAG_SQLSTATE) != nullptr;
+      checked(got[k].release(), command.sql);
     }
+    if (slot.prepare) continue;
+    if (command.verify) {
+      try {
+        command.verify(got[k]);
+      } catch (...) {
+        failure_ = std::current_exception();
+        throw;
+      }
+    }
+    out.push_back(std::move(got[k]));
   }
-  return check(results.back().release(), sql);
+  if (broken_) checked(nullptr, commands.back().sql);
+  return out;
 }
 
 void Connection::send_unawaited(const char* sql) noexcept {
@@ -336,9 +419,10 @@ void Connection::settle() noexcept {
 }
 
 Result Connection::exec_once(const std::string& sql, const Params& params) {
+  flush();
   settle();
   const auto values = params.pointers();
-  return check(PQexecParams(connection_.get(), sql.c_str(), params.size(), nullptr, values.data(), nullptr,
+  return checked(PQexecParams(connection_.get(), sql.c_str(), params.size(), nullptr, values.data(), nullptr,
                             nullptr, 0),
                sql);
 }

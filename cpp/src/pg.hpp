@@ -8,12 +8,14 @@
 #include <libpq-fe.h>
 
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "recyclebin/error.hpp"
@@ -117,13 +119,24 @@ struct Target {
 /// Parses `url` for messages; a malformed URI throws Error(storage_error) saying why.
 Target parse_target(const std::string& url);
 
+/// Checks the answer of a queued statement when it arrives (e.g. the rows it touched); may throw.
+using Verify = std::function<void(const Result&)>;
+
 /// One connection and its prepared statements. Used by one thread at a time.
 ///
-/// Round trips are what a short transaction costs, so a connection saves two of them: the
-/// command that opens a transaction is sent in front of the transaction's first statement
-/// (defer: one pipeline, one round trip), and the one that ends a transaction without a
-/// commit is sent without waiting for its answer (send_unawaited: the server acts on it at
-/// once; the answer is read before the next statement).
+/// Round trips are what a short transaction costs, so a connection sends what it can in the
+/// round trip of a statement whose answer is awaited (one libpq pipeline, one sync point):
+/// - the command that opens a transaction goes in front of the transaction's first
+///   statement (defer);
+/// - statements whose answer nobody reads at once (queue: the void writes of a transaction
+///   run by Store::write) go in front of the next statement that answers, or of COMMIT;
+///   they are checked there, in order, and the first failure is thrown from that call;
+/// - the command that ends a transaction without a commit is sent without waiting for its
+///   answer (send_unawaited: the server acts on it at once; the answer is read with the
+///   next statement's).
+/// Once a statement of the transaction failed, every later call rethrows that failure
+/// (PostgreSQL ignores the rest of a failed transaction): a failure cannot be caught and
+/// written past. defer() starts afresh.
 class Connection {
  public:
   /// Runs on every new session (the first, and after a reconnect): the session settings.
@@ -133,27 +146,62 @@ class Connection {
   explicit Connection(const Target& target, Setup setup = {});
 
   /// A statement without parameters (BEGIN, COMMIT, DDL), by the simple protocol (by the
-  /// extended one behind a deferred command).
+  /// extended one behind deferred or queued commands).
   Result exec(const char* sql);
   /// A statement with bound parameters, prepared on its first use on this connection.
   /// `sql` must be a string literal (the cache is keyed by its address).
   Result exec(const char* sql, const Params& params);
+  /// Several statements (literals, as for exec) in one round trip, after whatever is deferred
+  /// or queued; their results in order. Each takes its snapshot when it starts (READ
+  /// COMMITTED): a later one sees what an earlier one waited for.
+  std::vector<Result> exec_each(const std::vector<std::pair<const char*, const Params*>>& statements);
   /// The same, not cached (for statements built once, e.g. migrations).
   Result exec_once(const std::string& sql, const Params& params);
 
+  /// Queues a statement (a literal, as for exec) whose answer is not awaited: it is sent with
+  /// the next exec, or by flush(), and `verify` checks its answer then. A `speculative` one
+  /// (a read whose answer may come in handy) only rides along with other statements.
+  void queue(const char* sql, Params params, Verify verify = {}, bool speculative = false);
+  /// Whether statements that must run are queued.
+  bool queued() const { return required_ > 0; }
+  /// Sends the deferred command and the queued statements now and checks their answers.
+  void flush();
+
   /// Sends `sql` (a literal command without parameters: BEGIN ...) in the same round trip
-  /// as the next exec. When the connection turns out to have dropped (an idle connection the
-  /// server closed), nothing of the transaction existed yet: it connects anew once and sends
-  /// both again.
-  void defer(const char* sql) { deferred_ = sql; }
+  /// as the next exec, and starts a transaction's bookkeeping afresh. When the connection
+  /// turns out to have dropped (an idle connection the server closed), nothing of the
+  /// transaction existed yet: it connects anew once and sends it all again.
+  void defer(const char* sql) {
+    deferred_ = sql;
+    failure_ = nullptr;
+    failed_before_last_ = false;
+  }
   /// Whether the deferred command is still unsent (then no statement has run since).
   bool deferred() const { return deferred_ != nullptr; }
-  void drop_deferred() { deferred_ = nullptr; }
+  /// Forgets the deferred command and the queued statements (a transaction ended unsent).
+  void drop_unsent() {
+    deferred_ = nullptr;
+    queue_.clear();
+    required_ = 0;
+  }
   /// Sends `sql` (ROLLBACK) now without waiting for its answer, which is read and ignored
   /// with the next statement's (in its round trip when that one opens a transaction). Never
   /// throws: a connection that cannot send it is broken (ok() false), and a pool drops it,
   /// which ends the session's transaction too.
   void send_unawaited(const char* sql) noexcept;
+
+  /// Throws the transaction's first failure again, if a statement of it failed.
+  void rethrow_failure() const {
+    if (failure_) std::rethrow_exception(failure_);
+  }
+  /// Whether the session is inside a transaction (as the server last said).
+  bool in_transaction() const {
+    const PGTransactionStatusType status = PQtransactionStatus(connection_.get());
+    return status == PQTRANS_INTRANS || status == PQTRANS_INERROR;
+  }
+  /// Whether the last failure thrown was reported by the server for a statement sent before
+  /// the last one of its round trip (before a COMMIT: then the COMMIT cannot have applied).
+  bool failed_before_last() const { return failed_before_last_; }
 
   bool ok() const { return !broken_ && PQstatus(connection_.get()) == CONNECTION_OK; }
   int backend_pid() const { return PQbackendPID(connection_.get()); }
@@ -161,23 +209,45 @@ class Connection {
   const std::string& where() const { return target_->where; }
 
  private:
+  /// One statement of a pipeline: params null for a command without parameters.
+  struct Command {
+    const char* sql;
+    const Params* params;
+    Verify verify;
+  };
+  struct Queued {
+    const char* sql;
+    Params params;
+    Verify verify;
+  };
+
   Result check(PGresult* result, std::string_view sql);
+  /// check(), remembering the failure it throws for the rest of the transaction.
+  Result checked(PGresult* result, std::string_view sql);
   std::string scrub(std::string message) const;
   void connect();
   /// Reads the answer of a send_unawaited command and leaves pipeline mode.
   void settle() noexcept;
   /// Reads the answer of a send_unawaited command and its sync point; false when broken.
   bool read_unawaited() noexcept;
-  /// The deferred command and `sql` (prepared when `params` is given) in one pipeline.
-  Result exec_deferred(const char* sql, const Params* params);
-  Result pipeline(const char* first, const char* sql, const Params* params);
+  /// Whether the next exec must go by a pipeline (something deferred or queued).
+  bool pending() const { return deferred_ != nullptr || !queue_.empty(); }
+  /// The deferred command, the queued statements and `last` in one pipeline; the answers of
+  /// `last` (all of them checked), reconnecting once if the transaction's opening found the
+  /// connection dropped.
+  std::vector<Result> run(std::vector<Command> last);
+  /// One pipeline of `commands`; their results, checked in order.
+  std::vector<Result> pipeline(const std::vector<Command>& commands);
   const std::string& statement_name(const char* sql, bool& known);
-
   const Target* target_;
   Setup setup_;
   std::unique_ptr<PGconn, ConnectionDeleter> connection_;
   std::unordered_map<const char*, std::string> prepared_;  // sql literal -> statement name
   const char* deferred_ = nullptr;
+  std::vector<Queued> queue_;
+  std::size_t required_ = 0;  // queued statements that are not speculative
+  std::exception_ptr failure_;  // the transaction's first failure, rethrown by later calls
+  bool failed_before_last_ = false;
   bool unawaited_ = false;
   bool broken_ = false;
 };

@@ -8,6 +8,13 @@
 // with far more conflicts: its predicate locks on index pages make unrelated workspaces
 // collide.) A small pool of connections
 // (one per concurrent transaction), each reconnected when it drops.
+//
+// Round trips are what a write costs, so a write run by Store::write waits only for the
+// answers the engine reads: the statements that answer nothing are queued and sent with the
+// next one that answers, or with COMMIT (pg::Connection::queue); a row locked by find_by_id
+// or find_deleted comes with its components in the same round trip; and the seq of the first
+// audit record is reserved in the opening round trip. An engine's create, soft delete or
+// recover is two round trips: its lookups, then its changes with the COMMIT.
 
 #include "recyclebin/postgres_store.hpp"
 
@@ -19,6 +26,7 @@
 #include <random>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "pg.hpp"
 #include "recyclebin/error.hpp"
@@ -156,6 +164,12 @@ CREATE INDEX guards_workspace ON guards (workspace_id, kind, placed_at);
 /// A sweep's SQL twice, as due() takes it: as it is, and locking what it finds.
 #define RB_READ_AND_LOCKED(sql) sql, sql " FOR UPDATE SKIP LOCKED"
 #define RB_GUARD_COLUMNS "kind, id, workspace_id, origin, reason, placed_by, placed_at"
+#define RB_INSERT_AUDIT                                                                              \
+  "INSERT INTO audit_log (at, action, subscription_id, resource_group, name, outcome, workspace_id, " \
+  "principal_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+#define RB_INSERT_AUDIT_WITH_SEQ                                                                     \
+  "INSERT INTO audit_log (at, action, subscription_id, resource_group, name, outcome, workspace_id, " \
+  "principal_id, seq) OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 #define RB_CLEANUP_COLUMNS \
   "id, kind, ref, workspace_id, created_at, attempts, last_error, leased_by, leased_until "
 
@@ -228,21 +242,38 @@ std::string first_schema(const std::string& search_path, const std::string& user
 
 class PostgresStore;
 
+const char* const kComponentsSql =
+    "SELECT kind, ref, standalone, destroyed, position FROM components WHERE workspace_id = $1 ORDER BY position";
+
 class PostgresTransaction final : public StoreTransaction {
  public:
-  PostgresTransaction(PostgresStore& store, std::unique_ptr<pg::Connection> connection, TransactionMode mode);
+  /// `queue_writes`: the transaction is run by Store::write, which handles a failure however
+  /// late it surfaces, so the statements that answer nothing are queued (pg::Connection::queue).
+  PostgresTransaction(PostgresStore& store, std::unique_ptr<pg::Connection> connection, TransactionMode mode,
+                      bool queue_writes);
   ~PostgresTransaction() override;
 
   void commit() override {
-    committing_ = true;
-    open_ = false;  // COMMIT ends the transaction whether it succeeds or not
-    if (conn_->deferred()) {
-      conn_->drop_deferred();  // no statement ran: nothing to commit
+    conn_->rethrow_failure();
+    if (conn_->deferred() && !conn_->queued()) {
+      conn_->drop_unsent();  // no statement ran: nothing to commit
       return;
     }
-    conn_->exec("COMMIT");
+    // The opening round trip may be sent again on a new connection: it never carries COMMIT.
+    if (conn_->deferred()) conn_->flush();
+    committing_ = true;
+    try {
+      conn_->exec("COMMIT");
+    } catch (const pg::ConnectionLost&) {
+      // The server said a statement in front of the COMMIT failed: the COMMIT cannot have applied.
+      if (conn_->failed_before_last()) committing_ = false;
+      throw;
+    }
   }
+  /// Whether the connection was lost with the COMMIT sent, so that it may have applied.
   bool committing() const { return committing_; }
+  /// Sends the queued statements and checks their answers (their failure is thrown).
+  void flush() { conn_->flush(); }
 
   // A read brings the components of the workspaces it finds in the same statement (one round
   // trip); components() and components_of() then answer from them. `order` (empty, or ending
@@ -260,7 +291,20 @@ class PostgresTransaction final : public StoreTransaction {
       return first_of(read_with_components(
           conn_->exec(RB_WITH_COMPONENTS(RB_SELECT_WORKSPACES "WHERE id = $1", ""), pg::Params().add(id))));
     }
-    return read_one(conn_->exec(RB_LOOKUP(RB_SELECT_WORKSPACES "WHERE id = $1"), pg::Params().add(id)));
+    // The row, locked, and then its components in the same round trip: the second statement
+    // starts after the lock is held, so it sees the row's last writer's components.
+    pg::Params key;
+    key.add(id);
+    const auto results = conn_->exec_each({{RB_SELECT_WORKSPACES "WHERE id = $1 FOR UPDATE", &key},
+                                           {kComponentsSql, &key}});
+    const pg::Result& components = results[1];
+    auto record = read_one(results[0]);
+    if (record) {
+      auto& kept = loaded_[id];
+      kept.clear();
+      for (int row = 0; row < components.rows(); ++row) kept.push_back(rows::component(RowView{components, row}));
+    }
+    return record;
   }
 
   std::optional<WorkspaceRecord> find_live(const std::string& subscription_id, const std::string& resource_group,
@@ -271,16 +315,43 @@ class PostgresTransaction final : public StoreTransaction {
       return first_of(read_with_components(conn_->exec(
           RB_WITH_COMPONENTS(RB_SELECT_WORKSPACES "WHERE group_key = $1 AND deleted_at IS NULL", ""), key)));
     }
+    if (no_live_.count(group_name_key(subscription_id, resource_group, name)) > 0) return std::nullopt;
     return read_one(conn_->exec(RB_LOOKUP(RB_SELECT_WORKSPACES "WHERE group_key = $1 AND deleted_at IS NULL"), key));
   }
 
   std::vector<WorkspaceRecord> find_deleted(const std::string& subscription_id, const std::string& resource_group,
                                             const std::string& name) override {
-    return read_workspaces(
-        conn_->exec(RB_LOOKUP(RB_SELECT_WORKSPACES
-                              "WHERE subscription_id = $1 AND resource_group = $2 AND name = $3 "
-                              "AND deleted_at IS NOT NULL ORDER BY deleted_at DESC, deleted_seq DESC"),
-                    pg::Params().add(subscription_id).add(resource_group).add(name)));
+#define RB_FIND_DELETED                                                 \
+  RB_SELECT_WORKSPACES "WHERE subscription_id = $1 AND resource_group = $2 AND name = $3 " \
+                       "AND deleted_at IS NOT NULL ORDER BY deleted_at DESC, deleted_seq DESC"
+    pg::Params key;
+    key.add(subscription_id).add(resource_group).add(name);
+    if (mode_ == TransactionMode::read) return read_workspaces(conn_->exec(RB_FIND_DELETED, key));
+    // As find_by_id: the rows locked, then their components (the rows cannot change once
+    // locked, so the second statement finds each of them by the same condition); and whether
+    // a live workspace has the name (what recovering one asks next, find_live). An answer of
+    // none locks nothing in either case: a live one made after it is stopped by the unique
+    // index when this write gives the name back (set_bin), as it would be after find_live.
+    const std::string live_key = group_name_key(subscription_id, resource_group, name);
+    pg::Params live;
+    live.add(live_key);
+    const auto results = conn_->exec_each(
+        {{RB_FIND_DELETED " FOR UPDATE", &key},
+         {"SELECT c.workspace_id, c.kind, c.ref, c.standalone, c.destroyed, c.position FROM components AS c "
+          "JOIN workspaces AS w ON w.id = c.workspace_id WHERE w.subscription_id = $1 AND w.resource_group = $2 "
+          "AND w.name = $3 AND w.deleted_at IS NOT NULL ORDER BY c.workspace_id, c.position",
+          &key},
+         {"SELECT EXISTS (SELECT 1 FROM workspaces WHERE group_key = $1 AND deleted_at IS NULL)", &live}});
+#undef RB_FIND_DELETED
+    const pg::Result& components = results[1];
+    if (!results[2].boolean(0, 0)) no_live_.insert(live_key);
+    auto records = read_workspaces(results[0]);
+    for (const auto& record : records) loaded_[record.workspace.id].clear();
+    for (int row = 0; row < components.rows(); ++row) {
+      const auto kept = loaded_.find(components.text(row, 0));
+      if (kept != loaded_.end()) kept->second.push_back(rows::component(RowView{components, row}, 1));
+    }
+    return records;
   }
 
   std::vector<WorkspaceRecord> find_deleted_in_tenant(const std::string& subscription_id,
@@ -303,84 +374,84 @@ class PostgresTransaction final : public StoreTransaction {
 
   void insert_workspace(const WorkspaceRecord& r) override {
     const Workspace& w = r.workspace;
-    conn_->exec("INSERT INTO workspaces (" RB_WORKSPACE_COLUMNS
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
-                "$19, $20)",
-                pg::Params()
-                    .add(w.id)
-                    .add(w.subscription_id)
-                    .add(w.resource_group)
-                    .add(w.name)
-                    .add(static_cast<std::int64_t>(w.state))
-                    .add(w.retention_days)
-                    .add(w.cmk_encrypted)
-                    .add(w.created_at)
-                    .add(r.deleted_at)
-                    .add(r.purge_at)
-                    .add(r.deleted_seq)
-                    .add(r.orphaned_at)
-                    .add(r.had_members)
-                    .add(r.group_key)
-                    .add(r.tenant_key)
-                    .add(join_lines(r.retained_kinds))
-                    .add(r.held)
-                    .add(r.has_liens)
-                    .add(w.purge_protection)
-                    .add(w.auto_delete_at));
+    no_live_.clear();
+    run_void("INSERT INTO workspaces (" RB_WORKSPACE_COLUMNS
+             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
+             "$19, $20)",
+             pg::Params()
+                 .add(w.id)
+                 .add(w.subscription_id)
+                 .add(w.resource_group)
+                 .add(w.name)
+                 .add(static_cast<std::int64_t>(w.state))
+                 .add(w.retention_days)
+                 .add(w.cmk_encrypted)
+                 .add(w.created_at)
+                 .add(r.deleted_at)
+                 .add(r.purge_at)
+                 .add(r.deleted_seq)
+                 .add(r.orphaned_at)
+                 .add(r.had_members)
+                 .add(r.group_key)
+                 .add(r.tenant_key)
+                 .add(join_lines(r.retained_kinds))
+                 .add(r.held)
+                 .add(r.has_liens)
+                 .add(w.purge_protection)
+                 .add(w.auto_delete_at));
   }
 
   void set_state(const std::string& id, WorkspaceState state) override {
-    expect_one(conn_->exec("UPDATE workspaces SET state = $1 WHERE id = $2",
-                           pg::Params().add(static_cast<std::int64_t>(state)).add(id)),
-               id);
+    run_void("UPDATE workspaces SET state = $1 WHERE id = $2",
+             pg::Params().add(static_cast<std::int64_t>(state)).add(id), one_row(id));
   }
 
   void set_membership(const std::string& id, std::optional<Timestamp> orphaned_at, bool had_members) override {
-    expect_one(conn_->exec("UPDATE workspaces SET orphaned_at = $1, had_members = $2 WHERE id = $3",
-                           pg::Params().add(orphaned_at).add(had_members).add(id)),
-               id);
+    run_void("UPDATE workspaces SET orphaned_at = $1, had_members = $2 WHERE id = $3",
+             pg::Params().add(orphaned_at).add(had_members).add(id), one_row(id));
   }
 
   void set_bin(const WorkspaceRecord& r) override {
-    expect_one(conn_->exec("UPDATE workspaces SET deleted_at = $1, purge_at = $2, deleted_seq = $3, "
-                           "retention_days = $4, retained_kinds = $5, group_key = $6, tenant_key = $7 "
-                           "WHERE id = $8",
-                           pg::Params()
-                               .add(r.deleted_at)
-                               .add(r.purge_at)
-                               .add(r.deleted_seq)
-                               .add(r.workspace.retention_days)
-                               .add(join_lines(r.retained_kinds))
-                               .add(r.group_key)
-                               .add(r.tenant_key)
-                               .add(r.workspace.id)),
-               r.workspace.id);
+    no_live_.clear();
+    run_void("UPDATE workspaces SET deleted_at = $1, purge_at = $2, deleted_seq = $3, "
+             "retention_days = $4, retained_kinds = $5, group_key = $6, tenant_key = $7 "
+             "WHERE id = $8",
+             pg::Params()
+                 .add(r.deleted_at)
+                 .add(r.purge_at)
+                 .add(r.deleted_seq)
+                 .add(r.workspace.retention_days)
+                 .add(join_lines(r.retained_kinds))
+                 .add(r.group_key)
+                 .add(r.tenant_key)
+                 .add(r.workspace.id),
+             one_row(r.workspace.id));
   }
 
   void set_protection(const WorkspaceRecord& r) override {
-    expect_one(conn_->exec("UPDATE workspaces SET held = $1, has_liens = $2, purge_protection = $3, "
-                           "auto_delete_at = $4 WHERE id = $5",
-                           pg::Params()
-                               .add(r.held)
-                               .add(r.has_liens)
-                               .add(r.workspace.purge_protection)
-                               .add(r.workspace.auto_delete_at)
-                               .add(r.workspace.id)),
-               r.workspace.id);
+    run_void("UPDATE workspaces SET held = $1, has_liens = $2, purge_protection = $3, "
+             "auto_delete_at = $4 WHERE id = $5",
+             pg::Params()
+                 .add(r.held)
+                 .add(r.has_liens)
+                 .add(r.workspace.purge_protection)
+                 .add(r.workspace.auto_delete_at)
+                 .add(r.workspace.id),
+             one_row(r.workspace.id));
   }
 
   void remove_workspace(const std::string& id) override { remove_workspaces({id}); }
 
   void insert_guard(const GuardRow& g) override {
-    conn_->exec("INSERT INTO guards (" RB_GUARD_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                pg::Params()
-                    .add(static_cast<std::int64_t>(g.kind))
-                    .add(g.id)
-                    .add(g.workspace_id)
-                    .add(g.origin)
-                    .add(g.reason)
-                    .add(g.placed_by)
-                    .add(g.at));
+    run_void("INSERT INTO guards (" RB_GUARD_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             pg::Params()
+                 .add(static_cast<std::int64_t>(g.kind))
+                 .add(g.id)
+                 .add(g.workspace_id)
+                 .add(g.origin)
+                 .add(g.reason)
+                 .add(g.placed_by)
+                 .add(g.at));
   }
 
   std::optional<GuardRow> find_guard(GuardKind kind, const std::string& id) override {
@@ -407,9 +478,7 @@ class PostgresTransaction final : public StoreTransaction {
 
   std::vector<StoredComponent> components(const std::string& workspace_id) override {
     if (const auto known = loaded_.find(workspace_id); known != loaded_.end()) return known->second;
-    const auto r = conn_->exec(
-        "SELECT kind, ref, standalone, destroyed, position FROM components WHERE workspace_id = $1 ORDER BY position",
-        pg::Params().add(workspace_id));
+    const auto r = conn_->exec(kComponentsSql, pg::Params().add(workspace_id));
     std::vector<StoredComponent> out;
     for (int row = 0; row < r.rows(); ++row) out.push_back(rows::component(RowView{r, row}));
     return out;
@@ -424,7 +493,8 @@ class PostgresTransaction final : public StoreTransaction {
       refs.push_back(c.ref);
       standalone.push_back(c.standalone);
     }
-    conn_->exec(
+    loaded_.erase(workspace_id);
+    run_void(
         "INSERT INTO components (workspace_id, position, kind, ref, standalone) "
         "SELECT $1, c.ord - 1, c.kind, c.ref, c.standalone "
         "FROM unnest($2::text[], $3::text[], $4::boolean[]) WITH ORDINALITY AS c(kind, ref, standalone, ord)",
@@ -432,13 +502,24 @@ class PostgresTransaction final : public StoreTransaction {
   }
 
   void set_component_destroyed(const std::string& workspace_id, std::int64_t position, bool destroyed) override {
-    conn_->exec("UPDATE components SET destroyed = $1 WHERE workspace_id = $2 AND position = $3",
-                pg::Params().add(destroyed).add(workspace_id).add(position));
+    run_void("UPDATE components SET destroyed = $1 WHERE workspace_id = $2 AND position = $3",
+             pg::Params().add(destroyed).add(workspace_id).add(position));
+    if (const auto kept = loaded_.find(workspace_id); kept != loaded_.end()) {
+      for (auto& stored : kept->second) {
+        if (stored.position == position) stored.destroyed = destroyed;
+      }
+    }
   }
 
   void remove_component(const std::string& workspace_id, std::int64_t position) override {
-    conn_->exec("DELETE FROM components WHERE workspace_id = $1 AND position = $2",
-                pg::Params().add(workspace_id).add(position));
+    run_void("DELETE FROM components WHERE workspace_id = $1 AND position = $2",
+             pg::Params().add(workspace_id).add(position));
+    if (const auto kept = loaded_.find(workspace_id); kept != loaded_.end()) {
+      auto& list = kept->second;
+      list.erase(std::remove_if(list.begin(), list.end(),
+                                [&](const StoredComponent& stored) { return stored.position == position; }),
+                 list.end());
+    }
   }
 
   std::optional<std::string> member_role(const std::string& workspace_id, const std::string& principal_id) override {
@@ -449,7 +530,7 @@ class PostgresTransaction final : public StoreTransaction {
   }
 
   void put_member(const std::string& workspace_id, const std::string& principal_id, const std::string& role) override {
-    conn_->exec(
+    run_void(
         "INSERT INTO members (workspace_id, principal_id, role) VALUES ($1, $2, $3) "
         "ON CONFLICT (workspace_id, principal_id) DO UPDATE SET role = excluded.role",
         pg::Params().add(workspace_id).add(principal_id).add(role));
@@ -467,19 +548,16 @@ class PostgresTransaction final : public StoreTransaction {
   }
 
   std::int64_t append_audit(const AuditRecord& r) override {
-    return conn_
-        ->exec("INSERT INTO audit_log (at, action, subscription_id, resource_group, name, outcome, "
-               "workspace_id, principal_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq",
-               pg::Params()
-                   .add(r.at)
-                   .add(r.action)
-                   .add(r.subscription_id)
-                   .add(r.resource_group)
-                   .add(r.name)
-                   .add(r.outcome)
-                   .add(r.workspace_id)
-                   .add(r.principal_id))
-        .int64(0, 0);
+    if (const auto seq = take_reserved_seq()) {
+      run_void(RB_INSERT_AUDIT_WITH_SEQ, audit_params(r).add(*seq));
+      return *seq;
+    }
+    return conn_->exec(RB_INSERT_AUDIT " RETURNING seq", audit_params(r)).int64(0, 0);
+  }
+
+  void add_audit(const AuditRecord& r) override {
+    if (const auto seq = take_reserved_seq()) return run_void(RB_INSERT_AUDIT_WITH_SEQ, audit_params(r).add(*seq));
+    run_void(RB_INSERT_AUDIT, audit_params(r));
   }
 
   std::vector<AuditRecord> audit_log(const AuditQuery& q) override {
@@ -571,7 +649,8 @@ class PostgresTransaction final : public StoreTransaction {
 
   void append_audit_for(const std::vector<std::string>& ids, const AuditRecord& r) override {
     if (ids.empty()) return;
-    conn_->exec(
+    audited_ = true;  // later records take later seqs, as these do
+    run_void(
         "INSERT INTO audit_log (at, action, subscription_id, resource_group, name, outcome, workspace_id, "
         "principal_id) SELECT $1, $2, w.subscription_id, w.resource_group, w.name, $3, w.id, $4 "
         "FROM unnest($5::text[]) WITH ORDINALITY AS j(id, ord) JOIN workspaces AS w ON w.id = j.id ORDER BY j.ord",
@@ -583,9 +662,10 @@ class PostgresTransaction final : public StoreTransaction {
     pg::Params set;
     set.add_array(ids);
     // The children too: there are no foreign keys to cascade.
-    conn_->exec("DELETE FROM components WHERE workspace_id = ANY ($1::text[])", set);
-    conn_->exec("DELETE FROM members WHERE workspace_id = ANY ($1::text[])", set);
-    conn_->exec("DELETE FROM workspaces WHERE id = ANY ($1::text[])", set);
+    run_void("DELETE FROM components WHERE workspace_id = ANY ($1::text[])", set);
+    run_void("DELETE FROM members WHERE workspace_id = ANY ($1::text[])", set);
+    run_void("DELETE FROM workspaces WHERE id = ANY ($1::text[])", std::move(set));
+    for (const auto& id : ids) loaded_.erase(id);
   }
 
   std::vector<DeletedListing> list_deleted(const DeletedQuery& q) override {
@@ -733,17 +813,59 @@ class PostgresTransaction final : public StoreTransaction {
     return std::move(rows.front());
   }
 
-  void expect_one(const pg::Result& r, const std::string& id) {
-    if (r.affected() != 1) {
-      throw Error(ErrorCode::storage_error, "workspace " + id + " vanished during the transaction");
-    }
+  static pg::Params audit_params(const AuditRecord& r) {
+    pg::Params params;
+    params.add(r.at)
+        .add(r.action)
+        .add(r.subscription_id)
+        .add(r.resource_group)
+        .add(r.name)
+        .add(r.outcome)
+        .add(r.workspace_id)
+        .add(r.principal_id);
+    return params;
+  }
+
+  /// The seq reserved for the transaction's first audit record, when it is that one and the
+  /// reservation has arrived (later records take theirs from the sequence, so later ones are
+  /// larger); nullopt otherwise.
+  std::optional<std::int64_t> take_reserved_seq() {
+    if (audited_) return std::nullopt;
+    audited_ = true;
+    return reserved_seq_;
+  }
+
+  /// Checks that an update touched its one row.
+  static pg::Verify one_row(const std::string& id) {
+    return [id](const pg::Result& r) {
+      if (r.affected() != 1) {
+        throw Error(ErrorCode::storage_error, "workspace " + id + " vanished during the transaction");
+      }
+    };
+  }
+
+  /// A statement whose answer the caller does not read: queued in a write run by
+  /// Store::write (sent with the next statement that answers, or with COMMIT), run at once
+  /// in a raw one. `verify` checks its answer when it arrives.
+  void run_void(const char* sql, pg::Params params, pg::Verify verify = {}) {
+    if (queue_writes_) return conn_->queue(sql, std::move(params), std::move(verify));
+    const auto r = conn_->exec(sql, params);
+    if (verify) verify(r);
   }
 
   PostgresStore& store_;
   std::unique_ptr<pg::Connection> conn_;
   TransactionMode mode_;
-  std::unordered_map<std::string, std::vector<StoredComponent>> loaded_;  // read_with_components
-  bool open_ = true;
+  // Components by workspace: in a read, those read_with_components read; in a write, those
+  // of rows it locked (find_by_id, find_deleted), kept in step with its own changes (no other
+  // write changes them while the row is locked).
+  std::unordered_map<std::string, std::vector<StoredComponent>> loaded_;
+  // Group keys that no live row carried when this write last looked (find_deleted), until it
+  // writes a name key itself.
+  std::unordered_set<std::string> no_live_;
+  bool queue_writes_;
+  std::optional<std::int64_t> reserved_seq_;  // from the opening round trip (see the constructor)
+  bool audited_ = false;                      // an audit record was written
   bool committing_ = false;
 };
 
@@ -755,15 +877,22 @@ class PostgresStore final : public Store {
     pool_.adopt(std::move(connection));
   }
 
-  std::unique_ptr<StoreTransaction> begin(TransactionMode mode) override { return open_transaction(mode); }
+  std::unique_ptr<StoreTransaction> begin(TransactionMode mode) override { return open_transaction(mode, false); }
 
   void write(const Apply& apply, const OnRefusal& on_refusal) override {
     int reconnects = 0;
     for (int attempt = 1;; ++attempt) {
       try {
-        auto tx = open_transaction(TransactionMode::write);
+        auto tx = open_transaction(TransactionMode::write, true);
         try {
-          apply(*tx);
+          try {
+            apply(*tx);
+          } catch (...) {
+            // The queued statements ran before whatever `apply` threw: when one of them
+            // failed, that failure is the outcome (a conflict is retried, not audited).
+            tx->flush();
+            throw;
+          }
           tx->commit();
           return;
         } catch (const pg::ConnectionLost& lost) {
@@ -798,15 +927,15 @@ class PostgresStore final : public Store {
  private:
   /// An idle connection that dropped (a server restart, an idle timeout) connects anew at
   /// the transaction's first statement (pg::Connection::defer).
-  std::unique_ptr<PostgresTransaction> open_transaction(TransactionMode mode) {
-    return std::make_unique<PostgresTransaction>(*this, acquire(), mode);
+  std::unique_ptr<PostgresTransaction> open_transaction(TransactionMode mode, bool queue_writes) {
+    return std::make_unique<PostgresTransaction>(*this, acquire(), mode, queue_writes);
   }
 
   /// The refusal's audit, in a write of its own; its failure is not reported.
   void audit_refusal(const OnRefusal& on_refusal, const std::exception_ptr& refusal) noexcept {
     for (int attempt = 1; attempt <= kMaxWriteAttempts; ++attempt) {
       try {
-        auto tx = open_transaction(TransactionMode::write);
+        auto tx = open_transaction(TransactionMode::write, true);
         on_refusal(*tx, refusal);
         tx->commit();
         return;
@@ -906,18 +1035,26 @@ class PostgresStore final : public Store {
 };
 
 PostgresTransaction::PostgresTransaction(PostgresStore& store, std::unique_ptr<pg::Connection> connection,
-                                         TransactionMode mode)
-    : store_(store), conn_(std::move(connection)), mode_(mode) {
+                                         TransactionMode mode, bool queue_writes)
+    : store_(store), conn_(std::move(connection)), mode_(mode), queue_writes_(queue_writes) {
   // Sent with the first statement, in its round trip. A read's snapshot is taken by that
   // statement, as it would be after a BEGIN of its own.
   conn_->defer(mode == TransactionMode::write ? "BEGIN ISOLATION LEVEL READ COMMITTED"
                                               : "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+  // A write run by Store::write reserves the seq of its first audit record in its opening
+  // round trip, so that appending that record (whose seq the engine may write elsewhere,
+  // append_audit) need not wait for an answer. It rides along with the first statement only.
+  if (queue_writes_) {
+    conn_->queue("SELECT nextval(pg_get_serial_sequence('audit_log', 'seq'))", pg::Params(),
+                 [this](const pg::Result& r) { reserved_seq_ = r.int64(0, 0); }, true);
+  }
 }
 
 PostgresTransaction::~PostgresTransaction() {
-  if (conn_->deferred()) {
-    conn_->drop_deferred();  // no statement ran: there is no transaction to end
-  } else if (open_ && conn_->ok()) {
+  const bool sent = !conn_->deferred();
+  conn_->drop_unsent();  // what was never sent needs no undoing
+  // A COMMIT that ran ended the transaction; one aborted behind a failed statement did not.
+  if (sent && conn_->ok() && conn_->in_transaction()) {
     conn_->send_unawaited("ROLLBACK");  // never throws; the server ends the transaction on receipt
   }
   store_.release(std::move(conn_));

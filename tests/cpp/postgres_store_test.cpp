@@ -11,6 +11,8 @@
 #include <chrono>
 #include <thread>
 
+#include <libpq-fe.h>
+
 #include "fixtures.hpp"
 #include "recyclebin/postgres_store.hpp"
 #include "store_locations.hpp"
@@ -221,6 +223,163 @@ TEST(PostgresStore, AFinishedTransactionHoldsNoLockNorSnapshotOnTheServer) {
                      ".workspaces, " + schema + ".components IN ACCESS EXCLUSIVE MODE; ROLLBACK; SELECT 'locked'"),
             "locked");
   EXPECT_EQ(engine->get_by_id(w.id, std::nullopt).components.size(), 1u);  // and the pool carries on
+}
+
+// ---- a write's queued statements (sent with the next one that answers, or with COMMIT) ----
+
+WorkspaceRecord live_row(const std::string& id, const std::string& name = "ws") {
+  WorkspaceRecord r;
+  r.workspace = {id, "sub", "rg", name, 14, false, WorkspaceState::running, kJan1, {}};
+  r.group_key = group_name_key("sub", "rg", name);
+  return r;
+}
+
+AuditRecord audit_of(const std::string& action) { return {0, kJan1, action, "sub", "rg", "ws", "ok", "", ""}; }
+
+/// Waits until no session of `app` is left on the server (a terminated backend is gone).
+void wait_until_gone(const std::string& app) {
+  for (int i = 0; i < 200; ++i) {
+    if (pg_admin("SELECT count(*) FROM pg_stat_activity WHERE application_name = '" + app + "'") == "0") return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ADD_FAILURE() << "the sessions of " << app << " did not end";
+}
+
+TEST(PostgresStore, AQueuedInsertBeatenToTheNameIsRunAgainThenRefused) {
+  const std::string url = testing::with_schema(pg_url(), testing::fresh_schema());
+  auto store = open_postgres_store(url);
+  auto other = open_postgres_store(url);
+  int runs = 0, audited = 0;
+  const std::string m = expect_error(ErrorCode::workspace_exists, [&] {
+    store->write(
+        [&](StoreTransaction& tx) {
+          ++runs;
+          if (!tx.find_name_holders(group_name_key("sub", "rg", "ws"), "").empty()) {
+            throw Error(ErrorCode::workspace_exists, "the name was taken meanwhile");
+          }
+          // Another writer takes the name after this one found it free; this insert is
+          // queued, so its unique violation surfaces at the commit: a conflict, run again.
+          if (runs == 1) other->write([](StoreTransaction& o) { o.insert_workspace(live_row("theirs")); }, {});
+          tx.insert_workspace(live_row("mine"));
+          tx.add_audit(audit_of("create"));
+        },
+        [&](StoreTransaction&, const std::exception_ptr&) { ++audited; });
+  });
+  EXPECT_NE(m.find("taken meanwhile"), std::string::npos) << m;
+  EXPECT_EQ(runs, 2);
+  EXPECT_EQ(audited, 1);  // the refusal of the second run, not the conflict of the first
+  auto tx = store->begin(TransactionMode::read);
+  EXPECT_FALSE(tx->find_by_id("mine").has_value());
+  EXPECT_TRUE(tx->find_by_id("theirs").has_value());
+  EXPECT_TRUE(tx->audit_log({}).empty());  // the first run's audit record went with its insert
+}
+
+TEST(PostgresStore, AQueuedStatementThatFailsDecidesTheOutcomeOfARefusalThrownAfterIt) {
+  const std::string url = testing::with_schema(pg_url(), testing::fresh_schema());
+  auto store = open_postgres_store(url);
+  auto other = open_postgres_store(url);
+  int runs = 0, audited = 0;
+  store->write(
+      [&](StoreTransaction& tx) {
+        ++runs;
+        tx.find_by_id("mine");  // the transaction is open
+        if (runs == 1) {
+          other->write([](StoreTransaction& o) { o.insert_workspace(live_row("theirs")); }, {});
+          tx.insert_workspace(live_row("mine"));  // queued; it fails (unique violation)
+          // The refusal comes after the failed insert: the failure is the outcome, as it
+          // would be had the insert answered at once (run again, the refusal not audited).
+          throw Error(ErrorCode::name_reserved, "refused after the insert");
+        }
+      },
+      [&](StoreTransaction&, const std::exception_ptr&) { ++audited; });
+  EXPECT_EQ(runs, 2);
+  EXPECT_EQ(audited, 0);
+}
+
+TEST(PostgresStore, AConnectionDroppedWhileStatementsAreQueuedAppliesNothingAndTheWriteRunsAgain) {
+  const std::string app = "rb_queued_" + std::to_string(::getpid());
+  const std::string url = testing::with_schema(pg_url(), testing::fresh_schema()) + "&application_name=" + app;
+  auto store = open_postgres_store(url);
+  int runs = 0;
+  store->write(
+      [&](StoreTransaction& tx) {
+        ++runs;
+        EXPECT_FALSE(tx.find_by_id("w").has_value());  // the transaction is open
+        tx.insert_workspace(live_row("w"));
+        tx.add_audit(audit_of("create"));
+        if (runs == 1) {
+          // The server ends the session with the insert and the audit record still queued:
+          // it says so for the first of them, so the COMMIT behind them cannot have applied.
+          pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '" + app + "'");
+          wait_until_gone(app);
+        }
+      },
+      {});
+  EXPECT_EQ(runs, 2);
+  auto tx = store->begin(TransactionMode::read);
+  EXPECT_TRUE(tx->find_by_id("w").has_value());
+  EXPECT_EQ(tx->audit_log({}).size(), 1u);
+}
+
+TEST(PostgresStore, AQueuedStatementPastTheStatementTimeoutIsAStorageErrorNamingWhere) {
+  const std::string schema = testing::fresh_schema();
+  const std::string url = testing::with_schema(pg_url(), schema + "%20-cstatement_timeout%3D300");
+  auto store = open_postgres_store(url);
+  store->write([](StoreTransaction& tx) { tx.insert_workspace(live_row("w")); }, {});
+  // Another session holds the row: the queued update waits past the statement timeout.
+  PGconn* holder = PQconnectdb(pg_url().c_str());
+  ASSERT_EQ(PQstatus(holder), CONNECTION_OK);
+  PQclear(PQexec(holder, ("BEGIN; SELECT id FROM " + schema + ".workspaces WHERE id = 'w' FOR UPDATE").c_str()));
+  const std::string m = expect_error(ErrorCode::storage_error, [&] {
+    store->write(
+        [](StoreTransaction& tx) {
+          tx.set_state("w", WorkspaceState::stopped);
+          tx.add_audit(audit_of("stop"));
+        },
+        {});
+  });
+  EXPECT_NE(m.find("statement timeout"), std::string::npos) << m;
+  EXPECT_NE(m.find(parts().host + ":" + parts().port), std::string::npos) << m;
+  expect_no_secret(m, parts().password);
+  PQclear(PQexec(holder, "ROLLBACK"));
+  PQfinish(holder);
+  {
+    auto tx = store->begin(TransactionMode::read);
+    EXPECT_EQ(tx->find_by_id("w")->workspace.state, WorkspaceState::running);
+    EXPECT_TRUE(tx->audit_log({}).empty());
+  }
+  store->write([](StoreTransaction& tx) { tx.set_state("w", WorkspaceState::stopped); }, {});
+  EXPECT_EQ(store->begin(TransactionMode::read)->find_by_id("w")->workspace.state, WorkspaceState::stopped);
+}
+
+TEST(PostgresStore, AQueuedUpdateOfAVanishedRowFailsTheWrite) {
+  auto store = open_postgres_store(testing::with_schema(pg_url(), testing::fresh_schema()));
+  int runs = 0;
+  const std::string m = expect_error(ErrorCode::storage_error, [&] {
+    store->write(
+        [&](StoreTransaction& tx) {
+          ++runs;
+          tx.insert_workspace(live_row("w"));
+          tx.set_state("gone", WorkspaceState::stopped);  // queued: no such row
+        },
+        {});
+  });
+  EXPECT_NE(m.find("workspace gone vanished"), std::string::npos) << m;
+  EXPECT_EQ(runs, 1);  // not a conflict
+  EXPECT_FALSE(store->begin(TransactionMode::read)->find_by_id("w").has_value());
+}
+
+TEST(PostgresStore, AFailedStatementFailsTheRestOfItsTransactionCommitIncluded) {
+  auto store = open_postgres_store(testing::with_schema(pg_url(), testing::fresh_schema()));
+  store->write([](StoreTransaction& tx) { tx.insert_workspace(live_row("a")); }, {});
+  auto tx = store->begin(TransactionMode::write);
+  expect_error(ErrorCode::workspace_exists, [&] { tx->insert_workspace(live_row("b")); });
+  // PostgreSQL ignores the rest of a failed transaction: each later call says why.
+  expect_error(ErrorCode::workspace_exists, [&] { tx->find_by_id("a"); });
+  expect_error(ErrorCode::workspace_exists, [&] { tx->commit(); });
+  tx.reset();
+  EXPECT_TRUE(store->begin(TransactionMode::read)->find_by_id("a").has_value());
+  EXPECT_FALSE(store->begin(TransactionMode::read)->find_by_id("b").has_value());
 }
 
 TEST(PostgresStore, TextWithANulByteIsRefusedNotCut) {

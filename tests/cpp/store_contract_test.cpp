@@ -303,6 +303,75 @@ TEST_P(StoreContract, AFailedFirstStatementLeavesTheStoreUsable) {
   EXPECT_TRUE(store->begin(TransactionMode::read)->find_live("sub", "rg", "b").has_value());
 }
 
+TEST_P(StoreContract, AWriteSeesItsOwnComponentChangesAndThoseOfTheWriteItWaitedFor) {
+  auto store = open();
+  store->write(
+      [](StoreTransaction& tx) {
+        tx.insert_workspace(row("w"));
+        tx.insert_components("w", {{"models", "m", false}, {"data", "d", false}});
+      },
+      {});
+  auto destroyed = [](const std::vector<StoredComponent>& list) {
+    std::vector<bool> out;
+    for (const auto& c : list) out.push_back(c.destroyed);
+    return out;
+  };
+  store->write(
+      [&](StoreTransaction& tx) {
+        ASSERT_TRUE(tx.find_by_id("w").has_value());
+        EXPECT_EQ(destroyed(tx.components("w")), (std::vector<bool>{false, false}));
+        tx.set_component_destroyed("w", 0, true);
+        EXPECT_EQ(destroyed(tx.components("w")), (std::vector<bool>{true, false}));
+        tx.remove_component("w", 1);
+        EXPECT_EQ(destroyed(tx.components("w")), (std::vector<bool>{true}));
+        auto r = *tx.find_by_id("w");
+        r.deleted_at = kJan1;
+        r.purge_at = kJan1 + kMicrosPerDay;
+        tx.set_bin(r);
+      },
+      {});
+  store->write(
+      [&](StoreTransaction& tx) {
+        ASSERT_EQ(tx.find_deleted("sub", "rg", "ws").size(), 1u);
+        EXPECT_EQ(destroyed(tx.components("w")), (std::vector<bool>{true}));
+        tx.set_component_destroyed("w", 0, false);
+        EXPECT_EQ(destroyed(tx.components("w")), (std::vector<bool>{false}));
+      },
+      {});
+  EXPECT_EQ(destroyed(store->begin(TransactionMode::read)->components("w")), (std::vector<bool>{false}));
+  // A write that waits for the row sees the components as the write it waited for left them.
+  auto second = open();
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool holding = false;
+  std::thread first([&] {
+    store->write(
+        [&](StoreTransaction& tx) {
+          tx.find_by_id("w");
+          tx.set_component_destroyed("w", 0, true);
+          tx.count_members("w");  // sent: the change is made, not committed
+          {
+            std::lock_guard lock(mutex);
+            holding = true;
+          }
+          changed.notify_all();
+          std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        },
+        {});
+  });
+  {
+    std::unique_lock lock(mutex);
+    changed.wait(lock, [&] { return holding; });
+  }
+  second->write(
+      [&](StoreTransaction& tx) {
+        ASSERT_TRUE(tx.find_deleted("sub", "rg", "ws").size() == 1u);
+        EXPECT_EQ(destroyed(tx.components("w")), (std::vector<bool>{true}));
+      },
+      {});
+  first.join();
+}
+
 TEST_P(StoreContract, SetBinWritesTheNameKeys) {
   auto store = open();
   store->write([](StoreTransaction& tx) { tx.insert_workspace(row("w")); }, {});

@@ -33,6 +33,13 @@
 //   (file, or host, port and database), never a password. A write that breaks name
 //   uniqueness throws Error(workspace_exists): the unique indexes, not the engine's
 //   checks, are the last word.
+// - Deferred answers. In a write run by write(), a store may send a statement whose
+//   caller reads no answer (the void methods: inserts, set_*, put_member, the removals
+//   without a result, add_audit) together with the next one that answers, or with the
+//   commit: its failure then surfaces from that later call, or from write() when `apply`
+//   returns or throws, and write() handles it exactly as if it had surfaced at once
+//   (conflicts retried, nothing applied, a refusal thrown after it not audited). A raw
+//   transaction runs every statement when it is called.
 // - A raw transaction from begin(write) holds the same isolation but is not retried: a
 //   conflict throws Error(storage_error). Destroying an uncommitted transaction rolls it
 //   back and never throws; if commit() throws, nothing of the transaction is visible.
@@ -212,6 +219,8 @@ class StoreTransaction {
 
   /// Appends and returns the record's seq.
   virtual std::int64_t append_audit(const AuditRecord& record) = 0;
+  /// Appends a record whose seq the caller does not need (so a store need not wait for it).
+  virtual void add_audit(const AuditRecord& record) { append_audit(record); }
   virtual std::vector<AuditRecord> audit_log(const AuditQuery& query) = 0;
 
   /// Appends a pending task and returns it with its id.
