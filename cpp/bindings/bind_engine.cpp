@@ -289,22 +289,12 @@ py::object deleted_workspace_value(const Answers& answers, const DeletedWorkspac
                                    strs.kinds(d.retained), boolean(d.held), as_of);
 }
 
-/// A tuple of strs.
-template <std::size_t N>
-py::object str_tuple(const std::array<const std::string*, N>& items) {
-  py::object tuple = steal(PyTuple_New(static_cast<Py_ssize_t>(N)));
-  for (std::size_t i = 0; i < N; ++i) {
-    PyTuple_SET_ITEM(tuple.ptr(), static_cast<Py_ssize_t>(i), py_str(*items[i]).release().ptr());
-  }
-  return tuple;
-}
-
 py::object value(const Answers& answers, const PurgeReport& r) {
   auto names = [](const PurgedWorkspace& p) {
-    return str_tuple<3>({&p.subscription_id, &p.resource_group, &p.name});
+    return tuple_of(py_str(p.subscription_id), py_str(p.resource_group), py_str(p.name));
   };
   auto refused = [](const RefusedAutoDelete& p) {
-    return str_tuple<4>({&p.subscription_id, &p.resource_group, &p.name, &p.code});
+    return tuple_of(py_str(p.subscription_id), py_str(p.resource_group), py_str(p.name), py_str(p.code));
   };
   return answers.purge_report(list_of(r.purged, names), records_of(answers, r.cleanup),
                               boolean(r.dry_run), list_of(r.auto_deleted, names),

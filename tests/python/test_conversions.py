@@ -153,6 +153,28 @@ def test_the_core_refuses_components_that_are_not_kind_ref_standalone_tuples(eng
     assert rb.Workspace.list(SUB, engine=engine) == []  # nothing was created
 
 
+def test_instance_makes_objects_of_records_and_refuses_what_it_cannot_make() -> None:
+    made = _core.instance(rb.Hold, {"id": "h", "workspace_id": "w", "reason": "r", "placed_by": None,
+                                    "placed_at": datetime(2026, 1, 1, tzinfo=timezone.utc)})
+    assert type(made) is rb.Hold and (made.id, made.reason, made.placed_by) == ("h", "r", None)
+    (task,) = _core.instances(rb.DeletableWorkspace, [{"kind": "orphaned", "workspace_id": "w",
+                                                       "since": datetime(2026, 1, 1, tzinfo=timezone.utc)}])
+    assert task == rb.DeletableWorkspace("orphaned", "w", datetime(2026, 1, 1, tzinfo=timezone.utc))
+
+    class WithSlots:
+        __slots__ = ("x",)
+
+    for cls in (int, dict, WithSlots):  # an own __new__, or no __dict__: refused, nothing made
+        with pytest.raises(TypeError, match="object.__new__ makes and whose instances have a __dict__"):
+            _core.instance(cls, {})
+    with pytest.raises(TypeError, match="a record must be a dict, not list"):
+        _core.instances(rb.Hold, [[1]])
+    with pytest.raises(TypeError, match="records must be a list of dicts, not tuple"):
+        _core.instances(rb.Hold, ({},))
+    with pytest.raises(TypeError, match=r"instance\(cls, record\)"):
+        _core.instance("Hold", {})  # type: ignore[arg-type]
+
+
 def test_the_core_module_holds_no_package_state() -> None:
     # Nothing is registered from the package into the core: it exposes no registration
     # entry points, and its error classes are its own (the package re-exports them).
