@@ -1004,16 +1004,22 @@ Workspace Engine::create(const CreateRequest& request, const MaybePrincipal& pri
     }
 
     const std::string group_key = group_name_key(request.subscription_id, request.resource_group, request.name);
+    const std::string tenant_key = tenant_name_key(request.subscription_id, request.name);
+    const bool tenant_wide = r.name_reservation.scope == ReservationScope::tenant;
     // Who holds the name: a live workspace in the group, or soft-deleted ones that reserve
     // it (in the group, or under a tenant-wide reservation anywhere in the subscription).
-    std::vector<WorkspaceRecord> holders =
-        tx.find_name_holders(group_key, tenant_name_key(request.subscription_id, request.name));
-    if (r.name_reservation.scope == ReservationScope::tenant) {
-      for (auto& row : tx.find_deleted_in_tenant(request.subscription_id, request.name)) {
-        const bool known = std::any_of(holders.begin(), holders.end(), [&](const WorkspaceRecord& h) {
-          return h.workspace.id == row.workspace.id;
-        });
-        if (!known) holders.push_back(std::move(row));
+    // A store that checks the names as it inserts is not asked first: when one is held, the
+    // write runs again with the lookup.
+    std::vector<WorkspaceRecord> holders;
+    if (!tx.names_checked_at_insert()) {
+      holders = tx.find_name_holders(group_key, tenant_key);
+      if (tenant_wide) {
+        for (auto& row : tx.find_deleted_in_tenant(request.subscription_id, request.name)) {
+          const bool known = std::any_of(holders.begin(), holders.end(), [&](const WorkspaceRecord& h) {
+            return h.workspace.id == row.workspace.id;
+          });
+          if (!known) holders.push_back(std::move(row));
+        }
       }
     }
     for (const auto& holder : holders) {
@@ -1083,11 +1089,10 @@ Workspace Engine::create(const CreateRequest& request, const MaybePrincipal& pri
     w.auto_delete_at = auto_delete_at;
     record.group_key = group_key;
     record.had_members = principal.has_value();
-    tx.insert_workspace(record);
-    tx.insert_components(w.id, request.components);
-    if (principal) tx.put_member(w.id, principal->id, "owner");
+    tx.insert_new_workspace(record, tenant_key, tenant_wide,
+                            principal ? std::optional<std::string>(principal->id) : std::nullopt,
+                            Impl::ok_record("create", w, principal, now));
     target.workspace_id = w.id;
-    Impl::audit_ok(tx, "create", w, principal, now);
     return w;
   });
 }

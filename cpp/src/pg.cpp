@@ -1,5 +1,7 @@
 #include "pg.hpp"
 
+#include <poll.h>
+
 #include <charconv>
 #include <cstring>
 
@@ -262,10 +264,11 @@ std::vector<Result> Connection::exec_each(const std::vector<std::pair<const char
   return run(std::move(commands));
 }
 
-void Connection::queue(const char* sql, Params params, Verify verify, bool speculative) {
+void Connection::queue(const char* sql, Params params, Verify verify, Queue how) {
   rethrow_failure();
   queue_.push_back({sql, std::move(params), std::move(verify)});
-  if (!speculative) ++required_;
+  if (how != Queue::speculative) ++required_;
+  if (how == Queue::checked_before_commit && queue_.back().verify) ++checked_before_commit_;
 }
 
 void Connection::flush() {
@@ -273,12 +276,39 @@ void Connection::flush() {
   if (required_ > 0) run({});
 }
 
-std::vector<Result> Connection::run(std::vector<Command> last) {
+void Connection::commit() {
+  if (!pending()) {
+    exec("COMMIT");
+    return;
+  }
+  rethrow_failure();
+  if (deferred_ && checked_before_commit_ > 0) {
+    flush();  // then the COMMIT on its own
+    exec("COMMIT");
+    return;
+  }
+  if (deferred_) revive_if_dropped();
+  run({{"COMMIT", nullptr, {}}}, true);
+}
+
+void Connection::revive_if_dropped() {
+  PGconn* c = connection_.get();
+  // A dropped session leaves its socket readable (the server's last message, then EOF);
+  // reading it makes libpq see the end. Bounded: each read either gets data or the end.
+  for (int reads = 0; reads < 4 && !broken_ && PQstatus(c) == CONNECTION_OK; ++reads) {
+    pollfd socket{PQsocket(c), POLLIN, 0};
+    if (socket.fd < 0 || ::poll(&socket, 1, 0) <= 0) break;
+    if (PQconsumeInput(c) == 0) break;
+  }
+  if (broken_ || PQstatus(c) != CONNECTION_OK) connect();
+}
+
+std::vector<Result> Connection::run(std::vector<Command> last, bool commits) {
   const char* first = deferred_;
   deferred_ = nullptr;
   const std::vector<Queued> queued = std::move(queue_);
   queue_.clear();
-  required_ = 0;
+  required_ = checked_before_commit_ = 0;
   std::vector<Command> commands;
   commands.reserve((first ? 1 : 0) + queued.size() + last.size());
   if (first) commands.push_back({first, nullptr, {}});
@@ -289,8 +319,9 @@ std::vector<Result> Connection::run(std::vector<Command> last) {
     try {
       return pipeline(commands);
     } catch (const ConnectionLost&) {
-      // Nothing of the transaction outlives its session (and its first round trip never
-      // carries a COMMIT): connect anew and send it all again.
+      // Nothing of the transaction outlives its session: connect anew and send it all
+      // again, unless it carried a COMMIT that may have applied.
+      if (commits && !failed_before_last_) throw;
       connect();
       return pipeline(commands);
     }

@@ -122,6 +122,20 @@ Target parse_target(const std::string& url);
 /// Checks the answer of a queued statement when it arrives (e.g. the rows it touched); may throw.
 using Verify = std::function<void(const Result&)>;
 
+/// How a queued statement travels.
+enum class Queue {
+  /// Must run; its verify checks an answer the server does not fail on (the rows it
+  /// touched), so in the transaction's first round trip it is checked before a COMMIT is
+  /// sent. Later round trips follow lookups that locked the rows it touches, and it travels
+  /// with the COMMIT.
+  checked_before_commit,
+  /// Must run; a COMMIT may be sent behind it: a failure its verify finds means the
+  /// statement wrote nothing.
+  commit_may_follow,
+  /// A read whose answer may come in handy: rides along with other statements only.
+  speculative,
+};
+
 /// One connection and its prepared statements. Used by one thread at a time.
 ///
 /// Round trips are what a short transaction costs, so a connection sends what it can in the
@@ -159,13 +173,18 @@ class Connection {
   Result exec_once(const std::string& sql, const Params& params);
 
   /// Queues a statement (a literal, as for exec) whose answer is not awaited: it is sent with
-  /// the next exec, or by flush(), and `verify` checks its answer then. A `speculative` one
-  /// (a read whose answer may come in handy) only rides along with other statements.
-  void queue(const char* sql, Params params, Verify verify = {}, bool speculative = false);
+  /// the next exec, or by flush(), and `verify` checks its answer then.
+  void queue(const char* sql, Params params, Verify verify = {}, Queue how = Queue::checked_before_commit);
   /// Whether statements that must run are queued.
   bool queued() const { return required_ > 0; }
   /// Sends the deferred command and the queued statements now and checks their answers.
   void flush();
+  /// COMMIT, after whatever is deferred or queued. When that is the transaction's opening
+  /// (nothing of it was sent yet), the whole transaction is one round trip: an idle
+  /// connection that dropped is found before it is sent, and connected anew; a loss once
+  /// it was sent is thrown (the COMMIT may have applied) unless the server reported a
+  /// failure in front of the COMMIT (then it is sent again on a new connection).
+  void commit();
 
   /// Sends `sql` (a literal command without parameters: BEGIN ...) in the same round trip
   /// as the next exec, and starts a transaction's bookkeeping afresh. When the connection
@@ -182,7 +201,7 @@ class Connection {
   void drop_unsent() {
     deferred_ = nullptr;
     queue_.clear();
-    required_ = 0;
+    required_ = checked_before_commit_ = 0;
   }
   /// Sends `sql` (ROLLBACK) now without waiting for its answer, which is read and ignored
   /// with the next statement's (in its round trip when that one opens a transaction). Never
@@ -235,7 +254,10 @@ class Connection {
   /// The deferred command, the queued statements and `last` in one pipeline; the answers of
   /// `last` (all of them checked), reconnecting once if the transaction's opening found the
   /// connection dropped.
-  std::vector<Result> run(std::vector<Command> last);
+  std::vector<Result> run(std::vector<Command> last, bool commits = false);
+  /// Connects anew when the server closed this idle connection (its farewell is waiting on
+  /// the socket); costs no round trip.
+  void revive_if_dropped();
   /// One pipeline of `commands`; their results, checked in order.
   std::vector<Result> pipeline(const std::vector<Command>& commands);
   const std::string& statement_name(const char* sql, bool& known);
@@ -246,6 +268,7 @@ class Connection {
   const char* deferred_ = nullptr;
   std::vector<Queued> queue_;
   std::size_t required_ = 0;  // queued statements that are not speculative
+  std::size_t checked_before_commit_ = 0;  // queued ones whose verify must be seen before a COMMIT
   std::exception_ptr failure_;  // the transaction's first failure, rethrown by later calls
   bool failed_before_last_ = false;
   bool unawaited_ = false;

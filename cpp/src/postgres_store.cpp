@@ -242,6 +242,12 @@ std::string first_schema(const std::string& search_path, const std::string& user
 
 class PostgresStore;
 
+/// A create that did not look for its names' holders found one as it inserted (nothing was
+/// written): Store::write runs it again, looking first.
+struct NamesHeld : std::exception {
+  const char* what() const noexcept override { return "the new workspace's names are held"; }
+};
+
 const char* const kComponentsSql =
     "SELECT kind, ref, standalone, destroyed, position FROM components WHERE workspace_id = $1 ORDER BY position";
 
@@ -249,8 +255,9 @@ class PostgresTransaction final : public StoreTransaction {
  public:
   /// `queue_writes`: the transaction is run by Store::write, which handles a failure however
   /// late it surfaces, so the statements that answer nothing are queued (pg::Connection::queue).
+  /// `names_at_insert`: insert_new_workspace checks the names itself (a write's first run).
   PostgresTransaction(PostgresStore& store, std::unique_ptr<pg::Connection> connection, TransactionMode mode,
-                      bool queue_writes);
+                      bool queue_writes, bool names_at_insert = false);
   ~PostgresTransaction() override;
 
   void commit() override {
@@ -259,11 +266,11 @@ class PostgresTransaction final : public StoreTransaction {
       conn_->drop_unsent();  // no statement ran: nothing to commit
       return;
     }
-    // The opening round trip may be sent again on a new connection: it never carries COMMIT.
-    if (conn_->deferred()) conn_->flush();
+    // When no statement awaited an answer (a create whose names are checked as it inserts),
+    // the opening, the queued statements and the COMMIT are one round trip.
     committing_ = true;
     try {
-      conn_->exec("COMMIT");
+      conn_->commit();
     } catch (const pg::ConnectionLost&) {
       // The server said a statement in front of the COMMIT failed: the COMMIT cannot have applied.
       if (conn_->failed_before_last()) committing_ = false;
@@ -373,32 +380,102 @@ class PostgresTransaction final : public StoreTransaction {
 #undef RB_LOOKUP
 
   void insert_workspace(const WorkspaceRecord& r) override {
-    const Workspace& w = r.workspace;
     no_live_.clear();
     run_void("INSERT INTO workspaces (" RB_WORKSPACE_COLUMNS
              ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
              "$19, $20)",
-             pg::Params()
-                 .add(w.id)
-                 .add(w.subscription_id)
-                 .add(w.resource_group)
-                 .add(w.name)
-                 .add(static_cast<std::int64_t>(w.state))
-                 .add(w.retention_days)
-                 .add(w.cmk_encrypted)
-                 .add(w.created_at)
-                 .add(r.deleted_at)
-                 .add(r.purge_at)
-                 .add(r.deleted_seq)
-                 .add(r.orphaned_at)
-                 .add(r.had_members)
-                 .add(r.group_key)
-                 .add(r.tenant_key)
-                 .add(join_lines(r.retained_kinds))
-                 .add(r.held)
-                 .add(r.has_liens)
-                 .add(w.purge_protection)
-                 .add(w.auto_delete_at));
+             workspace_params(r));
+  }
+
+  /// A row's columns, in the order of RB_WORKSPACE_COLUMNS.
+  static pg::Params workspace_params(const WorkspaceRecord& r) {
+    const Workspace& w = r.workspace;
+    pg::Params params;
+    params.add(w.id)
+        .add(w.subscription_id)
+        .add(w.resource_group)
+        .add(w.name)
+        .add(static_cast<std::int64_t>(w.state))
+        .add(w.retention_days)
+        .add(w.cmk_encrypted)
+        .add(w.created_at)
+        .add(r.deleted_at)
+        .add(r.purge_at)
+        .add(r.deleted_seq)
+        .add(r.orphaned_at)
+        .add(r.had_members)
+        .add(r.group_key)
+        .add(r.tenant_key)
+        .add(join_lines(r.retained_kinds))
+        .add(r.held)
+        .add(r.has_liens)
+        .add(w.purge_protection)
+        .add(w.auto_delete_at);
+    return params;
+  }
+
+  bool names_checked_at_insert() const override { return names_at_insert_; }
+
+  void insert_new_workspace(const WorkspaceRecord& r, const std::string& tenant_key, bool tenant_wide,
+                            const std::optional<std::string>& owner, const AuditRecord& audit) override {
+    // One statement: every part is written from the row the first one inserts, so held
+    // names write nothing at all (and the COMMIT behind it commits nothing).
+    const Workspace& w = r.workspace;
+    std::vector<std::string> kinds, refs;
+    std::vector<bool> standalone;
+    for (const Component& c : w.components) {
+      kinds.push_back(c.kind);
+      refs.push_back(c.ref);
+      standalone.push_back(c.standalone);
+    }
+    no_live_.clear();
+    loaded_.erase(w.id);
+    const std::optional<std::int64_t> seq = take_reserved_seq();  // nullopt: the sequence's next
+    run_void(
+        "WITH w AS (INSERT INTO workspaces (" RB_WORKSPACE_COLUMNS ") "
+        "SELECT $1::text, $2::text, $3::text, $4::text, $5::smallint, $6::integer, $7::boolean, $8::bigint, "
+        "$9::bigint, $10::bigint, $11::bigint, $12::bigint, $13::boolean, $14::text, $15::text, $16::text, "
+        "$17::boolean, $18::boolean, $19::boolean, $20::bigint "
+        "WHERE NOT EXISTS (SELECT 1 FROM workspaces WHERE group_key = $14::text) "
+        "AND NOT EXISTS (SELECT 1 FROM workspaces WHERE tenant_key = $21::text) "
+        "AND NOT ($22::boolean AND EXISTS (SELECT 1 FROM workspaces WHERE subscription_id = $2::text "
+        "AND name = $4::text AND deleted_at IS NOT NULL)) "
+        "RETURNING id), "
+        "c AS (INSERT INTO components (workspace_id, position, kind, ref, standalone) "
+        "SELECT w.id, c.ord - 1, c.kind, c.ref, c.standalone "
+        "FROM w, unnest($23::text[], $24::text[], $25::boolean[]) WITH ORDINALITY AS c(kind, ref, standalone, ord)), "
+        "m AS (INSERT INTO members (workspace_id, principal_id, role) "
+        "SELECT w.id, $26::text, 'owner' FROM w WHERE $26::text IS NOT NULL), "
+        "a AS (INSERT INTO audit_log (at, action, subscription_id, resource_group, name, outcome, workspace_id, "
+        "principal_id, seq) OVERRIDING SYSTEM VALUE "
+        "SELECT $27::bigint, $28::text, $29::text, $30::text, $31::text, $32::text, $33::text, $34::text, "
+        "coalesce($35::bigint, nextval(pg_get_serial_sequence('audit_log', 'seq'))) FROM w) "
+        "SELECT count(*) FROM w",
+        workspace_params(r)
+            .add(tenant_key)
+            .add(tenant_wide)
+            .add_array(kinds)
+            .add_array(refs)
+            .add_array(standalone)
+            .add(owner)
+            .add(audit.at)
+            .add(audit.action)
+            .add(audit.subscription_id)
+            .add(audit.resource_group)
+            .add(audit.name)
+            .add(audit.outcome)
+            .add(audit.workspace_id)
+            .add(audit.principal_id)
+            .add(seq),
+        [checked_first = names_at_insert_](const pg::Result& result) {
+          if (result.int64(0, 0) != 0) return;
+          // Not looked up first: the write runs again with the lookup, which says who holds
+          // the names. Looked up first: a concurrent write took them since, a conflict.
+          if (checked_first) throw NamesHeld();
+          throw pg::Conflict(ErrorCode::workspace_exists,
+                             "the name was taken by a concurrent write since this one looked");
+        },
+        pg::Queue::commit_may_follow);
   }
 
   void set_state(const std::string& id, WorkspaceState state) override {
@@ -847,8 +924,9 @@ class PostgresTransaction final : public StoreTransaction {
   /// A statement whose answer the caller does not read: queued in a write run by
   /// Store::write (sent with the next statement that answers, or with COMMIT), run at once
   /// in a raw one. `verify` checks its answer when it arrives.
-  void run_void(const char* sql, pg::Params params, pg::Verify verify = {}) {
-    if (queue_writes_) return conn_->queue(sql, std::move(params), std::move(verify));
+  void run_void(const char* sql, pg::Params params, pg::Verify verify = {},
+                pg::Queue how = pg::Queue::checked_before_commit) {
+    if (queue_writes_) return conn_->queue(sql, std::move(params), std::move(verify), how);
     const auto r = conn_->exec(sql, params);
     if (verify) verify(r);
   }
@@ -864,6 +942,7 @@ class PostgresTransaction final : public StoreTransaction {
   // writes a name key itself.
   std::unordered_set<std::string> no_live_;
   bool queue_writes_;
+  bool names_at_insert_;
   std::optional<std::int64_t> reserved_seq_;  // from the opening round trip (see the constructor)
   bool audited_ = false;                      // an audit record was written
   bool committing_ = false;
@@ -881,9 +960,10 @@ class PostgresStore final : public Store {
 
   void write(const Apply& apply, const OnRefusal& on_refusal) override {
     int reconnects = 0;
+    bool names_at_insert = true;  // the first run's create does not look first (NamesHeld)
     for (int attempt = 1;; ++attempt) {
       try {
-        auto tx = open_transaction(TransactionMode::write, true);
+        auto tx = open_transaction(TransactionMode::write, true, names_at_insert);
         try {
           try {
             apply(*tx);
@@ -910,6 +990,8 @@ class PostgresStore final : public Store {
         backoff(attempt);
       } catch (const pg::ConnectionLost&) {
         if (++reconnects > kMaxReconnects) throw;
+      } catch (const NamesHeld&) {
+        names_at_insert = false;  // once: the next run looks, and a name taken since is a Conflict
       } catch (const Error& error) {
         if (error.code() == ErrorCode::storage_error || !on_refusal) throw;
         audit_refusal(on_refusal, std::current_exception());
@@ -927,8 +1009,9 @@ class PostgresStore final : public Store {
  private:
   /// An idle connection that dropped (a server restart, an idle timeout) connects anew at
   /// the transaction's first statement (pg::Connection::defer).
-  std::unique_ptr<PostgresTransaction> open_transaction(TransactionMode mode, bool queue_writes) {
-    return std::make_unique<PostgresTransaction>(*this, acquire(), mode, queue_writes);
+  std::unique_ptr<PostgresTransaction> open_transaction(TransactionMode mode, bool queue_writes,
+                                                        bool names_at_insert = false) {
+    return std::make_unique<PostgresTransaction>(*this, acquire(), mode, queue_writes, names_at_insert);
   }
 
   /// The refusal's audit, in a write of its own; its failure is not reported.
@@ -1035,8 +1118,12 @@ class PostgresStore final : public Store {
 };
 
 PostgresTransaction::PostgresTransaction(PostgresStore& store, std::unique_ptr<pg::Connection> connection,
-                                         TransactionMode mode, bool queue_writes)
-    : store_(store), conn_(std::move(connection)), mode_(mode), queue_writes_(queue_writes) {
+                                         TransactionMode mode, bool queue_writes, bool names_at_insert)
+    : store_(store),
+      conn_(std::move(connection)),
+      mode_(mode),
+      queue_writes_(queue_writes),
+      names_at_insert_(names_at_insert) {
   // Sent with the first statement, in its round trip. A read's snapshot is taken by that
   // statement, as it would be after a BEGIN of its own.
   conn_->defer(mode == TransactionMode::write ? "BEGIN ISOLATION LEVEL READ COMMITTED"
@@ -1046,7 +1133,7 @@ PostgresTransaction::PostgresTransaction(PostgresStore& store, std::unique_ptr<p
   // append_audit) need not wait for an answer. It rides along with the first statement only.
   if (queue_writes_) {
     conn_->queue("SELECT nextval(pg_get_serial_sequence('audit_log', 'seq'))", pg::Params(),
-                 [this](const pg::Result& r) { reserved_seq_ = r.int64(0, 0); }, true);
+                 [this](const pg::Result& r) { reserved_seq_ = r.int64(0, 0); }, pg::Queue::speculative);
   }
 }
 

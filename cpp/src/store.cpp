@@ -46,6 +46,14 @@ std::string tenant_name_key(const std::string& subscription_id, const std::strin
   return subscription_id + '\x1f' + name;
 }
 
+void StoreTransaction::insert_new_workspace(const WorkspaceRecord& record, const std::string&, bool,
+                                            const std::optional<std::string>& owner, const AuditRecord& audit) {
+  insert_workspace(record);
+  insert_components(record.workspace.id, record.workspace.components);
+  if (owner) put_member(record.workspace.id, *owner, "owner");
+  add_audit(audit);
+}
+
 bool is_postgres_location(const std::string& location) {
   return location.rfind("postgresql://", 0) == 0 || location.rfind("postgres://", 0) == 0;
 }

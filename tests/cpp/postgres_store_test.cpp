@@ -198,6 +198,11 @@ TEST(PostgresStore, AnEngineCarriesOnAfterItsConnectionsWereDropped) {
   pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '" + app + "'");
   EXPECT_NO_THROW(engine->remove(w.id, {}, std::nullopt));  // so does a write
   EXPECT_EQ(engine->get_deleted("sub", "rg", "ws", std::nullopt).id, w.id);
+  // A create sends its whole transaction, COMMIT included, in one round trip: the dropped
+  // connection is found before anything is sent.
+  pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '" + app + "'");
+  const auto second = engine->create({"sub", "rg", "other", std::nullopt, false, {}}, std::nullopt);
+  EXPECT_EQ(engine->get("sub", "rg", "other", std::nullopt).id, second.id);
 }
 
 TEST(PostgresStore, AFinishedTransactionHoldsNoLockNorSnapshotOnTheServer) {
@@ -243,6 +248,51 @@ void wait_until_gone(const std::string& app) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   ADD_FAILURE() << "the sessions of " << app << " did not end";
+}
+
+TEST(PostgresStore, ACreateDroppedIdleAfterItsSessionEndedIsSentOnANewConnectionOnce) {
+  const std::string app = "rb_gone_" + std::to_string(::getpid());
+  const std::string schema = testing::fresh_schema();
+  const std::string url = testing::with_schema(pg_url(), schema) + "&application_name=" + app;
+  auto engine = Engine::open(url, Policy::builtin("default"), std::make_shared<ManualClock>(kJan1));
+  engine->create({"sub", "rg", "first", std::nullopt, false, {}}, std::nullopt);
+  pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '" + app + "'");
+  wait_until_gone(app);  // the server's farewell is on the idle socket
+  engine->create({"sub", "rg", "second", std::nullopt, false, {{"models", "m", false}}}, std::nullopt);
+  EXPECT_EQ(pg_admin("SELECT count(*) FROM " + schema + ".workspaces"), "2");
+  EXPECT_EQ(pg_admin("SELECT count(*) FROM " + schema + ".components"), "1");
+  EXPECT_EQ(pg_admin("SELECT count(*) FROM " + schema + ".audit_log WHERE action = 'create'"), "2");
+}
+
+TEST(PostgresStore, ACreateWhoseNameIsHeldWritesNothingAndSaysWhoHoldsIt) {
+  // The first run inserts without looking (one round trip); finding the name held there, it
+  // writes nothing and runs again looking first, which says why.
+  const std::string schema = testing::fresh_schema();
+  auto clock = std::make_shared<ManualClock>(kJan1);
+  auto engine = Engine::open(testing::with_schema(pg_url(), schema), Policy::builtin("dataworks"), clock);
+  const CreateRequest request{"sub", "rg", "ws", std::nullopt, false, {{"models", "m", false}, {"runs", "r", false}}};
+  const auto w = engine->create(request, std::nullopt);
+  auto count = [&](const std::string& table) { return pg_admin("SELECT count(*) FROM " + schema + "." + table); };
+  const std::string exists = expect_error(ErrorCode::workspace_exists, [&] { engine->create(request, std::nullopt); });
+  EXPECT_NE(exists.find("already exists"), std::string::npos) << exists;
+  DeleteOptions confirmed;
+  confirmed.confirm_name = "ws";  // dataworks asks for the typed-in name
+  engine->remove(w.id, confirmed, std::nullopt);
+  // dataworks reserves a name tenant-wide: another group of the subscription is refused too.
+  CreateRequest elsewhere = request;
+  elsewhere.resource_group = "rg-2";
+  const std::string reserved = expect_error(ErrorCode::name_reserved, [&] { engine->create(elsewhere, std::nullopt); });
+  EXPECT_NE(reserved.find("reserved until"), std::string::npos) << reserved;
+  EXPECT_EQ(count("workspaces"), "1");
+  EXPECT_EQ(count("components"), "2");
+  EXPECT_EQ(pg_admin("SELECT string_agg(action || ':' || outcome, ',' ORDER BY seq) FROM " + schema + ".audit_log"),
+            "create:ok,create:refused:workspace_exists,delete:ok,create:refused:name_reserved");
+  // The name is free again once the reservation ended: the one-round-trip create applies.
+  clock->advance(400 * kMicrosPerDay);
+  engine->purge_expired(std::nullopt, false);
+  EXPECT_NO_THROW(engine->create(elsewhere, std::nullopt));
+  EXPECT_EQ(count("workspaces"), "1");
+  EXPECT_EQ(count("components"), "2");
 }
 
 TEST(PostgresStore, AQueuedInsertBeatenToTheNameIsRunAgainThenRefused) {

@@ -179,6 +179,21 @@ class StoreTransaction {
   virtual std::vector<WorkspaceRecord> find_name_holders(const std::string& group_key,
                                                          const std::string& tenant_key) = 0;
   virtual void insert_workspace(const WorkspaceRecord& record) = 0;
+  /// A create's whole change, made only when no row holds the new workspace's names (when
+  /// find_name_holders(record.group_key, tenant_key) and, if `tenant_wide`,
+  /// find_deleted_in_tenant would find none): the row, its components (at positions 0..n-1),
+  /// `owner` as its "owner" member when given, and `audit`. A row that holds the names is a
+  /// conflict, and Store::write runs the write again: one another write made since the
+  /// engine looked or, when names_checked_at_insert(), any. The default makes the four
+  /// changes in turn, for a store whose write lock keeps the engine's lookup true until it
+  /// commits (the unique indexes stay the last word).
+  virtual void insert_new_workspace(const WorkspaceRecord& record, const std::string& tenant_key, bool tenant_wide,
+                                    const std::optional<std::string>& owner, const AuditRecord& audit);
+  /// Whether insert_new_workspace checks the names on its own, so that a create need not
+  /// look for their holders first. PostgreSQL, in a write's first run: the create is then
+  /// one round trip, and when a row turns out to hold a name the write runs again with this
+  /// false (the engine then finds the holder and answers why).
+  virtual bool names_checked_at_insert() const { return false; }
   // Targeted updates: each writes only its columns, so only the indexes over those change.
   virtual void set_state(const std::string& id, WorkspaceState state) = 0;
   virtual void set_membership(const std::string& id, std::optional<Timestamp> orphaned_at,
