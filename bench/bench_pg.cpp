@@ -1,7 +1,7 @@
 // PostgreSQL per-operation costs, one client: the C++ Engine on the PostgreSQL store
 // (--impl engine) against the fewest raw libpq statements that make the same change
 // (--impl raw: one prepared, autocommitted statement per operation, on the same tables and
-// indexes as the store). Prints one JSON object: microseconds per operation.
+// indexes as the store, writing the operation's audit record as the engine does). Prints one JSON object: microseconds per operation.
 //
 //   recyclebin_bench_pg --impl raw|engine --url URL --n 2000 --pages 200
 
@@ -129,24 +129,32 @@ Figures run_raw(const Args& a) {
   recyclebin::Engine::open(a.url, recyclebin::Policy::builtin("default"),
                            std::make_shared<recyclebin::ManualClock>(kStart));
   Raw db(a.url);
+  // Each change writes its audit record too, as the engine's do.
+#define RB_AUDIT_FROM(action, at) \
+  "INSERT INTO audit_log (at, action, subscription_id, resource_group, name, outcome, workspace_id, principal_id) " \
+  "SELECT " at ", '" action "', 'sub', 'rg', name, 'ok', id, '' FROM "
   db.prepare("create",
              "WITH w AS (INSERT INTO workspaces (id, subscription_id, resource_group, name, state, retention_days, "
-             "cmk_encrypted, created_at, group_key) VALUES ($1, 'sub', 'rg', $2, 0, 14, false, $3, $4) RETURNING id) "
-             "INSERT INTO components (workspace_id, position, kind, ref, standalone) "
-             "SELECT id, 0, 'run_history', $5, false FROM w");
+             "cmk_encrypted, created_at, group_key) VALUES ($1, 'sub', 'rg', $2, 0, 14, false, $3, $4) "
+             "RETURNING id, name), "
+             "c AS (INSERT INTO components (workspace_id, position, kind, ref, standalone) "
+             "SELECT id, 0, 'run_history', $5, false FROM w) " RB_AUDIT_FROM("create", "$3::bigint") "w");
   db.prepare("get",
              "SELECT w.id, w.name, w.state, c.kind, c.ref FROM workspaces w LEFT JOIN components c "
              "ON c.workspace_id = w.id WHERE w.group_key = $1 AND w.deleted_at IS NULL");
   db.prepare("delete",
-             "UPDATE workspaces SET deleted_at = $2, purge_at = $3, deleted_seq = $4, retained_kinds = 'run_history' "
-             "WHERE id = $1 AND deleted_at IS NULL");
+             "WITH u AS (UPDATE workspaces SET deleted_at = $2, purge_at = $3, deleted_seq = $4, "
+             "retained_kinds = 'run_history' WHERE id = $1 AND deleted_at IS NULL RETURNING id, name) "
+             RB_AUDIT_FROM("delete", "$2::bigint") "u");
   db.prepare("page",
              "SELECT id, name, subscription_id, resource_group, deleted_at, purge_at, retention_days, retained_kinds, "
              "deleted_seq FROM workspaces WHERE subscription_id = 'sub' AND deleted_at IS NOT NULL "
              "AND (deleted_at, deleted_seq) < ($1, $2) ORDER BY deleted_at DESC, deleted_seq DESC LIMIT 101");
   db.prepare("recover",
-             "UPDATE workspaces SET deleted_at = NULL, purge_at = NULL, deleted_seq = 0, retained_kinds = '' "
-             "WHERE group_key = $1 AND deleted_at IS NOT NULL");
+             "WITH u AS (UPDATE workspaces SET deleted_at = NULL, purge_at = NULL, deleted_seq = 0, retained_kinds = '' "
+             "WHERE group_key = $1 AND deleted_at IS NOT NULL RETURNING id, name) "
+             RB_AUDIT_FROM("recover", "$2::bigint") "u");
+#undef RB_AUDIT_FROM
   Figures out;
   auto key = [](std::size_t i) { return recyclebin::group_name_key("sub", "rg", text("ws", i)); };
   auto t = Clock::now();
@@ -183,7 +191,7 @@ Figures run_raw(const Args& a) {
   }
   out.emplace_back("list_page", micros_per(t, a.pages));
   t = Clock::now();
-  for (std::size_t i = 0; i < a.n; i += 2) db.run("recover", {key(i)});
+  for (std::size_t i = 0; i < a.n; i += 2) db.run("recover", {key(i), std::to_string(kStart + 2 * a.n + i)});
   out.emplace_back("recover", micros_per(t, a.n / 2));
   return out;
 }

@@ -183,58 +183,19 @@ py::object tuple_of(Values&&... values) {
   return tuple;
 }
 
-/// Makes the records (dicts: field name -> value) of one shape. Its keys are interned strs,
-/// made once per engine (see Answers). Needs the GIL.
-template <std::size_t N>
-class Records {
- public:
-  explicit Records(const Shape<N>& shape) {
-    for (std::size_t i = 0; i < N; ++i) keys_[i] = steal(PyUnicode_InternFromString(shape.fields[i]));
-  }
-
-  /// The record of `values`, one per field (checked when compiling), in the shape's order.
-  template <class... Values>
-  py::object operator()(Values&&... values) const {
-    static_assert(sizeof...(Values) == N, "one value per field of the answer's shape");
-    py::object record = steal(new_dict());
-    std::size_t i = 0;
-    (set(record, keys_[i++], py::object(std::forward<Values>(values))), ...);
-    return record;
-  }
-
- private:
-  static PyObject* new_dict() {
-#if PY_VERSION_HEX < 0x030E0000
-    return _PyDict_NewPresized(static_cast<Py_ssize_t>(N));  // one table, no resize
-#else
-    return PyDict_New();
-#endif
-  }
-
-  static void set(const py::object& record, const py::object& key, const py::object& value) {
-    if (PyDict_SetItem(record.ptr(), key.ptr(), value.ptr()) < 0) throw py::error_already_set();
-  }
-
-  std::array<py::object, N> keys_;
-};
-
-/// The Records of every kind of answer, made once per engine (kept by its BoundEngine).
-struct Answers {
-  Records<9> cleanup_task{kCleanupTask};
-  Records<9> delete_result{kDeleteResult};
-  Records<10> deleted_workspace{kDeletedWorkspace};
-  Records<4> recover_result{kRecoverResult};
-  Records<5> purge_report{kPurgeReport};
-  Records<3> deletable_workspace{kDeletableWorkspace};
-  Records<9> audit_record{kAuditRecord};
-  Records<5> hold{kHold};
-  Records<5> lien{kLien};
-};
+/// The record of one answer of `shape`: a tuple of `values`, one per field (checked when
+/// compiling), in the shape's order.
+template <std::size_t N, class... Values>
+py::object record(const Shape<N>& /*shape*/, Values&&... values) {
+  static_assert(sizeof...(Values) == N, "one value per field of the answer's shape");
+  return tuple_of(std::forward<Values>(values)...);
+}
 
 template <std::size_t N>
 py::tuple field_names(const Shape<N>& shape) {
   py::tuple names(N);
-  for (std::size_t i = 0; i < N; ++i) names[i] = py::str(shape.fields[i]);
+  // Interned, as the names in code are: setting an attribute by one finds its slot at once.
+  for (std::size_t i = 0; i < N; ++i) names[i] = steal(PyUnicode_InternFromString(shape.fields[i]));
   return names;
 }
 
@@ -256,68 +217,76 @@ py::dict answer_fields() {
 }
 
 // --- the answers ------------------------------------------------------------------------------
-// value(answers, item) makes the record of one item (overloads chosen by the item's type);
+// value(item) makes the record of one item (overloads chosen by the item's type);
 // records_of the list of records of a list of items.
 
+py::object value(const CleanupTask& t);
+py::object value(const DeleteResult& r);
+py::object value(const PurgeReport& r);
+py::object value(const Hold& h);
+py::object value(const Lien& l);
+py::object value(const DeletableWorkspace& d);
+py::object value(const AuditRecord& r);
+
 template <class T>
-py::object records_of(const Answers& answers, const std::vector<T>& items) {
-  return list_of(items, [&](const T& item) { return value(answers, item); });
+py::object records_of(const std::vector<T>& items) {
+  return list_of(items, [&](const T& item) { return value(item); });
 }
 
-py::object value(const Answers& answers, const CleanupTask& t) {
-  return answers.cleanup_task(integer(t.id), py_str(t.kind), py_str(t.ref), py_str(t.workspace_id),
+py::object value(const CleanupTask& t) {
+  return record(kCleanupTask, integer(t.id), py_str(t.kind), py_str(t.ref), py_str(t.workspace_id),
                               to_datetime(t.created_at), integer(t.attempts),
                               optional_str(t.last_error), optional_str(t.leased_by),
                               optional_datetime(t.leased_until));
 }
 
-py::object value(const Answers& answers, const DeleteResult& r) {
-  return answers.delete_result(boolean(r.permanent), to_datetime(r.deleted_at),
+py::object value(const DeleteResult& r) {
+  return record(kDeleteResult, boolean(r.permanent), to_datetime(r.deleted_at),
                                optional_datetime(r.purge_at), str_list(r.retained),
                                str_list(r.destroyed), str_list(r.preserved),
-                               records_of(answers, r.cleanup), str_list(r.warnings),
+                               records_of(r.cleanup), str_list(r.warnings),
                                boolean(r.dry_run));
 }
 
 /// One item of a listing of the bin, read at `as_of`; `strs` shares the listing's repeated strs.
-py::object deleted_workspace_value(const Answers& answers, const DeletedWorkspace& d,
+py::object deleted_workspace_value(const DeletedWorkspace& d,
                                    const py::object& as_of, RepeatedStrs& strs) {
-  return answers.deleted_workspace(py_str(d.id), py_str(d.name),
+  return record(kDeletedWorkspace, py_str(d.id), py_str(d.name),
                                    strs.same_as_last(0, d.subscription_id),
                                    strs.same_as_last(1, d.resource_group), to_datetime(d.deleted_at),
                                    to_datetime(d.purge_at), integer(d.retention_days),
                                    strs.kinds(d.retained), boolean(d.held), as_of);
 }
 
-py::object value(const Answers& answers, const PurgeReport& r) {
+py::object value(const PurgeReport& r) {
   auto names = [](const PurgedWorkspace& p) {
     return tuple_of(py_str(p.subscription_id), py_str(p.resource_group), py_str(p.name));
   };
   auto refused = [](const RefusedAutoDelete& p) {
     return tuple_of(py_str(p.subscription_id), py_str(p.resource_group), py_str(p.name), py_str(p.code));
   };
-  return answers.purge_report(list_of(r.purged, names), records_of(answers, r.cleanup),
+  return record(kPurgeReport, list_of(r.purged, names), records_of(r.cleanup),
                               boolean(r.dry_run), list_of(r.auto_deleted, names),
                               list_of(r.auto_delete_refused, refused));
 }
 
-py::object value(const Answers& answers, const Hold& h) {
-  return answers.hold(py_str(h.id), py_str(h.workspace_id), py_str(h.reason),
+py::object value(const Hold& h) {
+  return record(kHold, py_str(h.id), py_str(h.workspace_id), py_str(h.reason),
                       optional_str(h.placed_by), to_datetime(h.placed_at));
 }
 
-py::object value(const Answers& answers, const Lien& l) {
-  return answers.lien(py_str(l.id), py_str(l.workspace_id), py_str(l.origin), py_str(l.reason),
+py::object value(const Lien& l) {
+  return record(kLien, py_str(l.id), py_str(l.workspace_id), py_str(l.origin), py_str(l.reason),
                       to_datetime(l.created_at));
 }
 
-py::object value(const Answers& answers, const DeletableWorkspace& d) {
-  return answers.deletable_workspace(py_str(enum_to_string(d.kind)), py_str(d.workspace_id),
+py::object value(const DeletableWorkspace& d) {
+  return record(kDeletableWorkspace, py_str(enum_to_string(d.kind)), py_str(d.workspace_id),
                                      to_datetime(d.since));
 }
 
-py::object value(const Answers& answers, const AuditRecord& r) {
-  return answers.audit_record(integer(r.seq), to_datetime(r.at), py_str(r.action),
+py::object value(const AuditRecord& r) {
+  return record(kAuditRecord, integer(r.seq), to_datetime(r.at), py_str(r.action),
                               py_str(r.subscription_id), py_str(r.resource_group), py_str(r.name),
                               py_str(r.outcome), py_str(r.workspace_id),
                               // None: the platform (stored as the empty string).
@@ -349,16 +318,14 @@ py::object workspace_value(const Workspace& w) {
                             optional_datetime(w.auto_delete_at)));
 }
 
-py::object value(const Answers& answers, const RecoverResult& r) {
-  return answers.recover_result(workspace_value(r.workspace), str_list(r.restored),
+py::object value(const RecoverResult& r) {
+  return record(kRecoverResult, workspace_value(r.workspace), str_list(r.restored),
                                 str_list(r.reattached), str_list(r.must_recreate));
 }
 
-/// A recyclebin::Engine as this module exposes it: the engine, and the Records of its answers
-/// (their keys made once per engine, so the module itself keeps nothing).
+/// A recyclebin::Engine as this module exposes it.
 struct BoundEngine {
   std::unique_ptr<Engine> engine;
-  Answers answers;
 };
 
 // --- reading Python values --------------------------------------------------------------------
@@ -451,29 +418,32 @@ DeleteOptions delete_options(bool delete_dependent_resources, bool permanently_d
 
 // --- objects of records -----------------------------------------------------------------------
 // A generic service for the package, which makes its own objects of the records above: new
-// instances of a class it passes, each with one record as its __dict__ (as object.__new__(cls)
-// followed by setting __dict__: no __init__ runs), one call for a whole list. It knows no
-// class and keeps none: any class whose instances have a __dict__ will do.
+// instances of a class it passes, with the attributes it names set to one record's values (as
+// object.__new__(cls) followed by object.__setattr__ per name: no __init__ runs, the class's own
+// __setattr__ is not called), one call for a whole list. Where the class keeps its instances'
+// attributes in inline, key-sharing values (CPython 3.11+), no dict is made per object. It
+// knows no class and keeps none: any class whose instances have a __dict__ will do.
 
-/// A new instance of `cls` with the dict `record` as its __dict__; `empty` is an empty tuple.
-PyObject* instance_of(PyTypeObject* cls, PyObject* empty, PyObject* record) {
-  if (!PyDict_CheckExact(record)) {
-    PyErr_Format(PyExc_TypeError, "a record must be a dict, not %.200s", Py_TYPE(record)->tp_name);
+/// A new instance of `cls` whose attribute names[i] is row[i]; `empty` is an empty tuple.
+PyObject* instance_of(PyTypeObject* cls, PyObject* empty, PyObject* names, PyObject* row) {
+  const Py_ssize_t count = PyTuple_GET_SIZE(names);
+  if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != count) {
+    PyErr_Format(PyExc_TypeError, "a record must be a tuple of %zd values (one per name), not %.200s%s", count,
+                 Py_TYPE(row)->tp_name, PyTuple_CheckExact(row) ? " of another length" : "");
     return nullptr;
   }
   PyObject* made = PyBaseObject_Type.tp_new(cls, empty, nullptr);
-  if (made == nullptr) return nullptr;
-  if (PyObject_GenericSetDict(made, record, nullptr) < 0) {
-    Py_DECREF(made);
-    return nullptr;
+  for (Py_ssize_t i = 0; made != nullptr && i < count; ++i) {
+    if (PyObject_GenericSetAttr(made, PyTuple_GET_ITEM(names, i), PyTuple_GET_ITEM(row, i)) < 0) Py_CLEAR(made);
   }
   return made;
 }
 
-/// The class argument: one that object.__new__ makes (it has no __new__ of its own, as
-/// object.__new__(cls) requires) and whose instances have a __dict__.
+/// The class and names arguments: a class that object.__new__ makes (it has no __new__ of
+/// its own, as object.__new__(cls) requires) and whose instances have a __dict__, and a tuple
+/// of strs.
 PyTypeObject* class_argument(PyObject* const* args, Py_ssize_t nargs, const char* usage) {
-  if (nargs != 2 || !PyType_Check(args[0])) {
+  if (nargs != 3 || !PyType_Check(args[0]) || !PyTuple_CheckExact(args[1])) {
     PyErr_SetString(PyExc_TypeError, usage);
     return nullptr;
   }
@@ -485,31 +455,39 @@ PyTypeObject* class_argument(PyObject* const* args, Py_ssize_t nargs, const char
                  "instances have a __dict__", cls->tp_name);
     return nullptr;
   }
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args[1]); ++i) {
+    if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(args[1], i))) {
+      PyErr_Format(PyExc_TypeError, "names must be strs, not %.200s", Py_TYPE(PyTuple_GET_ITEM(args[1], i))->tp_name);
+      return nullptr;
+    }
+  }
   return cls;
 }
 
 PyObject* instance(PyObject* /*module*/, PyObject* const* args, Py_ssize_t nargs) {
-  PyTypeObject* cls = class_argument(args, nargs, "instance(cls, record) takes a class and a dict");
+  PyTypeObject* cls = class_argument(args, nargs, "instance(cls, names, record) takes a class, a tuple of "
+                                                  "strs and a tuple");
   if (cls == nullptr) return nullptr;
   PyObject* empty = PyTuple_New(0);
   if (empty == nullptr) return nullptr;
-  PyObject* made = instance_of(cls, empty, args[1]);
+  PyObject* made = instance_of(cls, empty, args[1], args[2]);
   Py_DECREF(empty);
   return made;
 }
 
 PyObject* instances(PyObject* /*module*/, PyObject* const* args, Py_ssize_t nargs) {
-  PyTypeObject* cls = class_argument(args, nargs, "instances(cls, records) takes a class and a list of dicts");
+  PyTypeObject* cls = class_argument(args, nargs, "instances(cls, names, records) takes a class, a tuple of "
+                                                  "strs and a list of tuples");
   if (cls == nullptr) return nullptr;
-  if (!PyList_Check(args[1])) {
-    PyErr_Format(PyExc_TypeError, "records must be a list of dicts, not %.200s", Py_TYPE(args[1])->tp_name);
+  if (!PyList_Check(args[2])) {
+    PyErr_Format(PyExc_TypeError, "records must be a list of tuples, not %.200s", Py_TYPE(args[2])->tp_name);
     return nullptr;
   }
-  const Py_ssize_t count = PyList_GET_SIZE(args[1]);
+  const Py_ssize_t count = PyList_GET_SIZE(args[2]);
   PyObject* empty = PyTuple_New(0);
   PyObject* made = empty == nullptr ? nullptr : PyList_New(count);
   for (Py_ssize_t i = 0; made != nullptr && i < count; ++i) {
-    PyObject* item = instance_of(cls, empty, PyList_GET_ITEM(args[1], i));
+    PyObject* item = instance_of(cls, empty, args[1], PyList_GET_ITEM(args[2], i));
     if (item == nullptr) Py_CLEAR(made);
     else PyList_SET_ITEM(made, i, item);
   }
@@ -519,10 +497,11 @@ PyObject* instances(PyObject* /*module*/, PyObject* const* args, Py_ssize_t narg
 
 const PyMethodDef kObjectsOfRecords[] = {
     {"instance", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&instance)), METH_FASTCALL,
-     "instance(cls, record): a new cls whose __dict__ is the dict record (object.__new__(cls), "
-     "then __dict__ set; no __init__ runs)."},
+     "instance(cls, names, record): a new cls whose attribute names[i] is record[i] (object.__new__(cls), "
+     "then object.__setattr__ per name; no __init__ runs)."},
     {"instances", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&instances)), METH_FASTCALL,
-     "instances(cls, records): [instance(cls, record) for record in records], for a list of dicts."},
+     "instances(cls, names, records): [instance(cls, names, record) for record in records], for a list of "
+     "tuples."},
 };
 
 void bind_values(py::module_& m) {
@@ -561,7 +540,7 @@ void bind_engine(py::module_& m) {
             Policy engine_policy = policy;
             std::unique_ptr<Engine> engine = without_gil(
                 [&] { return Engine::open(location.value, engine_policy, engine_clock); });
-            return std::make_unique<BoundEngine>(BoundEngine{std::move(engine), Answers{}});
+            return std::make_unique<BoundEngine>(BoundEngine{std::move(engine)});
           },
           py::arg("location"), py::arg("policy"), py::arg("clock") = py::none())
       .def("close", [](BoundEngine& bound) { without_gil([&] { bound.engine->close(); }); })
@@ -672,7 +651,7 @@ void bind_engine(py::module_& m) {
             Engine& e = *bound.engine;
             const DeleteOptions options = delete_options(
                 delete_dependent_resources, permanently_delete, optional_text(confirm_name), dry_run);
-            return value(bound.answers, without_gil([&] { return e.remove(workspace_id, options, principal); }));
+            return value(without_gil([&] { return e.remove(workspace_id, options, principal); }));
           },
           py::arg("workspace_id"), py::arg("delete_dependent_resources") = false,
           py::arg("permanently_delete") = false, py::arg("confirm_name") = py::none(),
@@ -688,7 +667,7 @@ void bind_engine(py::module_& m) {
             std::vector<std::string> ids;
             ids.reserve(workspace_ids.size());
             for (const auto& id : workspace_ids) ids.push_back(id.value);
-            return records_of(bound.answers, without_gil([&] { return e.remove_many(ids, options, principal); }));
+            return records_of(without_gil([&] { return e.remove_many(ids, options, principal); }));
           },
           py::arg("workspace_ids"), py::arg("delete_dependent_resources") = false,
           py::arg("permanently_delete") = false, py::arg("confirm_name") = py::none(),
@@ -712,7 +691,7 @@ void bind_engine(py::module_& m) {
             const py::object when = to_datetime(as_of);
             RepeatedStrs strs;
             py::object items = list_of(page.items, [&](const DeletedWorkspace& item) {
-              return deleted_workspace_value(bound.answers, item, when, strs);
+              return deleted_workspace_value(item, when, strs);
             });
             py::object next = page.next_cursor ? py_str(*page.next_cursor) : py::none();
             return py::make_tuple(std::move(items), std::move(next));
@@ -749,7 +728,7 @@ void bind_engine(py::module_& m) {
               return e.get_deleted(subscription_id, resource_group, name, principal);
             });
             RepeatedStrs strs;
-            return deleted_workspace_value(bound.answers, item, to_datetime(as_of), strs);
+            return deleted_workspace_value(item, to_datetime(as_of), strs);
           },
           py::arg("subscription_id"), py::arg("resource_group"), py::arg("name"),
           py::arg("principal") = py::none())
@@ -760,7 +739,7 @@ void bind_engine(py::module_& m) {
             Engine& e = *bound.engine;
             RecoverResult result = without_gil(
                 [&] { return e.recover(subscription_id, resource_group, name, principal); });
-            return value(bound.answers, result);
+            return value(result);
           },
           py::arg("subscription_id"), py::arg("resource_group"),
           py::arg("name"), py::arg("principal") = py::none())
@@ -769,7 +748,7 @@ void bind_engine(py::module_& m) {
           [](BoundEngine& bound, const Text<"subscription_id">& subscription_id, const Text<"resource_group">& resource_group,
              const Text<"name">& name, P principal) {
             Engine& e = *bound.engine;
-            return value(bound.answers, without_gil(
+            return value(without_gil(
                 [&] { return e.purge(subscription_id, resource_group, name, principal); }));
           },
           py::arg("subscription_id"), py::arg("resource_group"), py::arg("name"),
@@ -778,14 +757,14 @@ void bind_engine(py::module_& m) {
           "purge_expired",
           [](BoundEngine& bound, P principal, bool dry_run) {
             Engine& e = *bound.engine;
-            return value(bound.answers, without_gil([&] { return e.purge_expired(principal, dry_run); }));
+            return value(without_gil([&] { return e.purge_expired(principal, dry_run); }));
           },
           py::arg("principal") = py::none(), py::arg("dry_run") = false)
       .def(
           "list_deletable",
           [](BoundEngine& bound, const Text<"subscription_id">& subscription_id) {
             Engine& e = *bound.engine;
-            return records_of(bound.answers, without_gil([&] { return e.list_deletable(subscription_id); }));
+            return records_of(without_gil([&] { return e.list_deletable(subscription_id); }));
           },
           py::arg("subscription_id"))
       .def(
@@ -799,14 +778,14 @@ void bind_engine(py::module_& m) {
               options.expected_refs.emplace();
               for (const auto& ref : *expected_refs) options.expected_refs->push_back(ref.value);
             }
-            return value(bound.answers, without_gil([&] { return e.purge_by_id(workspace_id, principal, options); }));
+            return value(without_gil([&] { return e.purge_by_id(workspace_id, principal, options); }));
           },
           py::arg("workspace_id"), py::arg("principal") = py::none(), py::arg("dry_run") = false,
           py::arg("expected_refs") = py::none())
       .def("cleanup_tasks",
            [](BoundEngine& bound) {
             Engine& e = *bound.engine;
-             return records_of(bound.answers, without_gil([&] { return e.cleanup_tasks(); }));
+             return records_of(without_gil([&] { return e.cleanup_tasks(); }));
            })
       .def(
           "complete_cleanup",
@@ -818,7 +797,7 @@ void bind_engine(py::module_& m) {
           [](BoundEngine& bound, const Text<"worker">& worker, std::size_t limit, const py::handle& lease) {
             Engine& e = *bound.engine;
             const std::int64_t micros = from_timedelta(lease, "lease");
-            return records_of(bound.answers, without_gil([&] { return e.claim_cleanup(worker, limit, micros); }));
+            return records_of(without_gil([&] { return e.claim_cleanup(worker, limit, micros); }));
           },
           py::arg("worker"), py::arg("limit"), py::arg("lease"))
       .def(
@@ -833,7 +812,7 @@ void bind_engine(py::module_& m) {
           "place_hold",
           [](BoundEngine& bound, const Text<"workspace_id">& workspace_id, const Text<"reason">& reason, P principal) {
             Engine& e = *bound.engine;
-            return value(bound.answers, without_gil([&] { return e.place_hold(workspace_id, reason, principal); }));
+            return value(without_gil([&] { return e.place_hold(workspace_id, reason, principal); }));
           },
           py::arg("workspace_id"), py::arg("reason"), py::arg("principal") = py::none())
       .def(
@@ -847,7 +826,7 @@ void bind_engine(py::module_& m) {
           "holds",
           [](BoundEngine& bound, const Text<"workspace_id">& workspace_id) {
             Engine& e = *bound.engine;
-            return records_of(bound.answers, without_gil([&] { return e.holds(workspace_id); }));
+            return records_of(without_gil([&] { return e.holds(workspace_id); }));
           },
           py::arg("workspace_id"))
       .def(
@@ -855,7 +834,7 @@ void bind_engine(py::module_& m) {
           [](BoundEngine& bound, const Text<"workspace_id">& workspace_id, const Text<"origin">& origin,
              const Text<"reason">& reason, P principal) {
             Engine& e = *bound.engine;
-            return value(bound.answers, without_gil([&] { return e.add_lien(workspace_id, origin, reason, principal); }));
+            return value(without_gil([&] { return e.add_lien(workspace_id, origin, reason, principal); }));
           },
           py::arg("workspace_id"), py::arg("origin"), py::arg("reason"), py::arg("principal") = py::none())
       .def(
@@ -869,7 +848,7 @@ void bind_engine(py::module_& m) {
           "liens",
           [](BoundEngine& bound, const Text<"workspace_id">& workspace_id) {
             Engine& e = *bound.engine;
-            return records_of(bound.answers, without_gil([&] { return e.liens(workspace_id); }));
+            return records_of(without_gil([&] { return e.liens(workspace_id); }));
           },
           py::arg("workspace_id"))
       .def(
@@ -901,7 +880,7 @@ void bind_engine(py::module_& m) {
             std::optional<std::size_t> rows;
             if (limit) rows = static_cast<std::size_t>(*limit);
             return records_of(
-                bound.answers, without_gil([&] { return e.audit_log(optional_text(subscription_id), after_seq, rows); }));
+                without_gil([&] { return e.audit_log(optional_text(subscription_id), after_seq, rows); }));
           },
           py::arg("subscription_id") = py::none(), py::arg("after_seq") = py::none(),
           py::arg("limit") = py::none());

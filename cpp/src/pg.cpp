@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <cstring>
+#include <utility>
 
 namespace recyclebin::pg {
 namespace {
@@ -300,7 +301,17 @@ void Connection::revive_if_dropped() {
     if (socket.fd < 0 || ::poll(&socket, 1, 0) <= 0) break;
     if (PQconsumeInput(c) == 0) break;
   }
-  if (broken_ || PQstatus(c) != CONNECTION_OK) connect();
+  if (!broken_ && PQstatus(c) == CONNECTION_OK) return;
+  // The new session's setup runs on its own, ahead of what waits to be sent.
+  const char* deferred = std::exchange(deferred_, nullptr);
+  std::vector<Queued> queued = std::exchange(queue_, {});
+  const std::size_t required = std::exchange(required_, 0);
+  const std::size_t checked = std::exchange(checked_before_commit_, 0);
+  connect();
+  deferred_ = deferred;
+  queue_ = std::move(queued);
+  required_ = required;
+  checked_before_commit_ = checked;
 }
 
 std::vector<Result> Connection::run(std::vector<Command> last, bool commits) {

@@ -180,7 +180,8 @@ class Connection {
   /// Sends the deferred command and the queued statements now and checks their answers.
   void flush();
   /// COMMIT, after whatever is deferred or queued. When that is the transaction's opening
-  /// (nothing of it was sent yet), the whole transaction is one round trip: an idle
+  /// (nothing of it was sent yet) and no queued statement must be checked before a COMMIT
+  /// (Queue::checked_before_commit), the whole transaction is one round trip: an idle
   /// connection that dropped is found before it is sent, and connected anew; a loss once
   /// it was sent is thrown (the COMMIT may have applied) unless the server reported a
   /// failure in front of the COMMIT (then it is sent again on a new connection).

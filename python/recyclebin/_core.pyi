@@ -64,10 +64,10 @@ class Policy:
     def rules(self, subscription_id: str | None = None) -> dict[str, Any]: ...
 
 # --- engine values (bind_engine.cpp) ---------------------------------------------------------
-# Answers are plain data: a record (dict: field name -> value, the names FIELDS gives for each
-# kind of answer), or for a live workspace a _WorkspaceSnapshot, a tuple in the order of
-# FIELDS["workspace"] with components as (kind, ref, standalone) tuples. The package builds its
-# objects from them.
+# Answers are plain data: a record (a tuple of values in the order of the names FIELDS gives
+# for each kind of answer), or for a live workspace a _WorkspaceSnapshot, a tuple in the order
+# of FIELDS["workspace"] with components as (kind, ref, standalone) tuples. The package builds
+# its objects from them.
 
 FIELDS: dict[str, tuple[str, ...]]
 
@@ -75,15 +75,16 @@ _Component: TypeAlias = tuple[str, str, bool]
 _WorkspaceSnapshot: TypeAlias = tuple[
     str, str, str, str, int, bool, str, datetime, tuple[_Component, ...], bool, datetime | None,
 ]
-# Records: field name -> value (a TypedDict per kind would repeat recyclebin.results).
-_Record: TypeAlias = dict[str, Any]
+# Records: the values of one answer, in the order of its FIELDS (a NamedTuple per kind would
+# repeat recyclebin.results).
+_Record: TypeAlias = tuple[Any, ...]
 
 _T = TypeVar("_T")
 
 # Objects of records: new instances of a class (one object.__new__ makes, with a __dict__),
-# each with one record as its __dict__; no __init__ runs.
-def instance(cls: type[_T], record: _Record, /) -> _T: ...
-def instances(cls: type[_T], records: list[_Record], /) -> list[_T]: ...
+# with attribute names[i] set to record[i] as object.__setattr__ would; no __init__ runs.
+def instance(cls: type[_T], names: tuple[str, ...], record: _Record, /) -> _T: ...
+def instances(cls: type[_T], names: tuple[str, ...], records: list[_Record], /) -> list[_T]: ...
 
 @final
 class Principal:

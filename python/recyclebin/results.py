@@ -355,13 +355,13 @@ class Lien(_Result):
 
 
 # --- from the C++ core ------------------------------------------------------------------------
-# The core answers with plain records: one dict per answer, field name -> value, the names of
-# _core.FIELDS. The facade makes its objects of them here: each record becomes the new
-# object's __dict__ as it is (_core.instance: object.__new__ and __dict__ set, no __init__ runs;
-# the core's values are already what the fields hold). Each class's fields are checked against
-# the core's at import, so a field added on one side only fails loudly instead of going missing.
+# The core answers with plain records: one tuple per answer, its values in the order of the
+# field names in _core.FIELDS. The facade makes its objects of them here (_core.instance:
+# object.__new__, then each field set as object.__setattr__ would; no __init__ runs: the core's
+# values are already what the fields hold). Each class's fields are checked against the core's
+# at import, so a field added on one side only fails loudly instead of going missing.
 
-Record = dict[str, Any]
+Record = tuple[Any, ...]
 
 
 class _Maker(Generic[_R]):
@@ -369,7 +369,7 @@ class _Maker(Generic[_R]):
     list (:meth:`all`). ``with_tasks``: a record's ``cleanup`` holds cleanup-task records, made
     into CleanupTask objects too."""
 
-    __slots__ = ("_cls", "_with_tasks")
+    __slots__ = ("_cls", "_names", "_with_tasks")
 
     def __init__(self, cls: type[_R], key: str, *, with_tasks: bool = False) -> None:
         names = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
@@ -378,18 +378,23 @@ class _Maker(Generic[_R]):
                               f"answers {key} with {_core.FIELDS[key]}: the package and its _core "
                               "do not match")
         self._cls = cls
+        self._names = _core.FIELDS[key]
         self._with_tasks = with_tasks
 
     def __call__(self, record: Record) -> _R:
-        if self._with_tasks and record["cleanup"]:
-            record["cleanup"] = _core.instances(CleanupTask, record["cleanup"])
-        return _core.instance(self._cls, record)
+        made = _core.instance(self._cls, self._names, record)
+        if self._with_tasks and made.cleanup:  # type: ignore[attr-defined]
+            _set(made, "cleanup", _core.instances(CleanupTask, _TASK_FIELDS, made.cleanup))  # type: ignore[attr-defined]
+        return made
 
     def all(self, records: list[Record]) -> list[_R]:
         if self._with_tasks:
             return [self(record) for record in records]
-        return _core.instances(self._cls, records)
+        return _core.instances(self._cls, self._names, records)
 
+
+_set = object.__setattr__  # a field of a frozen result, while it is being made
+_TASK_FIELDS = _core.FIELDS["cleanup_task"]
 
 cleanup_task = _Maker(CleanupTask, "cleanup_task")
 delete_result = _Maker(DeleteResult, "delete_result", with_tasks=True)
@@ -405,5 +410,6 @@ _recover_result = _Maker(RecoverResult, "recover_result")
 def recover_result(record: Record, track: Callable[[Any], Workspace]) -> RecoverResult:
     """A RecoverResult of the core's record; ``track`` makes its live workspace (the engine's
     object) of the workspace's snapshot."""
-    record["workspace"] = track(record["workspace"])
-    return _recover_result(record)
+    made = _recover_result(record)
+    _set(made, "workspace", track(made.workspace))
+    return made

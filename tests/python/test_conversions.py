@@ -125,7 +125,8 @@ ANSWERS: dict[str, Any] = {
 def test_the_core_answers_plain_data_named_by_its_fields(engine: rb.Engine) -> None:
     # The core publishes each answer's field names; each result class has exactly those, in
     # that order (the facade checks this at import). A live workspace is a tuple in the
-    # order of FIELDS["workspace"]; every other answer a record (dict) with those keys.
+    # order of FIELDS["workspace"]; every other answer a record, a tuple in the order of its
+    # FIELDS.
     assert set(_core.FIELDS) == set(ANSWERS) | {"workspace"}
     for key, cls in ANSWERS.items():
         assert tuple(f.name for f in dataclasses.fields(cls)) == _core.FIELDS[key], key
@@ -134,8 +135,9 @@ def test_the_core_answers_plain_data_named_by_its_fields(engine: rb.Engine) -> N
     fields = dict(zip(_core.FIELDS["workspace"], snapshot))
     assert (fields["name"], fields["state"], fields["components"]) == (
         "ws", "running", (("run_history", "r-1", False),))
-    answer = engine._core.remove(fields["id"])
-    assert type(answer) is dict and tuple(answer) == _core.FIELDS["delete_result"]
+    record = engine._core.remove(fields["id"])
+    assert type(record) is tuple and len(record) == len(_core.FIELDS["delete_result"])
+    answer = dict(zip(_core.FIELDS["delete_result"], record))
     assert answer["retained"] == ["run_history"] and answer["permanent"] is False
     (item,) = rb.Workspace.list_deleted(SUB, engine=engine)
     assert (item.id, item.name, item.retained) == (fields["id"], "ws", ["run_history"])
@@ -154,25 +156,35 @@ def test_the_core_refuses_components_that_are_not_kind_ref_standalone_tuples(eng
 
 
 def test_instance_makes_objects_of_records_and_refuses_what_it_cannot_make() -> None:
-    made = _core.instance(rb.Hold, {"id": "h", "workspace_id": "w", "reason": "r", "placed_by": None,
-                                    "placed_at": datetime(2026, 1, 1, tzinfo=timezone.utc)})
+    moment = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    made = _core.instance(rb.Hold, _core.FIELDS["hold"], ("h", "w", "r", None, moment))
     assert type(made) is rb.Hold and (made.id, made.reason, made.placed_by) == ("h", "r", None)
-    (task,) = _core.instances(rb.DeletableWorkspace, [{"kind": "orphaned", "workspace_id": "w",
-                                                       "since": datetime(2026, 1, 1, tzinfo=timezone.utc)}])
-    assert task == rb.DeletableWorkspace("orphaned", "w", datetime(2026, 1, 1, tzinfo=timezone.utc))
+    assert made == rb.Hold("h", "w", "r", None, moment)  # as the class's own __init__ makes it
+    (task,) = _core.instances(rb.DeletableWorkspace, _core.FIELDS["deletable_workspace"],
+                              [("orphaned", "w", moment)])
+    assert task == rb.DeletableWorkspace("orphaned", "w", moment)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        task.kind = "other"  # type: ignore[misc]  # the class's __setattr__ still guards it
 
     class WithSlots:
         __slots__ = ("x",)
 
     for cls in (int, dict, WithSlots):  # an own __new__, or no __dict__: refused, nothing made
         with pytest.raises(TypeError, match="object.__new__ makes and whose instances have a __dict__"):
-            _core.instance(cls, {})
-    with pytest.raises(TypeError, match="a record must be a dict, not list"):
-        _core.instances(rb.Hold, [[1]])
-    with pytest.raises(TypeError, match="records must be a list of dicts, not tuple"):
-        _core.instances(rb.Hold, ({},))
-    with pytest.raises(TypeError, match=r"instance\(cls, record\)"):
-        _core.instance("Hold", {})  # type: ignore[arg-type]
+            _core.instance(cls, (), ())
+    names = _core.FIELDS["hold"]
+    with pytest.raises(TypeError, match="a record must be a tuple of 5 values .one per name., not list"):
+        _core.instances(rb.Hold, names, [[1]])
+    with pytest.raises(TypeError, match="a record must be a tuple of 5 values .one per name., not tuple of another"):
+        _core.instance(rb.Hold, names, ("h", "w"))
+    with pytest.raises(TypeError, match="records must be a list of tuples, not tuple"):
+        _core.instances(rb.Hold, names, ((),))
+    with pytest.raises(TypeError, match="names must be strs, not int"):
+        _core.instance(rb.Hold, (1,), (1,))
+    with pytest.raises(TypeError, match=r"instance\(cls, names, record\)"):
+        _core.instance("Hold", names, ())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"instance\(cls, names, record\)"):
+        _core.instance(rb.Hold, list(names), ())  # type: ignore[arg-type]
 
 
 def test_the_core_module_holds_no_package_state() -> None:
