@@ -13,8 +13,11 @@
 // answers the engine reads: the statements that answer nothing are queued and sent with the
 // next one that answers, or with COMMIT (pg::Connection::queue); a row locked by find_by_id
 // or find_deleted comes with its components in the same round trip; and the seq of the first
-// audit record is reserved in the opening round trip. An engine's create, soft delete or
-// recover is two round trips: its lookups, then its changes with the COMMIT.
+// audit record is reserved in the opening round trip. An engine's soft delete or recover is
+// two round trips: its lookups, then its changes with the COMMIT. A create is one: in a
+// write's first run it does not look for its names' holders (names_checked_at_insert), its
+// one statement inserts nothing when they are held, and the BEGIN, that statement and the
+// COMMIT go together (pg::Connection::commit); held names send it round again, looking first.
 
 #include "recyclebin/postgres_store.hpp"
 
