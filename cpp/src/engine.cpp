@@ -1103,7 +1103,7 @@ Workspace Engine::get(const std::string& subscription_id, const std::string& res
   check_identifier(subscription_id, "subscription_id");
   check_identifier(resource_group, "resource_group");
   check_identifier(name, "name");
-  auto tx = store_->begin(TransactionMode::read);
+  auto tx = store_->begin_one_read();  // find_live brings the components
   auto record = tx->find_live(subscription_id, resource_group, name);
   if (!record) {
     throw Error(ErrorCode::workspace_not_found,
@@ -1117,7 +1117,7 @@ Workspace Engine::get(const std::string& subscription_id, const std::string& res
 Workspace Engine::get_by_id(const std::string& workspace_id, const MaybePrincipal&) {
   RB_OPEN_GUARD
   check_identifier(workspace_id, "workspace id");
-  auto tx = store_->begin(TransactionMode::read);
+  auto tx = store_->begin_one_read();  // find_by_id brings the components
   auto record = tx->find_by_id(workspace_id);
   if (!record || record->deleted_at) {
     throw Error(ErrorCode::workspace_not_found, "no workspace with id '" + workspace_id + "'");

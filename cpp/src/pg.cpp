@@ -242,6 +242,16 @@ const std::string& Connection::statement_name(const char* sql, bool& known) {
 Result Connection::exec(const char* sql, const Params& params) {
   rethrow_failure();
   if (pending()) return std::move(run({{sql, &params, {}}}).front());
+  if (!alone_) return exec_prepared(sql, params);
+  try {
+    return exec_prepared(sql, params);
+  } catch (const ConnectionLost&) {
+    connect();  // outside a transaction nothing depended on the old session
+    return exec_prepared(sql, params);
+  }
+}
+
+Result Connection::exec_prepared(const char* sql, const Params& params) {
   settle();
   bool known = false;
   const std::string& name = statement_name(sql, known);

@@ -192,9 +192,19 @@ class Connection {
   /// turns out to have dropped (an idle connection the server closed), nothing of the
   /// transaction existed yet: it connects anew once and sends it all again.
   void defer(const char* sql) {
+    alone_ = false;
     deferred_ = sql;
     failure_ = nullptr;
     failed_before_last_ = false;
+  }
+  /// Starts a read of one statement outside any transaction, on its own snapshot: nothing is
+  /// deferred, and when the connection turns out to have dropped the statement is sent again
+  /// on a new connection, once (a read may be sent twice). defer() ends it.
+  void start_alone() {
+    deferred_ = nullptr;
+    failure_ = nullptr;
+    failed_before_last_ = false;
+    alone_ = true;
   }
   /// Whether the deferred command is still unsent (then no statement has run since).
   bool deferred() const { return deferred_ != nullptr; }
@@ -244,6 +254,8 @@ class Connection {
   Result check(PGresult* result, std::string_view sql);
   /// check(), remembering the failure it throws for the rest of the transaction.
   Result checked(PGresult* result, std::string_view sql);
+  /// A prepared statement's execution on its own (nothing deferred or queued).
+  Result exec_prepared(const char* sql, const Params& params);
   std::string scrub(std::string message) const;
   void connect();
   /// Reads the answer of a send_unawaited command and leaves pipeline mode.
@@ -274,6 +286,7 @@ class Connection {
   bool failed_before_last_ = false;
   bool unawaited_ = false;
   bool broken_ = false;
+  bool alone_ = false;  // start_alone: statements outside a transaction
 };
 
 }  // namespace recyclebin::pg

@@ -259,8 +259,9 @@ class PostgresTransaction final : public StoreTransaction {
   /// `queue_writes`: the transaction is run by Store::write, which handles a failure however
   /// late it surfaces, so the statements that answer nothing are queued (pg::Connection::queue).
   /// `names_at_insert`: insert_new_workspace checks the names itself (a write's first run).
+  /// `alone`: a read of one statement, outside a transaction (Store::begin_one_read).
   PostgresTransaction(PostgresStore& store, std::unique_ptr<pg::Connection> connection, TransactionMode mode,
-                      bool queue_writes, bool names_at_insert = false);
+                      bool queue_writes, bool names_at_insert = false, bool alone = false);
   ~PostgresTransaction() override;
 
   void commit() override {
@@ -960,6 +961,9 @@ class PostgresStore final : public Store {
   }
 
   std::unique_ptr<StoreTransaction> begin(TransactionMode mode) override { return open_transaction(mode, false); }
+  std::unique_ptr<StoreTransaction> begin_one_read() override {
+    return std::make_unique<PostgresTransaction>(*this, acquire(), TransactionMode::read, false, false, true);
+  }
 
   void write(const Apply& apply, const OnRefusal& on_refusal) override {
     int reconnects = 0;
@@ -1121,12 +1125,16 @@ class PostgresStore final : public Store {
 };
 
 PostgresTransaction::PostgresTransaction(PostgresStore& store, std::unique_ptr<pg::Connection> connection,
-                                         TransactionMode mode, bool queue_writes, bool names_at_insert)
+                                         TransactionMode mode, bool queue_writes, bool names_at_insert, bool alone)
     : store_(store),
       conn_(std::move(connection)),
       mode_(mode),
       queue_writes_(queue_writes),
       names_at_insert_(names_at_insert) {
+  if (alone) {
+    conn_->start_alone();  // no transaction: the statement on its own snapshot
+    return;
+  }
   // Sent with the first statement, in its round trip. A read's snapshot is taken by that
   // statement, as it would be after a BEGIN of its own.
   conn_->defer(mode == TransactionMode::write ? "BEGIN ISOLATION LEVEL READ COMMITTED"

@@ -250,7 +250,7 @@ void wait_until_gone(const std::string& app) {
   ADD_FAILURE() << "the sessions of " << app << " did not end";
 }
 
-TEST(PostgresStore, ACreateDroppedIdleAfterItsSessionEndedIsSentOnANewConnectionOnce) {
+TEST(PostgresStore, ACreateOrGetOnAConnectionDroppedIdleIsSentOnANewConnectionOnce) {
   const std::string app = "rb_gone_" + std::to_string(::getpid());
   const std::string schema = testing::fresh_schema();
   const std::string url = testing::with_schema(pg_url(), schema) + "&application_name=" + app;
@@ -262,6 +262,13 @@ TEST(PostgresStore, ACreateDroppedIdleAfterItsSessionEndedIsSentOnANewConnection
   EXPECT_EQ(pg_admin("SELECT count(*) FROM " + schema + ".workspaces"), "2");
   EXPECT_EQ(pg_admin("SELECT count(*) FROM " + schema + ".components"), "1");
   EXPECT_EQ(pg_admin("SELECT count(*) FROM " + schema + ".audit_log WHERE action = 'create'"), "2");
+  // A get is one statement outside a transaction: sent again on a new connection, once.
+  pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '" + app + "'");
+  wait_until_gone(app);
+  EXPECT_EQ(engine->get("sub", "rg", "second", std::nullopt).components.size(), 1u);
+  EXPECT_EQ(pg_admin("SELECT count(*) FROM pg_stat_activity WHERE application_name = '" + app +
+                     "' AND state <> 'idle'"),
+            "0");  // nor left a transaction open
 }
 
 TEST(PostgresStore, ACreateWhoseNameIsHeldWritesNothingAndSaysWhoHoldsIt) {

@@ -304,6 +304,11 @@ class Store {
   virtual ~Store() = default;
   /// A transaction used as it is: reads, or a write its caller commits (not retried).
   virtual std::unique_ptr<StoreTransaction> begin(TransactionMode mode) = 0;
+  /// A read that makes one lookup (one store call, whose answer holds all it needs): a store
+  /// may run it outside a transaction, on the statement's own snapshot (PostgreSQL: no BEGIN
+  /// and no ROLLBACK, so no messages beyond the statement). A second call on it would read
+  /// another snapshot. The default is begin(read).
+  virtual std::unique_ptr<StoreTransaction> begin_one_read() { return begin(TransactionMode::read); }
   /// Runs `apply` in a write transaction and commits it, retrying conflicts (see above).
   /// `on_refusal` may be empty.
   virtual void write(const Apply& apply, const OnRefusal& on_refusal) = 0;
