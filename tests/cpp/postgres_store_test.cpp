@@ -8,8 +8,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <poll.h>
+
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include <libpq-fe.h>
 
@@ -269,6 +275,124 @@ TEST(PostgresStore, ACreateOrGetOnAConnectionDroppedIdleIsSentOnANewConnectionOn
   EXPECT_EQ(pg_admin("SELECT count(*) FROM pg_stat_activity WHERE application_name = '" + app +
                      "' AND state <> 'idle'"),
             "0");  // nor left a transaction open
+}
+
+/// A loopback TCP proxy to the test server that, once armed, passes on the next client data
+/// holding a COMMIT and then drops the client's connection without passing on the server's
+/// answer: the server applies the COMMIT, the client never learns it. Bounded: every wait is
+/// a 50 ms poll, and the destructor stops and joins everything.
+class CommitCuttingProxy {
+ public:
+  explicit CommitCuttingProxy(const UrlParts& server) : server_(server) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address);
+    socklen_t size = sizeof address;
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &size);
+    port_ = ntohs(address.sin_port);
+    ::listen(listener_, 8);
+    acceptor_ = std::thread([this] { accept_loop(); });
+  }
+  ~CommitCuttingProxy() {
+    stop_ = true;
+    acceptor_.join();  // then no pump is added any more
+    for (auto& t : pumps_) t.join();
+    ::close(listener_);
+  }
+  int port() const { return port_; }
+  void arm() { armed_ = true; }
+  bool cut() const { return cut_; }
+
+ private:
+  void accept_loop() {
+    while (!stop_) {
+      pollfd p{listener_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      const int client = ::accept(listener_, nullptr, nullptr);
+      if (client < 0) continue;
+      const int upstream = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in address{};
+      address.sin_family = AF_INET;
+      address.sin_port = htons(static_cast<std::uint16_t>(std::stoi(server_.port)));
+      ::inet_pton(AF_INET, server_.host.c_str(), &address.sin_addr);
+      if (::connect(upstream, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+        ::close(client);
+        ::close(upstream);
+        continue;
+      }
+      pumps_.emplace_back([this, client, upstream] { pump(client, upstream); });
+    }
+  }
+  void pump(int client, int upstream) {
+    char buffer[65536];
+    bool dropped = false;
+    while (!stop_ && !dropped) {
+      pollfd p[2] = {{client, POLLIN, 0}, {upstream, POLLIN, 0}};
+      if (::poll(p, 2, 50) <= 0) continue;
+      if (p[0].revents != 0) {
+        const ssize_t n = ::read(client, buffer, sizeof buffer);
+        if (n <= 0) break;
+        const std::string_view data(buffer, static_cast<std::size_t>(n));
+        if (armed_ && data.find("COMMIT") != std::string_view::npos) {
+          armed_ = false;
+          cut_ = true;
+          dropped = true;  // the server gets it all; the client hears nothing more
+        }
+        if (::write(upstream, buffer, static_cast<std::size_t>(n)) != n) break;
+      }
+      if (!dropped && p[1].revents != 0) {
+        const ssize_t n = ::read(upstream, buffer, sizeof buffer);
+        if (n <= 0 || ::write(client, buffer, static_cast<std::size_t>(n)) != n) break;
+      }
+    }
+    ::close(client);  // the client sees its connection end
+    // Let the server finish what it was sent before its session ends.
+    for (int i = 0; i < 40 && !stop_; ++i) {
+      pollfd p{upstream, POLLIN, 0};
+      if (::poll(&p, 1, 50) > 0 && ::read(upstream, buffer, sizeof buffer) <= 0) break;
+    }
+    ::close(upstream);
+  }
+
+  UrlParts server_;
+  int listener_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false}, armed_{false}, cut_{false};
+  std::thread acceptor_;
+  std::vector<std::thread> pumps_;  // added by the acceptor only
+};
+
+TEST(PostgresStore, ACreateLostAfterItsCommitWasSentSaysToCheckAndIsNotSentAgain) {
+  // The create's BEGIN, statement and COMMIT travel together: when the connection is lost
+  // once they were sent, the store cannot know whether they applied. It says so, naming
+  // where, and does not send them again (the server did apply them here: one row, not two).
+  const UrlParts p = parts();
+  const std::string schema = testing::fresh_schema();
+  CommitCuttingProxy proxy(p);
+  const std::string url =
+      testing::with_schema(url_of(p.user, p.password, "127.0.0.1", std::to_string(proxy.port()), p.database), schema);
+  auto engine = Engine::open(url, Policy::builtin("default"), std::make_shared<ManualClock>(kJan1));
+  proxy.arm();
+  const std::string m = expect_error(ErrorCode::storage_error, [&] {
+    engine->create({"sub", "rg", "ws", std::nullopt, false, {{"models", "m", false}}}, std::nullopt);
+  });
+  EXPECT_TRUE(proxy.cut());
+  EXPECT_NE(m.find("lost while committing: check whether the change was applied"), std::string::npos) << m;
+  EXPECT_NE(m.find("127.0.0.1:" + std::to_string(proxy.port())), std::string::npos) << m;
+  expect_no_secret(m, p.password);
+  std::string rows;
+  for (int i = 0; i < 100 && rows != "1"; ++i) {  // the server applies it as the proxy lets its session end
+    rows = pg_admin("SELECT count(*) FROM " + schema + ".workspaces");
+    if (rows != "1") std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(rows, "1");
+  // The engine carries on, on a new connection: it finds what was applied.
+  EXPECT_EQ(engine->get("sub", "rg", "ws", std::nullopt).components.size(), 1u);
+  expect_error(ErrorCode::workspace_exists, [&] {
+    engine->create({"sub", "rg", "ws", std::nullopt, false, {}}, std::nullopt);
+  });
 }
 
 TEST(PostgresStore, ACreateWhoseNameIsHeldWritesNothingAndSaysWhoHoldsIt) {
