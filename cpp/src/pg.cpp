@@ -277,7 +277,7 @@ std::vector<Result> Connection::exec_each(const std::vector<std::pair<const char
 
 void Connection::queue(const char* sql, Params params, Verify verify, Queue how) {
   rethrow_failure();
-  queue_.push_back({sql, std::move(params), std::move(verify)});
+  queue_.push_back({sql, std::move(params), std::move(verify), how == Queue::speculative});
   if (how != Queue::speculative) ++required_;
   if (how == Queue::checked_before_commit && queue_.back().verify) ++checked_before_commit_;
 }
@@ -298,6 +298,7 @@ void Connection::commit() {
     exec("COMMIT");
     return;
   }
+  std::erase_if(queue_, [](const Queued& q) { return q.speculative; });
   if (deferred_) revive_if_dropped();
   run({{"COMMIT", nullptr, {}}}, true);
 }

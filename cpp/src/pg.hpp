@@ -132,7 +132,8 @@ enum class Queue {
   /// Must run; a COMMIT may be sent behind it: a failure its verify finds means the
   /// statement wrote nothing.
   commit_may_follow,
-  /// A read whose answer may come in handy: rides along with other statements only.
+  /// A read whose answer may come in handy: rides along with other statements only, and
+  /// not with a COMMIT (nothing can use it then).
   speculative,
 };
 
@@ -249,6 +250,7 @@ class Connection {
     const char* sql;
     Params params;
     Verify verify;
+    bool speculative;
   };
 
   Result check(PGresult* result, std::string_view sql);
