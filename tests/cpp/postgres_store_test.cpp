@@ -15,6 +15,8 @@
 #include <chrono>
 #include <string_view>
 #include <thread>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include <libpq-fe.h>
@@ -57,16 +59,22 @@ std::string url_of(const std::string& user, const std::string& password, const s
   return "postgresql://" + user + ":" + password + "@" + host + ":" + port + "/" + database;
 }
 
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+/// A TCP socket bound to a free loopback port, and the port.
+std::pair<int, int> loopback_socket() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
   socklen_t size = sizeof address;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
+  return {fd, ntohs(address.sin_port)};
+}
+
+int free_port() {
+  const auto [fd, port] = loopback_socket();
   ::close(fd);
-  return ntohs(address.sin_port);
+  return port;
 }
 
 void expect_no_secret(const std::string& message, const std::string& secret) {
@@ -204,8 +212,8 @@ TEST(PostgresStore, AnEngineCarriesOnAfterItsConnectionsWereDropped) {
   pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '" + app + "'");
   EXPECT_NO_THROW(engine->remove(w.id, {}, std::nullopt));  // so does a write
   EXPECT_EQ(engine->get_deleted("sub", "rg", "ws", std::nullopt).id, w.id);
-  // A create sends its whole transaction, COMMIT included, in one round trip: the dropped
-  // connection is found before anything is sent.
+  // A create sends its whole transaction, COMMIT included, in one round trip: the server's
+  // farewell, answering its first statement, says nothing of it ran; it is sent again.
   pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '" + app + "'");
   const auto second = engine->create({"sub", "rg", "other", std::nullopt, false, {}}, std::nullopt);
   EXPECT_EQ(engine->get("sub", "rg", "other", std::nullopt).id, second.id);
@@ -284,14 +292,7 @@ TEST(PostgresStore, ACreateOrGetOnAConnectionDroppedIdleIsSentOnANewConnectionOn
 class CommitCuttingProxy {
  public:
   explicit CommitCuttingProxy(const UrlParts& server) : server_(server) {
-    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address);
-    socklen_t size = sizeof address;
-    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &size);
-    port_ = ntohs(address.sin_port);
+    std::tie(listener_, port_) = loopback_socket();
     ::listen(listener_, 8);
     acceptor_ = std::thread([this] { accept_loop(); });
   }
@@ -303,6 +304,13 @@ class CommitCuttingProxy {
   }
   int port() const { return port_; }
   void arm() { armed_ = true; }
+  /// Ends every client connection now, with no message from the server (as a crash or a
+  /// network fault would), and waits until they are closed.
+  void drop_clients() {
+    drop_ = true;
+    for (int i = 0; i < 100 && live_ > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    drop_ = false;
+  }
   bool cut() const { return cut_; }
 
  private:
@@ -322,13 +330,14 @@ class CommitCuttingProxy {
         ::close(upstream);
         continue;
       }
+      ++live_;
       pumps_.emplace_back([this, client, upstream] { pump(client, upstream); });
     }
   }
   void pump(int client, int upstream) {
     char buffer[65536];
     bool dropped = false;
-    while (!stop_ && !dropped) {
+    while (!stop_ && !dropped && !drop_) {
       pollfd p[2] = {{client, POLLIN, 0}, {upstream, POLLIN, 0}};
       if (::poll(p, 2, 50) <= 0) continue;
       if (p[0].revents != 0) {
@@ -348,6 +357,7 @@ class CommitCuttingProxy {
       }
     }
     ::close(client);  // the client sees its connection end
+    --live_;
     // Let the server finish what it was sent before its session ends.
     for (int i = 0; i < 40 && !stop_; ++i) {
       pollfd p{upstream, POLLIN, 0};
@@ -359,7 +369,8 @@ class CommitCuttingProxy {
   UrlParts server_;
   int listener_ = -1;
   int port_ = 0;
-  std::atomic<bool> stop_{false}, armed_{false}, cut_{false};
+  std::atomic<bool> stop_{false}, armed_{false}, cut_{false}, drop_{false};
+  std::atomic<int> live_{0};  // client connections open
   std::thread acceptor_;
   std::vector<std::thread> pumps_;  // added by the acceptor only
 };
@@ -393,6 +404,23 @@ TEST(PostgresStore, ACreateLostAfterItsCommitWasSentSaysToCheckAndIsNotSentAgain
   expect_error(ErrorCode::workspace_exists, [&] {
     engine->create({"sub", "rg", "ws", std::nullopt, false, {}}, std::nullopt);
   });
+}
+
+TEST(PostgresStore, ACreateOnAConnectionThatEndedWithoutAWordIsSentOnANewOneOnce) {
+  // The server's side ended without a farewell (a crash, a network fault): the create, whose
+  // whole transaction goes in one trip, finds it before sending and sends it once, anew.
+  const UrlParts p = parts();
+  const std::string schema = testing::fresh_schema();
+  CommitCuttingProxy proxy(p);
+  const std::string url =
+      testing::with_schema(url_of(p.user, p.password, "127.0.0.1", std::to_string(proxy.port()), p.database), schema);
+  auto engine = Engine::open(url, Policy::builtin("default"), std::make_shared<ManualClock>(kJan1));
+  proxy.drop_clients();
+  engine->create({"sub", "rg", "ws", std::nullopt, false, {{"models", "m", false}}}, std::nullopt);
+  EXPECT_EQ(pg_admin("SELECT count(*) FROM " + schema + ".workspaces"), "1");
+  EXPECT_EQ(pg_admin("SELECT count(*) FROM " + schema + ".audit_log"), "1");
+  proxy.drop_clients();
+  EXPECT_EQ(engine->get("sub", "rg", "ws", std::nullopt).components.size(), 1u);  // and a get
 }
 
 TEST(PostgresStore, ACreateWhoseNameIsHeldWritesNothingAndSaysWhoHoldsIt) {
