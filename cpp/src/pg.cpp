@@ -198,7 +198,7 @@ Result Connection::check(PGresult* raw, std::string_view sql) {
   if (message.empty()) message = scrub(trim(PQerrorMessage(connection_.get())));
   const std::string statement(sql.substr(0, std::min<std::size_t>(sql.size(), 40)));
   if (!ok() || sqlstate.rfind("08", 0) == 0 || sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "57P03") {
-    throw ConnectionLost(where() + ": the connection was lost (" + message + "); nothing of the transaction was applied");
+    throw ConnectionLost(where() + ": the connection was lost (" + message + ")");
   }
   if (sqlstate == "40001" || sqlstate == "40P01" || sqlstate == "55P03") {
     throw Conflict(ErrorCode::storage_error, where() + ": " + message);

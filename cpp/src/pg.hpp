@@ -33,7 +33,14 @@ class Conflict : public Error {
 /// transaction was applied; the connection is dead and must be dropped.
 class ConnectionLost : public Error {
  public:
-  ConnectionLost(const std::string& message) : Error(ErrorCode::storage_error, message) {}
+  /// `cause`: where, and what libpq said.
+  explicit ConnectionLost(const std::string& cause)
+      : Error(ErrorCode::storage_error, cause + "; nothing of the transaction was applied"), cause_(cause) {}
+  /// The message without the claim that nothing was applied (for a loss after a COMMIT was sent).
+  const std::string& cause() const { return cause_; }
+
+ private:
+  std::string cause_;
 };
 
 struct ResultDeleter {

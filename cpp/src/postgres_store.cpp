@@ -985,7 +985,7 @@ class PostgresStore final : public Store {
         } catch (const pg::ConnectionLost& lost) {
           if (tx->committing()) {
             throw Error(ErrorCode::storage_error,
-                        std::string(lost.what()) + " (lost while committing: check whether the change was applied)");
+                        lost.cause() + "; lost while committing: check whether the change was applied");
           }
           throw;
         }
