@@ -453,7 +453,7 @@ class PostgresTransaction final : public StoreTransaction {
         "a AS (INSERT INTO audit_log (at, action, subscription_id, resource_group, name, outcome, workspace_id, "
         "principal_id, seq) OVERRIDING SYSTEM VALUE "
         "SELECT $27::bigint, $28::text, $29::text, $30::text, $31::text, $32::text, $33::text, $34::text, "
-        "coalesce($35::bigint, nextval(pg_get_serial_sequence('audit_log', 'seq'))) FROM w) "
+        "coalesce($35::bigint, nextval($36::oid::regclass)) FROM w) "
         "SELECT count(*) FROM w",
         workspace_params(r)
             .add(tenant_key)
@@ -470,7 +470,8 @@ class PostgresTransaction final : public StoreTransaction {
             .add(audit.outcome)
             .add(audit.workspace_id)
             .add(audit.principal_id)
-            .add(seq),
+            .add(seq)
+            .add(audit_sequence_),
         [checked_first = names_at_insert_](const pg::Result& result) {
           if (result.int64(0, 0) != 0) return;
           // Not looked up first: the write runs again with the lookup, which says who holds
@@ -936,6 +937,7 @@ class PostgresTransaction final : public StoreTransaction {
   }
 
   PostgresStore& store_;
+  const std::string& audit_sequence_;  // PostgresStore::audit_sequence
   std::unique_ptr<pg::Connection> conn_;
   TransactionMode mode_;
   // Components by workspace: in a read, those read_with_components read; in a write, those
@@ -957,8 +959,16 @@ class PostgresStore final : public Store {
   explicit PostgresStore(const std::string& url) : target_(pg::parse_target(url)) {
     auto connection = connect();
     migrate(*connection);
+    // The audit log's sequence, found once: a write's nextval names it by OID (a lookup by
+    // name, pg_get_serial_sequence, costs the server more than the nextval).
+    audit_sequence_ = connection->exec("SELECT pg_get_serial_sequence('audit_log', 'seq')::regclass::oid::text",
+                                       pg::Params())
+                          .text(0, 0);
     pool_.adopt(std::move(connection));
   }
+
+  /// The OID of the audit log's seq sequence, for nextval($n::oid::regclass).
+  const std::string& audit_sequence() const { return audit_sequence_; }
 
   std::unique_ptr<StoreTransaction> begin(TransactionMode mode) override { return open_transaction(mode, false); }
   std::unique_ptr<StoreTransaction> begin_one_read() override {
@@ -1121,12 +1131,14 @@ class PostgresStore final : public Store {
 
   pg::Target target_;
   std::string schema_;
+  std::string audit_sequence_;
   ConnectionPool<pg::Connection> pool_{kMaxConnections};
 };
 
 PostgresTransaction::PostgresTransaction(PostgresStore& store, std::unique_ptr<pg::Connection> connection,
                                          TransactionMode mode, bool queue_writes, bool names_at_insert, bool alone)
     : store_(store),
+      audit_sequence_(store.audit_sequence()),
       conn_(std::move(connection)),
       mode_(mode),
       queue_writes_(queue_writes),
@@ -1143,7 +1155,7 @@ PostgresTransaction::PostgresTransaction(PostgresStore& store, std::unique_ptr<p
   // round trip, so that appending that record (whose seq the engine may write elsewhere,
   // append_audit) need not wait for an answer. It rides along with the first statement only.
   if (queue_writes_) {
-    conn_->queue("SELECT nextval(pg_get_serial_sequence('audit_log', 'seq'))", pg::Params(),
+    conn_->queue("SELECT nextval($1::oid::regclass)", pg::Params().add(audit_sequence_),
                  [this](const pg::Result& r) { reserved_seq_ = r.int64(0, 0); }, pg::Queue::speculative);
   }
 }
