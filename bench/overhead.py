@@ -14,6 +14,8 @@ how many operations they make, so start-up and set-up cancel out:
 
 The SDK runs bench/worker.py (rb.Workspace calls, in-memory store, ManualClock); the C++ Engine
 runs build/bench/recyclebin_bench_core --impl engine, the same calls without Python.
+The SDK's runs set PYTHONHASHSEED=0: with a random seed, str hashes (and so the layout of
+dicts and sets) differ per process, which moves the counts by a few thousand instructions.
 ``--before DIR`` runs the SDK a second time with DIR first on PYTHONPATH (a copy of an older
 installed ``recyclebin`` package, _core included), for a before/after of the same machine.
 """
@@ -63,7 +65,7 @@ def per_operation(run: Run, n: int, pages: int) -> dict[str, float]:
 
 
 def sdk(python_path: str | None) -> Run:
-    env = dict(os.environ)
+    env = dict(os.environ, PYTHONHASHSEED="0")  # str hashes, hence dict and set layouts, alike in every run
     if python_path:
         env["PYTHONPATH"] = python_path + os.pathsep + env.get("PYTHONPATH", "")
     scratch = tempfile.gettempdir()

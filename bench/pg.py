@@ -155,10 +155,17 @@ def main() -> None:
     args = parser.parse_args()
 
     rounds: dict[str, list[dict[str, float]]] = {"sdk": [], "engine": [], "raw": []}
-    for _ in range(args.runs):
-        rounds["raw"].append(core_per_op(args.core_bin, "raw", schema_url(args.url), args.n, args.pages))
-        rounds["engine"].append(core_per_op(args.core_bin, "engine", schema_url(args.url), args.n, args.pages))
-        rounds["sdk"].append(sdk_per_op(schema_url(args.url), args.n, args.pages))
+    cases = {
+        "raw": lambda: core_per_op(args.core_bin, "raw", schema_url(args.url), args.n, args.pages),
+        "engine": lambda: core_per_op(args.core_bin, "engine", schema_url(args.url), args.n, args.pages),
+        "sdk": lambda: sdk_per_op(schema_url(args.url), args.n, args.pages),
+    }
+    order = list(cases)
+    for run in range(args.runs):
+        # Each round in another order: a case that runs behind another's writes (autovacuum,
+        # checkpoints) is not always the same one.
+        for impl in order[run % len(order):] + order[:run % len(order)]:
+            rounds[impl].append(cases[impl]())
     per_op = {impl: {op: statistics.median(r[op] for r in runs) for op in OPS} for impl, runs in rounds.items()}
     print(f"PostgreSQL, one client, N = {args.n:,} (median of {args.runs}), microseconds per operation")
     print(f"{'operation':<12} {'SDK':>9} {'C++ Engine':>11} {'raw libpq':>10} {'SDK/raw':>8}")

@@ -277,14 +277,14 @@ std::vector<Result> Connection::exec_each(const std::vector<std::pair<const char
 
 void Connection::queue(const char* sql, Params params, Verify verify, Queue how) {
   rethrow_failure();
-  queue_.push_back({sql, std::move(params), std::move(verify), how == Queue::speculative});
-  if (how != Queue::speculative) ++required_;
-  if (how == Queue::checked_before_commit && queue_.back().verify) ++checked_before_commit_;
+  waiting_.queue.push_back({sql, std::move(params), std::move(verify), how == Queue::speculative});
+  if (how != Queue::speculative) ++waiting_.required;
+  if (how == Queue::checked_before_commit && waiting_.queue.back().verify) ++waiting_.checked_before_commit;
 }
 
 void Connection::flush() {
   rethrow_failure();
-  if (required_ > 0) run({});
+  if (waiting_.required > 0) run({});
 }
 
 void Connection::commit() {
@@ -293,13 +293,13 @@ void Connection::commit() {
     return;
   }
   rethrow_failure();
-  if (deferred_ && checked_before_commit_ > 0) {
+  if (waiting_.deferred && waiting_.checked_before_commit > 0) {
     flush();  // then the COMMIT on its own
     exec("COMMIT");
     return;
   }
-  std::erase_if(queue_, [](const Queued& q) { return q.speculative; });
-  if (deferred_) revive_if_dropped();
+  std::erase_if(waiting_.queue, [](const Queued& q) { return q.speculative; });
+  if (waiting_.deferred) revive_if_dropped();
   run({{"COMMIT", nullptr, {}}}, true);
 }
 
@@ -314,23 +314,15 @@ void Connection::revive_if_dropped() {
   }
   if (!broken_ && PQstatus(c) == CONNECTION_OK) return;
   // The new session's setup runs on its own, ahead of what waits to be sent.
-  const char* deferred = std::exchange(deferred_, nullptr);
-  std::vector<Queued> queued = std::exchange(queue_, {});
-  const std::size_t required = std::exchange(required_, 0);
-  const std::size_t checked = std::exchange(checked_before_commit_, 0);
+  Pending waiting = std::exchange(waiting_, {});
   connect();
-  deferred_ = deferred;
-  queue_ = std::move(queued);
-  required_ = required;
-  checked_before_commit_ = checked;
+  waiting_ = std::move(waiting);
 }
 
 std::vector<Result> Connection::run(std::vector<Command> last, bool commits) {
-  const char* first = deferred_;
-  deferred_ = nullptr;
-  const std::vector<Queued> queued = std::move(queue_);
-  queue_.clear();
-  required_ = checked_before_commit_ = 0;
+  const Pending sending = std::exchange(waiting_, {});
+  const char* first = sending.deferred;
+  const std::vector<Queued>& queued = sending.queue;
   std::vector<Command> commands;
   commands.reserve((first ? 1 : 0) + queued.size() + last.size());
   if (first) commands.push_back({first, nullptr, {}});

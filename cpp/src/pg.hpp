@@ -184,7 +184,7 @@ class Connection {
   /// the next exec, or by flush(), and `verify` checks its answer then.
   void queue(const char* sql, Params params, Verify verify = {}, Queue how = Queue::checked_before_commit);
   /// Whether statements that must run are queued.
-  bool queued() const { return required_ > 0; }
+  bool queued() const { return waiting_.required > 0; }
   /// Sends the deferred command and the queued statements now and checks their answers.
   void flush();
   /// COMMIT, after whatever is deferred or queued. When that is the transaction's opening
@@ -201,7 +201,7 @@ class Connection {
   /// transaction existed yet: it connects anew once and sends it all again.
   void defer(const char* sql) {
     alone_ = false;
-    deferred_ = sql;
+    waiting_.deferred = sql;
     failure_ = nullptr;
     failed_before_last_ = false;
   }
@@ -209,19 +209,15 @@ class Connection {
   /// deferred, and when the connection turns out to have dropped the statement is sent again
   /// on a new connection, once (a read may be sent twice). defer() ends it.
   void start_alone() {
-    deferred_ = nullptr;
+    waiting_.deferred = nullptr;
     failure_ = nullptr;
     failed_before_last_ = false;
     alone_ = true;
   }
   /// Whether the deferred command is still unsent (then no statement has run since).
-  bool deferred() const { return deferred_ != nullptr; }
+  bool deferred() const { return waiting_.deferred != nullptr; }
   /// Forgets the deferred command and the queued statements (a transaction ended unsent).
-  void drop_unsent() {
-    deferred_ = nullptr;
-    queue_.clear();
-    required_ = checked_before_commit_ = 0;
-  }
+  void drop_unsent() { waiting_ = {}; }
   /// Sends `sql` (ROLLBACK) now without waiting for its answer, which is read and ignored
   /// with the next statement's (in its round trip when that one opens a transaction). Never
   /// throws: a connection that cannot send it is broken (ok() false), and a pool drops it,
@@ -259,6 +255,13 @@ class Connection {
     Verify verify;
     bool speculative;
   };
+  /// What waits to be sent: the deferred command and the queued statements, with their counts.
+  struct Pending {
+    const char* deferred = nullptr;
+    std::vector<Queued> queue;
+    std::size_t required = 0;               // queued statements that are not speculative
+    std::size_t checked_before_commit = 0;  // queued ones whose verify must be seen before a COMMIT
+  };
 
   Result check(PGresult* result, std::string_view sql);
   /// check(), remembering the failure it throws for the rest of the transaction.
@@ -272,7 +275,7 @@ class Connection {
   /// Reads the answer of a send_unawaited command and its sync point; false when broken.
   bool read_unawaited() noexcept;
   /// Whether the next exec must go by a pipeline (something deferred or queued).
-  bool pending() const { return deferred_ != nullptr || !queue_.empty(); }
+  bool pending() const { return waiting_.deferred != nullptr || !waiting_.queue.empty(); }
   /// The deferred command, the queued statements and `last` in one pipeline; the answers of
   /// `last` (all of them checked), reconnecting once if the transaction's opening found the
   /// connection dropped.
@@ -287,10 +290,7 @@ class Connection {
   Setup setup_;
   std::unique_ptr<PGconn, ConnectionDeleter> connection_;
   std::unordered_map<const char*, std::string> prepared_;  // sql literal -> statement name
-  const char* deferred_ = nullptr;
-  std::vector<Queued> queue_;
-  std::size_t required_ = 0;  // queued statements that are not speculative
-  std::size_t checked_before_commit_ = 0;  // queued ones whose verify must be seen before a COMMIT
+  Pending waiting_;
   std::exception_ptr failure_;  // the transaction's first failure, rethrown by later calls
   bool failed_before_last_ = false;
   bool unawaited_ = false;
