@@ -4,6 +4,7 @@ processes against 1 on one database; purge_expired of many expired workspaces by
 4 engines at once, exactly-once checked. Prints tables, then one line of JSON.
 
     .venv/bin/python bench/pg.py --url URL [--n 2000] [--purge-n 20000]
+    .venv/bin/python bench/pg.py --url URL --latency-ms 1 --per-op-only   # behind a network's latency
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.parse
 import uuid
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -22,10 +24,19 @@ from pathlib import Path
 from typing import Any
 
 import recyclebin as rb
+from latency_proxy import LatencyProxy
 
 ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 OPS = ("create", "get", "soft_delete", "list_page", "recover")
+
+
+def via_port(url: str, port: int) -> str:
+    """The URL with its port replaced (the same server, reached through a proxy)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)
+    netloc = (host[0] + "@" if len(host) == 2 else "") + f"127.0.0.1:{port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def schema_url(url: str) -> str:
@@ -152,13 +163,24 @@ def main() -> None:
     parser.add_argument("--churn", type=int, default=2000, help="soft delete + recover pairs, in all")
     parser.add_argument("--purge-n", type=int, default=20_000)
     parser.add_argument("--core-bin", default=str(ROOT / "build/bench/recyclebin_bench_pg"))
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="per operation: reach the server through a proxy that holds each message "
+                             "this long each way (a network's latency; default 0: directly)")
+    parser.add_argument("--per-op-only", action="store_true", help="only the per-operation cases")
     args = parser.parse_args()
+    proxy = None
+    if args.latency_ms > 0:
+        port = urllib.parse.urlsplit(args.url).port
+        if port is None:
+            sys.exit("bench/pg.py: --latency-ms needs a URL with a port")
+        proxy = LatencyProxy(port, args.latency_ms / 1000)
+    op_url = via_port(args.url, proxy.port) if proxy else args.url
 
     rounds: dict[str, list[dict[str, float]]] = {"sdk": [], "engine": [], "raw": []}
     cases = {
-        "raw": lambda: core_per_op(args.core_bin, "raw", schema_url(args.url), args.n, args.pages),
-        "engine": lambda: core_per_op(args.core_bin, "engine", schema_url(args.url), args.n, args.pages),
-        "sdk": lambda: sdk_per_op(schema_url(args.url), args.n, args.pages),
+        "raw": lambda: core_per_op(args.core_bin, "raw", schema_url(op_url), args.n, args.pages),
+        "engine": lambda: core_per_op(args.core_bin, "engine", schema_url(op_url), args.n, args.pages),
+        "sdk": lambda: sdk_per_op(schema_url(op_url), args.n, args.pages),
     }
     order = list(cases)
     for run in range(args.runs):
@@ -166,14 +188,20 @@ def main() -> None:
         # checkpoints) is not always the same one.
         for impl in order[run % len(order):] + order[:run % len(order)]:
             rounds[impl].append(cases[impl]())
+    if proxy:
+        proxy.close()
     per_op = {impl: {op: statistics.median(r[op] for r in runs) for op in OPS} for impl, runs in rounds.items()}
-    print(f"PostgreSQL, one client, N = {args.n:,} (median of {args.runs}), microseconds per operation")
+    behind = f", {args.latency_ms:g} ms added each way" if proxy else ""
+    print(f"PostgreSQL, one client{behind}, N = {args.n:,} (median of {args.runs}), microseconds per operation")
     print(f"{'operation':<12} {'SDK':>9} {'C++ Engine':>11} {'raw libpq':>10} {'SDK/raw':>8}")
     for op in OPS:
         ratio = per_op["sdk"][op] / per_op["raw"][op]
         print(f"{op:<12} {per_op['sdk'][op]:>9.1f} {per_op['engine'][op]:>11.1f} {per_op['raw'][op]:>10.1f} "
               f"{ratio:>7.2f}x")
 
+    if args.per_op_only:
+        print(json.dumps({"per_op_us": per_op, "latency_ms": args.latency_ms}))
+        return
     one = throughput(schema_url(args.url), 1, args.churn)
     four = throughput(schema_url(args.url), 4, args.churn)
     print(f"\nsoft delete + recover pairs per second on one database: 1 process {one:,.0f}, "

@@ -117,6 +117,15 @@ Params& Params::add_array(const std::vector<bool>& items) {
   return add_text(literal + "}");
 }
 
+Params& Params::add_array(const std::vector<std::int64_t>& items) {
+  std::string literal = "{";
+  for (const std::int64_t item : items) {
+    if (literal.size() > 1) literal += ',';
+    literal += std::to_string(item);
+  }
+  return add_text(literal + "}");
+}
+
 std::vector<const char*> Params::pointers() const {
   std::vector<const char*> out(values_.size());
   for (std::size_t i = 0; i < values_.size(); ++i) out[i] = nulls_[i] ? nullptr : values_[i].c_str();
@@ -203,6 +212,7 @@ Result Connection::check(PGresult* raw, std::string_view sql) {
   if (sqlstate == "40001" || sqlstate == "40P01" || sqlstate == "55P03") {
     throw Conflict(ErrorCode::storage_error, where() + ": " + message);
   }
+  if (sqlstate == "RB409") throw Stale(ErrorCode::storage_error, where() + ": " + message);
   if (sqlstate == "23505") {
     throw Conflict(ErrorCode::workspace_exists,
                    "the name is already held by another workspace (unique index): " + message);
@@ -298,9 +308,13 @@ void Connection::commit() {
     exec("COMMIT");
     return;
   }
-  std::erase_if(waiting_.queue, [](const Queued& q) { return q.speculative; });
+  drop_speculative();  // nothing could use their answers
   if (waiting_.deferred) revive_if_dropped();
   run({{"COMMIT", nullptr, {}}}, true);
+}
+
+void Connection::drop_speculative() {
+  std::erase_if(waiting_.queue, [](const Queued& q) { return q.speculative; });
 }
 
 void Connection::revive_if_dropped() {

@@ -29,6 +29,14 @@ class Conflict : public Error {
   using Error::Error;
 };
 
+/// A statement's check that the data is still as the store last saw it failed (SQLSTATE
+/// RB409, raised by the schema's rb_unchanged function): the store runs the write again,
+/// reading afresh. Its code is storage_error, should it ever reach a caller.
+class Stale : public Error {
+ public:
+  using Error::Error;
+};
+
 /// The connection broke (server gone, backend terminated, network): nothing of the open
 /// transaction was applied; the connection is dead and must be dropped.
 class ConnectionLost : public Error {
@@ -100,6 +108,7 @@ class Params {
   Params& add_array(const std::vector<std::string>& items);
   /// A boolean[] literal.
   Params& add_array(const std::vector<bool>& items);
+  Params& add_array(const std::vector<std::int64_t>& items);
 
   int size() const { return static_cast<int>(values_.size()); }
   /// The C strings libpq reads; valid while this object lives unchanged.
@@ -218,6 +227,8 @@ class Connection {
   bool deferred() const { return waiting_.deferred != nullptr; }
   /// Forgets the deferred command and the queued statements (a transaction ended unsent).
   void drop_unsent() { waiting_ = {}; }
+  /// Forgets the queued speculative statements (their answers are not wanted now).
+  void drop_speculative();
   /// Sends `sql` (ROLLBACK) now without waiting for its answer, which is read and ignored
   /// with the next statement's (in its round trip when that one opens a transaction). Never
   /// throws: a connection that cannot send it is broken (ok() false), and a pool drops it,

@@ -25,6 +25,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -157,12 +158,30 @@ CREATE TABLE guards (                          -- legal holds and liens (GuardKi
 );
 CREATE INDEX guards_workspace ON guards (workspace_id, kind, placed_at);
 )sql",
+    // 5: a write that starts from the row as this store last saw it (RowCache) checks, as its
+    // first statements, that the row and its components are still that; rb_unchanged fails
+    // the transaction when they are not (the store then runs the write again, reading afresh).
+    R"sql(
+CREATE FUNCTION rb_unchanged(matched bigint) RETURNS bigint LANGUAGE plpgsql AS $$
+BEGIN
+  IF matched <> 1 THEN
+    RAISE EXCEPTION 'the workspace changed since this store last read it' USING ERRCODE = 'RB409';
+  END IF;
+  RETURN matched;
+END
+$$;
+)sql",
 };
 
 #define RB_WORKSPACE_COLUMNS                                                                      \
   "id, subscription_id, resource_group, name, state, retention_days, cmk_encrypted, created_at, " \
   "deleted_at, purge_at, deleted_seq, orphaned_at, had_members, group_key, tenant_key, retained_kinds, " \
   "held, has_liens, purge_protection, auto_delete_at "
+/// The values of RB_WORKSPACE_COLUMNS as parameters $1..$20 (workspace_params), typed.
+#define RB_WORKSPACE_VALUES                                                                             \
+  "$1::text, $2::text, $3::text, $4::text, $5::smallint, $6::integer, $7::boolean, $8::bigint, "       \
+  "$9::bigint, $10::bigint, $11::bigint, $12::bigint, $13::boolean, $14::text, $15::text, $16::text, " \
+  "$17::boolean, $18::boolean, $19::boolean, $20::bigint "
 #define RB_SELECT_WORKSPACES "SELECT " RB_WORKSPACE_COLUMNS "FROM workspaces "
 /// A sweep's SQL twice, as due() takes it: as it is, and locking what it finds.
 #define RB_READ_AND_LOCKED(sql) sql, sql " FOR UPDATE SKIP LOCKED"
@@ -251,6 +270,77 @@ struct NamesHeld : std::exception {
   const char* what() const noexcept override { return "the new workspace's names are held"; }
 };
 
+/// The rows this store last saw committed (read, or written by its own transactions), with
+/// their components. A write that looks a row up by id starts from its entry without reading
+/// the row, and checks in its first statements that the row and its components are still
+/// exactly that (PostgresTransaction::find_by_id): a stale entry costs the write one more run,
+/// never a wrong decision. Shared by the store's transactions; bounded (when full it starts
+/// over).
+class RowCache {
+ public:
+  struct Entry {
+    WorkspaceRecord record;  // as find_by_id returns it: no components in record.workspace
+    std::vector<StoredComponent> components;
+  };
+
+  std::optional<Entry> get(const std::string& id) const {
+    std::lock_guard lock(mutex_);
+    const auto found = entries_.find(id);
+    if (found == entries_.end()) return std::nullopt;
+    return found->second;
+  }
+  /// The cached soft-deleted rows of this name in this group, in find_deleted's order.
+  std::vector<Entry> deleted_named(const std::string& subscription_id, const std::string& resource_group,
+                                   const std::string& name) const {
+    std::vector<Entry> out;
+    std::lock_guard lock(mutex_);
+    const auto named = deleted_.find(Name{subscription_id, resource_group, name});
+    if (named == deleted_.end()) return out;
+    for (const auto& id : named->second) out.push_back(entries_.at(id));
+    std::sort(out.begin(), out.end(), [](const Entry& a, const Entry& b) {
+      return std::tie(a.record.deleted_at, a.record.deleted_seq) > std::tie(b.record.deleted_at, b.record.deleted_seq);
+    });
+    return out;
+  }
+  void put(WorkspaceRecord record, std::vector<StoredComponent> components) {
+    record.workspace.components.clear();
+    std::string id = record.workspace.id;
+    std::lock_guard lock(mutex_);
+    if (entries_.size() >= kMaxEntries) {
+      entries_.clear();
+      deleted_.clear();
+    }
+    drop(id);
+    if (record.deleted_at) deleted_[name_of(record)].insert(id);
+    entries_.emplace(std::move(id), Entry{std::move(record), std::move(components)});
+  }
+  void forget(const std::string& id) {
+    std::lock_guard lock(mutex_);
+    drop(id);
+  }
+
+ private:
+  using Name = std::tuple<std::string, std::string, std::string>;  // subscription, group, name
+  static Name name_of(const WorkspaceRecord& r) {
+    return {r.workspace.subscription_id, r.workspace.resource_group, r.workspace.name};
+  }
+  void drop(const std::string& id) {
+    const auto found = entries_.find(id);
+    if (found == entries_.end()) return;
+    if (found->second.record.deleted_at) {
+      const auto named = deleted_.find(name_of(found->second.record));
+      named->second.erase(id);
+      if (named->second.empty()) deleted_.erase(named);
+    }
+    entries_.erase(found);
+  }
+
+  static constexpr std::size_t kMaxEntries = 4096;
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, Entry> entries_;
+  std::map<Name, std::unordered_set<std::string>> deleted_;  // ids of the soft-deleted entries, by name
+};
+
 const char* const kComponentsSql =
     "SELECT kind, ref, standalone, destroyed, position FROM components WHERE workspace_id = $1 ORDER BY position";
 
@@ -260,8 +350,10 @@ class PostgresTransaction final : public StoreTransaction {
   /// late it surfaces, so the statements that answer nothing are queued (pg::Connection::queue).
   /// `names_at_insert`: insert_new_workspace checks the names itself (a write's first run).
   /// `alone`: a read of one statement, outside a transaction (Store::begin_one_read).
+  /// `from_cache`: find_by_id starts from the store's RowCache (a write's first run).
   PostgresTransaction(PostgresStore& store, std::unique_ptr<pg::Connection> connection, TransactionMode mode,
-                      bool queue_writes, bool names_at_insert = false, bool alone = false);
+                      bool queue_writes, bool names_at_insert = false, bool alone = false,
+                      bool from_cache = false);
   ~PostgresTransaction() override;
 
   void commit() override {
@@ -280,6 +372,11 @@ class PostgresTransaction final : public StoreTransaction {
       if (conn_->failed_before_last()) committing_ = false;
       throw;
     }
+    publish();
+  }
+  /// Forgets the cached rows this write started from (they were found changed: pg::Stale).
+  void forget_cached() {
+    for (const auto& id : guarded_) cache_.forget(id);
   }
   /// Whether the connection was lost with the COMMIT sent, so that it may have applied.
   bool committing() const { return committing_; }
@@ -299,8 +396,16 @@ class PostgresTransaction final : public StoreTransaction {
 
   std::optional<WorkspaceRecord> find_by_id(const std::string& id) override {
     if (mode_ == TransactionMode::read) {
-      return first_of(read_with_components(
-          conn_->exec(RB_WITH_COMPONENTS(RB_SELECT_WORKSPACES "WHERE id = $1", ""), pg::Params().add(id))));
+      return cached(first_of(read_with_components(
+          conn_->exec(RB_WITH_COMPONENTS(RB_SELECT_WORKSPACES "WHERE id = $1", ""), pg::Params().add(id)))));
+    }
+    if (from_cache_) {
+      if (auto entry = cache_.get(id)) {
+        expect_unchanged(*entry);
+        loaded_[id] = std::move(entry->components);
+        seen_[id] = entry->record;
+        return std::move(entry->record);
+      }
     }
     // The row, locked, and then its components in the same round trip: the second statement
     // starts after the lock is held, so it sees the row's last writer's components.
@@ -314,6 +419,7 @@ class PostgresTransaction final : public StoreTransaction {
       auto& kept = loaded_[id];
       kept.clear();
       for (int row = 0; row < components.rows(); ++row) kept.push_back(rows::component(RowView{components, row}));
+      seen_[id] = *record;
     }
     return record;
   }
@@ -323,8 +429,8 @@ class PostgresTransaction final : public StoreTransaction {
     pg::Params key;
     key.add(group_name_key(subscription_id, resource_group, name));
     if (mode_ == TransactionMode::read) {
-      return first_of(read_with_components(conn_->exec(
-          RB_WITH_COMPONENTS(RB_SELECT_WORKSPACES "WHERE group_key = $1 AND deleted_at IS NULL", ""), key)));
+      return cached(first_of(read_with_components(conn_->exec(
+          RB_WITH_COMPONENTS(RB_SELECT_WORKSPACES "WHERE group_key = $1 AND deleted_at IS NULL", ""), key))));
     }
     if (no_live_.count(group_name_key(subscription_id, resource_group, name)) > 0) return std::nullopt;
     return read_one(conn_->exec(RB_LOOKUP(RB_SELECT_WORKSPACES "WHERE group_key = $1 AND deleted_at IS NULL"), key));
@@ -338,6 +444,11 @@ class PostgresTransaction final : public StoreTransaction {
     pg::Params key;
     key.add(subscription_id).add(resource_group).add(name);
     if (mode_ == TransactionMode::read) return read_workspaces(conn_->exec(RB_FIND_DELETED, key));
+    if (from_cache_) {
+      if (auto entries = cache_.deleted_named(subscription_id, resource_group, name); !entries.empty()) {
+        return expect_deleted_unchanged(std::move(entries), std::move(key));
+      }
+    }
     // As find_by_id: the rows locked, then their components (the rows cannot change once
     // locked, so the second statement finds each of them by the same condition); and whether
     // a live workspace has the name (what recovering one asks next, find_live). An answer of
@@ -357,7 +468,10 @@ class PostgresTransaction final : public StoreTransaction {
     const pg::Result& components = results[1];
     if (!results[2].boolean(0, 0)) no_live_.insert(live_key);
     auto records = read_workspaces(results[0]);
-    for (const auto& record : records) loaded_[record.workspace.id].clear();
+    for (const auto& record : records) {
+      loaded_[record.workspace.id].clear();
+      seen_[record.workspace.id] = record;
+    }
     for (int row = 0; row < components.rows(); ++row) {
       const auto kept = loaded_.find(components.text(row, 0));
       if (kept != loaded_.end()) kept->second.push_back(rows::component(RowView{components, row}, 1));
@@ -385,6 +499,7 @@ class PostgresTransaction final : public StoreTransaction {
 
   void insert_workspace(const WorkspaceRecord& r) override {
     no_live_.clear();
+    forget(r.workspace.id);
     run_void("INSERT INTO workspaces (" RB_WORKSPACE_COLUMNS
              ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
              "$19, $20)",
@@ -433,13 +548,18 @@ class PostgresTransaction final : public StoreTransaction {
       standalone.push_back(c.standalone);
     }
     no_live_.clear();
-    loaded_.erase(w.id);
+    // What the row and its components are once this commits (it commits only if inserted).
+    auto& made = loaded_[w.id];
+    made.clear();
+    for (std::size_t i = 0; i < w.components.size(); ++i) {
+      made.push_back({w.components[i], false, static_cast<std::int64_t>(i)});
+    }
+    seen_[w.id] = r;
+    unknown_.erase(w.id);
     const std::optional<std::int64_t> seq = take_reserved_seq();  // nullopt: the sequence's next
     run_void(
         "WITH w AS (INSERT INTO workspaces (" RB_WORKSPACE_COLUMNS ") "
-        "SELECT $1::text, $2::text, $3::text, $4::text, $5::smallint, $6::integer, $7::boolean, $8::bigint, "
-        "$9::bigint, $10::bigint, $11::bigint, $12::bigint, $13::boolean, $14::text, $15::text, $16::text, "
-        "$17::boolean, $18::boolean, $19::boolean, $20::bigint "
+        "SELECT " RB_WORKSPACE_VALUES
         "WHERE NOT EXISTS (SELECT 1 FROM workspaces WHERE group_key = $14::text) "
         "AND NOT EXISTS (SELECT 1 FROM workspaces WHERE tenant_key = $21::text) "
         "AND NOT ($22::boolean AND EXISTS (SELECT 1 FROM workspaces WHERE subscription_id = $2::text "
@@ -484,42 +604,74 @@ class PostgresTransaction final : public StoreTransaction {
   }
 
   void set_state(const std::string& id, WorkspaceState state) override {
-    run_void("UPDATE workspaces SET state = $1 WHERE id = $2",
-             pg::Params().add(static_cast<std::int64_t>(state)).add(id), one_row(id));
+    update_row("UPDATE workspaces SET state = $1 WHERE id = $2",
+               pg::Params().add(static_cast<std::int64_t>(state)).add(id), id);
+    patch(id, [&](WorkspaceRecord& seen) { seen.workspace.state = state; });
   }
 
   void set_membership(const std::string& id, std::optional<Timestamp> orphaned_at, bool had_members) override {
-    run_void("UPDATE workspaces SET orphaned_at = $1, had_members = $2 WHERE id = $3",
-             pg::Params().add(orphaned_at).add(had_members).add(id), one_row(id));
+    update_row("UPDATE workspaces SET orphaned_at = $1, had_members = $2 WHERE id = $3",
+               pg::Params().add(orphaned_at).add(had_members).add(id), id);
+    patch(id, [&](WorkspaceRecord& seen) {
+      seen.orphaned_at = orphaned_at;
+      seen.had_members = had_members;
+    });
   }
 
   void set_bin(const WorkspaceRecord& r) override {
     no_live_.clear();
-    run_void("UPDATE workspaces SET deleted_at = $1, purge_at = $2, deleted_seq = $3, "
-             "retention_days = $4, retained_kinds = $5, group_key = $6, tenant_key = $7 "
-             "WHERE id = $8",
-             pg::Params()
-                 .add(r.deleted_at)
-                 .add(r.purge_at)
-                 .add(r.deleted_seq)
-                 .add(r.workspace.retention_days)
-                 .add(join_lines(r.retained_kinds))
-                 .add(r.group_key)
-                 .add(r.tenant_key)
-                 .add(r.workspace.id),
-             one_row(r.workspace.id));
+    const std::string& id = r.workspace.id;
+    pg::Params params;
+    params.add(r.deleted_at)
+        .add(r.purge_at)
+        .add(r.workspace.retention_days)
+        .add(join_lines(r.retained_kinds))
+        .add(r.group_key)
+        .add(r.tenant_key)
+        .add(id);
+    patch(id, [&](WorkspaceRecord& seen) {
+      seen.deleted_at = r.deleted_at;
+      seen.purge_at = r.purge_at;
+      seen.deleted_seq = r.deleted_seq;
+      seen.workspace.retention_days = r.workspace.retention_days;
+      seen.retained_kinds = r.retained_kinds;
+      seen.group_key = r.group_key;
+      seen.tenant_key = r.tenant_key;
+    });
+#define RB_SET_BIN(seq)                                                                        \
+  "UPDATE workspaces SET deleted_at = $1, purge_at = $2, deleted_seq = " seq ", retention_days = $3, " \
+  "retained_kinds = $4, group_key = $5, tenant_key = $6 WHERE id = $7"
+    if (r.deleted_seq != kSeqOfLastAudit) {
+      update_row(RB_SET_BIN("$8"), std::move(params.add(r.deleted_seq)), id);
+      return;
+    }
+    // The seq the audit record just inserted took (append_audit): the row, and what this
+    // write publishes of it, carry that one.
+    update_row(RB_SET_BIN("currval($8::oid::regclass)") " RETURNING deleted_seq",
+               std::move(params.add(audit_sequence_)), id, [this, id](const pg::Result& result) {
+                 if (const auto seen = seen_.find(id); seen != seen_.end() && result.rows() == 1) {
+                   seen->second.deleted_seq = result.int64(0, 0);
+                 }
+               });
+#undef RB_SET_BIN
   }
 
   void set_protection(const WorkspaceRecord& r) override {
-    run_void("UPDATE workspaces SET held = $1, has_liens = $2, purge_protection = $3, "
-             "auto_delete_at = $4 WHERE id = $5",
-             pg::Params()
-                 .add(r.held)
-                 .add(r.has_liens)
-                 .add(r.workspace.purge_protection)
-                 .add(r.workspace.auto_delete_at)
-                 .add(r.workspace.id),
-             one_row(r.workspace.id));
+    update_row("UPDATE workspaces SET held = $1, has_liens = $2, purge_protection = $3, "
+               "auto_delete_at = $4 WHERE id = $5",
+               pg::Params()
+                   .add(r.held)
+                   .add(r.has_liens)
+                   .add(r.workspace.purge_protection)
+                   .add(r.workspace.auto_delete_at)
+                   .add(r.workspace.id),
+               r.workspace.id);
+    patch(r.workspace.id, [&](WorkspaceRecord& seen) {
+      seen.held = r.held;
+      seen.has_liens = r.has_liens;
+      seen.workspace.purge_protection = r.workspace.purge_protection;
+      seen.workspace.auto_delete_at = r.workspace.auto_delete_at;
+    });
   }
 
   void remove_workspace(const std::string& id) override { remove_workspaces({id}); }
@@ -576,6 +728,7 @@ class PostgresTransaction final : public StoreTransaction {
       standalone.push_back(c.standalone);
     }
     loaded_.erase(workspace_id);
+    forget(workspace_id);
     run_void(
         "INSERT INTO components (workspace_id, position, kind, ref, standalone) "
         "SELECT $1, c.ord - 1, c.kind, c.ref, c.standalone "
@@ -590,6 +743,8 @@ class PostgresTransaction final : public StoreTransaction {
       for (auto& stored : kept->second) {
         if (stored.position == position) stored.destroyed = destroyed;
       }
+    } else {
+      forget(workspace_id);
     }
   }
 
@@ -601,6 +756,8 @@ class PostgresTransaction final : public StoreTransaction {
       list.erase(std::remove_if(list.begin(), list.end(),
                                 [&](const StoredComponent& stored) { return stored.position == position; }),
                  list.end());
+    } else {
+      forget(workspace_id);
     }
   }
 
@@ -633,6 +790,13 @@ class PostgresTransaction final : public StoreTransaction {
     if (const auto seq = take_reserved_seq()) {
       run_void(RB_INSERT_AUDIT_WITH_SEQ, audit_params(r).add(*seq));
       return *seq;
+    }
+    if (from_cache_ && conn_->deferred()) {
+      // Nothing was sent: the rows came from the cache. Waiting for a seq would cost a round
+      // trip; the record takes its seq as it is inserted, and set_bin writes that one.
+      conn_->drop_speculative();  // the reservation, now not wanted (it would leave a gap)
+      run_void(RB_INSERT_AUDIT, audit_params(r));
+      return kSeqOfLastAudit;
     }
     return conn_->exec(RB_INSERT_AUDIT " RETURNING seq", audit_params(r)).int64(0, 0);
   }
@@ -747,7 +911,10 @@ class PostgresTransaction final : public StoreTransaction {
     run_void("DELETE FROM components WHERE workspace_id = ANY ($1::text[])", set);
     run_void("DELETE FROM members WHERE workspace_id = ANY ($1::text[])", set);
     run_void("DELETE FROM workspaces WHERE id = ANY ($1::text[])", std::move(set));
-    for (const auto& id : ids) loaded_.erase(id);
+    for (const auto& id : ids) {
+      loaded_.erase(id);
+      forget(id);
+    }
   }
 
   std::vector<DeletedListing> list_deleted(const DeletedQuery& q) override {
@@ -917,6 +1084,106 @@ class PostgresTransaction final : public StoreTransaction {
     return reserved_seq_;
   }
 
+  /// A row read outside a write (committed), kept in the cache with the components read with it.
+  std::optional<WorkspaceRecord> cached(std::optional<WorkspaceRecord> record) {
+    if (record) cache_.put(*record, loaded_[record->workspace.id]);
+    return record;
+  }
+
+  /// Queues the checks that a cached row is still as cached, which also lock it as
+  /// find_by_id does (pg::Stale when not): the row, then in a statement of its own (a new
+  /// snapshot, with the lock held, as find_by_id reads them) its components.
+  void expect_unchanged(const RowCache::Entry& entry) {
+    const std::string& id = entry.record.workspace.id;
+    std::vector<std::string> kinds, refs;
+    std::vector<bool> standalone, destroyed;
+    std::vector<std::int64_t> positions;
+    for (const StoredComponent& stored : entry.components) {
+      kinds.push_back(stored.component.kind);
+      refs.push_back(stored.component.ref);
+      standalone.push_back(stored.component.standalone);
+      destroyed.push_back(stored.destroyed);
+      positions.push_back(stored.position);
+    }
+    run_void("SELECT rb_unchanged(count(*)) FROM (SELECT 1 FROM workspaces WHERE id = $1::text AND "
+             "(" RB_WORKSPACE_COLUMNS ") IS NOT DISTINCT FROM (" RB_WORKSPACE_VALUES ") FOR UPDATE) AS t",
+             workspace_params(entry.record));
+    run_void("SELECT rb_unchanged(count(*)) FROM (SELECT 1 WHERE (SELECT ROW("
+             "coalesce(array_agg(kind ORDER BY position), '{}'), coalesce(array_agg(ref ORDER BY position), '{}'), "
+             "coalesce(array_agg(standalone ORDER BY position), '{}'), "
+             "coalesce(array_agg(destroyed ORDER BY position), '{}'), coalesce(array_agg(position ORDER BY position), "
+             "'{}')) FROM components WHERE workspace_id = $1::text) "
+             "IS NOT DISTINCT FROM ROW($2::text[], $3::text[], $4::boolean[], $5::boolean[], $6::bigint[])) AS t",
+             pg::Params().add(id).add_array(kinds).add_array(refs).add_array(standalone).add_array(destroyed).add_array(
+                 positions));
+    guarded_.insert(id);
+  }
+
+  /// find_deleted from the cache: each cached row checked and locked (expect_unchanged), then
+  /// that they are all the soft-deleted rows of the name, and that no live row has it (what
+  /// find_deleted also asks for find_live). `key`: subscription, group, name.
+  std::vector<WorkspaceRecord> expect_deleted_unchanged(std::vector<RowCache::Entry> entries, pg::Params key) {
+    std::vector<std::string> ids;
+    std::vector<WorkspaceRecord> records;
+    for (auto& entry : entries) {
+      expect_unchanged(entry);
+      const std::string& id = entry.record.workspace.id;
+      ids.push_back(id);
+      loaded_[id] = std::move(entry.components);
+      seen_[id] = entry.record;
+      records.push_back(std::move(entry.record));
+    }
+    std::sort(ids.begin(), ids.end());
+    const std::string live_key = group_name_key(records.front().workspace.subscription_id,
+                                                records.front().workspace.resource_group,
+                                                records.front().workspace.name);
+    run_void("SELECT rb_unchanged(count(*)) WHERE (SELECT coalesce(array_agg(id COLLATE \"C\" ORDER BY id COLLATE "
+             "\"C\"), '{}') FROM workspaces WHERE subscription_id = $1 AND resource_group = $2 AND name = $3 AND "
+             "deleted_at IS NOT NULL) = $4::text[] AND NOT EXISTS (SELECT 1 FROM workspaces WHERE group_key = $5 "
+             "AND deleted_at IS NULL)",
+             std::move(key.add_array(ids).add(live_key)));
+    no_live_.insert(live_key);
+    return records;
+  }
+
+  /// An update of one workspace row. A row this write found in the cache is locked and known
+  /// to exist (expect_unchanged), so the update needs no check and may ride with the COMMIT;
+  /// otherwise the update must be seen to touch its row before the COMMIT goes (one_row).
+  void update_row(const char* sql, pg::Params params, const std::string& id, pg::Verify then = {}) {
+    if (guarded_.count(id) > 0) return run_void(sql, std::move(params), std::move(then), pg::Queue::commit_may_follow);
+    run_void(sql, std::move(params), [check = one_row(id), then = std::move(then)](const pg::Result& result) {
+      check(result);
+      if (then) then(result);
+    });
+  }
+
+  /// Applies `change` to what this write publishes of the row at its commit; a row it has
+  /// not read is forgotten there instead.
+  template <typename Change>
+  void patch(const std::string& id, Change&& change) {
+    if (const auto seen = seen_.find(id); seen != seen_.end() && unknown_.count(id) == 0) {
+      change(seen->second);
+    } else {
+      forget(id);
+    }
+  }
+  /// The row changes in a way this write does not follow: the cache forgets it at the commit.
+  void forget(const std::string& id) {
+    seen_.erase(id);
+    unknown_.insert(id);
+  }
+  /// After the COMMIT: the rows this write read, as it left them, are what the cache holds.
+  void publish() {
+    for (const auto& id : unknown_) cache_.forget(id);
+    for (const auto& [id, record] : seen_) {
+      if (const auto components = loaded_.find(id); components != loaded_.end()) {
+        cache_.put(record, components->second);
+      } else {
+        cache_.forget(id);
+      }
+    }
+  }
+
   /// Checks that an update touched its one row.
   static pg::Verify one_row(const std::string& id) {
     return [id](const pg::Result& r) {
@@ -938,6 +1205,7 @@ class PostgresTransaction final : public StoreTransaction {
 
   PostgresStore& store_;
   const std::string& audit_sequence_;  // PostgresStore::audit_sequence
+  RowCache& cache_;                    // PostgresStore::cache
   std::unique_ptr<pg::Connection> conn_;
   TransactionMode mode_;
   // Components by workspace: in a read, those read_with_components read; in a write, those
@@ -949,6 +1217,12 @@ class PostgresTransaction final : public StoreTransaction {
   std::unordered_set<std::string> no_live_;
   bool queue_writes_;
   bool names_at_insert_;
+  bool from_cache_;
+  // The rows this write read (or inserted), as its own changes leave them; those it changed
+  // otherwise (unknown_); those it took from the cache (guarded_). See publish().
+  std::unordered_map<std::string, WorkspaceRecord> seen_;
+  std::unordered_set<std::string> unknown_;
+  std::unordered_set<std::string> guarded_;
   std::optional<std::int64_t> reserved_seq_;  // from the opening round trip (see the constructor)
   bool audited_ = false;                      // an audit record was written
   bool committing_ = false;
@@ -969,6 +1243,8 @@ class PostgresStore final : public Store {
 
   /// The OID of the audit log's seq sequence, for nextval($n::oid::regclass).
   const std::string& audit_sequence() const { return audit_sequence_; }
+  /// The rows last seen committed, for writes that start from them (RowCache).
+  RowCache& cache() { return cache_; }
 
   std::unique_ptr<StoreTransaction> begin(TransactionMode mode) override { return open_transaction(mode, false); }
   std::unique_ptr<StoreTransaction> begin_one_read() override {
@@ -978,9 +1254,10 @@ class PostgresStore final : public Store {
   void write(const Apply& apply, const OnRefusal& on_refusal) override {
     int reconnects = 0;
     bool names_at_insert = true;  // the first run's create does not look first (NamesHeld)
+    bool from_cache = true;       // the first run's lookups by id start from cached rows (Stale)
     for (int attempt = 1;; ++attempt) {
       try {
-        auto tx = open_transaction(TransactionMode::write, true, names_at_insert);
+        auto tx = open_transaction(TransactionMode::write, true, names_at_insert, from_cache);
         try {
           try {
             apply(*tx);
@@ -998,6 +1275,9 @@ class PostgresStore final : public Store {
                         lost.cause() + "; lost while committing: check whether the change was applied");
           }
           throw;
+        } catch (const pg::Stale&) {
+          tx->forget_cached();
+          throw;
         }
       } catch (const pg::Conflict& conflict) {
         if (attempt >= kMaxWriteAttempts) {
@@ -1009,6 +1289,8 @@ class PostgresStore final : public Store {
         if (++reconnects > kMaxReconnects) throw;
       } catch (const NamesHeld&) {
         names_at_insert = false;  // once: the next run looks, and a name taken since is a Conflict
+      } catch (const pg::Stale&) {
+        from_cache = false;  // once: the next run reads the rows it starts from
       } catch (const Error& error) {
         if (error.code() == ErrorCode::storage_error || !on_refusal) throw;
         audit_refusal(on_refusal, std::current_exception());
@@ -1027,8 +1309,9 @@ class PostgresStore final : public Store {
   /// An idle connection that dropped (a server restart, an idle timeout) connects anew at
   /// the transaction's first statement (pg::Connection::defer).
   std::unique_ptr<PostgresTransaction> open_transaction(TransactionMode mode, bool queue_writes,
-                                                        bool names_at_insert = false) {
-    return std::make_unique<PostgresTransaction>(*this, acquire(), mode, queue_writes, names_at_insert);
+                                                        bool names_at_insert = false, bool from_cache = false) {
+    return std::make_unique<PostgresTransaction>(*this, acquire(), mode, queue_writes, names_at_insert, false,
+                                                 from_cache);
   }
 
   /// The refusal's audit, in a write of its own; its failure is not reported.
@@ -1132,17 +1415,21 @@ class PostgresStore final : public Store {
   pg::Target target_;
   std::string schema_;
   std::string audit_sequence_;
+  RowCache cache_;
   ConnectionPool<pg::Connection> pool_{kMaxConnections};
 };
 
 PostgresTransaction::PostgresTransaction(PostgresStore& store, std::unique_ptr<pg::Connection> connection,
-                                         TransactionMode mode, bool queue_writes, bool names_at_insert, bool alone)
+                                         TransactionMode mode, bool queue_writes, bool names_at_insert, bool alone,
+                                         bool from_cache)
     : store_(store),
       audit_sequence_(store.audit_sequence()),
+      cache_(store.cache()),
       conn_(std::move(connection)),
       mode_(mode),
       queue_writes_(queue_writes),
-      names_at_insert_(names_at_insert) {
+      names_at_insert_(names_at_insert),
+      from_cache_(from_cache) {
   if (alone) {
     conn_->start_alone();  // no transaction: the statement on its own snapshot
     return;

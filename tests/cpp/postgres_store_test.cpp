@@ -158,8 +158,8 @@ TEST(PostgresStore, MigrationsAreRecordedAndANewerSchemaIsRefused) {
   open_postgres_store(url);
   open_postgres_store(url);  // a second open finds it migrated
   EXPECT_EQ(pg_admin("SELECT string_agg(version::text, ',' ORDER BY version) FROM " + schema + ".schema_migrations"),
-            "1,2,3,4");
-  EXPECT_EQ(postgres_schema_version(), 4);
+            "1,2,3,4,5");
+  EXPECT_EQ(postgres_schema_version(), 5);
   pg_admin("INSERT INTO " + schema + ".schema_migrations (version) VALUES (99)");
   const std::string m = expect_error(ErrorCode::storage_error, [&] { open_postgres_store(url); });
   EXPECT_NE(m.find("newer than this recyclebin understands"), std::string::npos) << m;
@@ -599,6 +599,104 @@ TEST(PostgresStore, TextWithANulByteIsRefusedNotCut) {
   expect_error(ErrorCode::invalid_argument, [&] {
     tx->insert_components("w", {{"models", std::string("a\0b", 3), false}});
   });
+}
+
+// --- writes that start from the rows the store last saw (RowCache) ------------------------------
+// A write by id starts from the store's own last view of the row and checks, in its first
+// statements, that the row and its components are still exactly that; when another engine
+// changed them meanwhile, the write runs again from the row as it is now.
+
+TEST(PostgresStore, ADeleteStartedFromACachedRowSeesALienAnotherEnginePlacedSince) {
+  const std::string schema = testing::fresh_schema();
+  const std::string url = testing::with_schema(pg_url(), schema);
+  auto clock = std::make_shared<ManualClock>(kJan1);
+  auto mine = Engine::open(url, Policy::builtin("default"), clock);
+  auto theirs = Engine::open(url, Policy::builtin("default"), clock);
+  const auto w = mine->create({"sub", "rg", "ws", std::nullopt, false, {{"run_history", "r", false}}}, std::nullopt);
+  theirs->add_lien(w.id, "backup", "nightly copy", std::nullopt);  // `mine` last saw the row without it
+  const std::string m = expect_error(ErrorCode::precondition_failed, [&] { mine->remove(w.id, {}, std::nullopt); });
+  EXPECT_NE(m.find("backup"), std::string::npos) << m;
+  EXPECT_NO_THROW(mine->get("sub", "rg", "ws", std::nullopt));  // still live
+  // The refusal is audited once, from the run that saw the lien.
+  EXPECT_EQ(pg_admin("SELECT string_agg(action || ':' || outcome, ',' ORDER BY seq) FROM " + schema + ".audit_log"),
+            "create:ok,add_lien:ok,delete:refused:precondition_failed");
+}
+
+TEST(PostgresStore, ADeleteStartedFromACachedRowUsesTheComponentsAsTheyAreNow) {
+  const std::string schema = testing::fresh_schema();
+  auto clock = std::make_shared<ManualClock>(kJan1);
+  auto engine = Engine::open(testing::with_schema(pg_url(), schema), Policy::builtin("default"), clock);
+  const auto w = engine->create({"sub", "rg", "ws", std::nullopt, false, {{"run_history", "r", false}}}, std::nullopt);
+  // The components change underneath, the row does not.
+  pg_admin("UPDATE " + schema + ".components SET kind = 'models', ref = 'm' WHERE workspace_id = '" + w.id + "'");
+  const DeleteResult result = engine->remove(w.id, {}, std::nullopt);
+  std::vector<std::string> kinds = result.retained;
+  kinds.insert(kinds.end(), result.destroyed.begin(), result.destroyed.end());
+  kinds.insert(kinds.end(), result.preserved.begin(), result.preserved.end());
+  EXPECT_EQ(kinds, std::vector<std::string>{"models"});
+  EXPECT_EQ(pg_admin("SELECT count(*) FROM " + schema + ".audit_log WHERE action = 'delete'"), "1");
+}
+
+TEST(PostgresStore, AWriteStartedFromACachedRowThatAnotherEngineRemovedFindsItGone) {
+  const std::string url = testing::with_schema(pg_url(), testing::fresh_schema());
+  auto clock = std::make_shared<ManualClock>(kJan1);
+  auto mine = Engine::open(url, Policy::builtin("default"), clock);
+  auto theirs = Engine::open(url, Policy::builtin("default"), clock);
+  const auto w = mine->create({"sub", "rg", "ws", std::nullopt, false, {}}, std::nullopt);
+  DeleteOptions permanently;
+  permanently.permanently_delete = true;
+  theirs->remove(w.id, permanently, std::nullopt);
+  expect_error(ErrorCode::workspace_not_found, [&] { mine->remove(w.id, {}, std::nullopt); });
+  expect_error(ErrorCode::workspace_not_found, [&] { mine->stop(w.id, std::nullopt); });
+}
+
+TEST(PostgresStore, ADeleteStartedFromACachedRowCarriesItsAuditSeqAndLeavesNoGap) {
+  const std::string schema = testing::fresh_schema();
+  auto clock = std::make_shared<ManualClock>(kJan1);
+  auto engine = Engine::open(testing::with_schema(pg_url(), schema), Policy::builtin("default"), clock);
+  const auto a = engine->create({"sub", "rg", "a", std::nullopt, false, {}}, std::nullopt);
+  const auto b = engine->create({"sub", "rg", "b", std::nullopt, false, {}}, std::nullopt);
+  engine->remove(a.id, {}, std::nullopt);  // at the same instant: deleted_seq orders them
+  engine->remove(b.id, {}, std::nullopt);
+  EXPECT_EQ(pg_admin("SELECT string_agg(seq::text, ',' ORDER BY seq) FROM " + schema + ".audit_log"), "1,2,3,4");
+  EXPECT_EQ(pg_admin("SELECT string_agg(w.name || ':' || w.deleted_seq, ',' ORDER BY w.name) FROM " + schema +
+                     ".workspaces AS w JOIN " + schema + ".audit_log AS l ON l.seq = w.deleted_seq "
+                     "AND l.workspace_id = w.id AND l.action = 'delete'"),
+            "a:3,b:4");
+  const auto page = engine->list_deleted("sub", std::nullopt, 10, std::nullopt, std::nullopt);
+  ASSERT_EQ(page.items.size(), 2u);
+  EXPECT_EQ(page.items[0].name, "b");  // the later delete first
+  EXPECT_EQ(page.items[1].name, "a");
+  // What the deletes left is what the next write starts from: a recover and a delete again.
+  engine->recover("sub", "rg", "a", std::nullopt);
+  engine->remove(a.id, {}, std::nullopt);
+  EXPECT_EQ(pg_admin("SELECT deleted_seq FROM " + schema + ".workspaces WHERE name = 'a'"), "6");
+}
+
+TEST(PostgresStore, ARecoverStartedFromCachedRowsFindsTheNewestDeletedOfTheNameAsItIsNow) {
+  // parsec reserves no name: a new workspace may take the name of one in the bin.
+  const std::string url = testing::with_schema(pg_url(), testing::fresh_schema());
+  auto clock = std::make_shared<ManualClock>(kJan1);
+  auto mine = Engine::open(url, Policy::builtin("parsec"), clock);
+  auto theirs = Engine::open(url, Policy::builtin("parsec"), clock);
+  const auto first = mine->create({"sub", "rg", "ws", std::nullopt, false, {}}, std::nullopt);
+  mine->remove(first.id, {}, std::nullopt);  // `mine` last saw the bin holding this one only
+  clock->advance(kMicrosPerSecond);
+  const auto second = theirs->create({"sub", "rg", "ws", std::nullopt, false, {}}, std::nullopt);
+  theirs->remove(second.id, {}, std::nullopt);
+  EXPECT_EQ(mine->recover("sub", "rg", "ws", std::nullopt).workspace.id, second.id);  // the newest
+  // A live one of the name now: the next recover is refused, though `mine` saw none.
+  const std::string m = expect_error(ErrorCode::workspace_exists, [&] { mine->recover("sub", "rg", "ws", std::nullopt); });
+  EXPECT_NE(m.find(second.id), std::string::npos) << m;
+  // Deleted again by the other engine: `mine` last saw it live, and recovers it again.
+  clock->advance(kMicrosPerSecond);
+  theirs->remove(second.id, {}, std::nullopt);
+  EXPECT_EQ(mine->recover("sub", "rg", "ws", std::nullopt).workspace.id, second.id);
+  // From its own view, once more: delete and recover by this engine alone.
+  clock->advance(kMicrosPerSecond);
+  mine->remove(second.id, {}, std::nullopt);
+  EXPECT_EQ(mine->recover("sub", "rg", "ws", std::nullopt).workspace.id, second.id);
+  EXPECT_EQ(mine->list_deleted("sub", std::nullopt, 10, std::nullopt, std::nullopt).items.size(), 1u);  // first
 }
 
 }  // namespace

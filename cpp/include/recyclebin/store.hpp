@@ -12,7 +12,10 @@
 //   workspace waits, then sees its outcome), and a name the engine found free is guarded by
 //   the unique indexes. SQLite: its single writer (BEGIN IMMEDIATE) locks everything.
 //   PostgreSQL: READ COMMITTED with SELECT ... FOR UPDATE. A read transaction (begin(read))
-//   sees one consistent snapshot.
+//   sees one consistent snapshot. A store may answer a write's find_by_id from its own last
+//   view of the row without reading it first, if the write then fails and runs again
+//   whenever the row or its components differ from that view once the row is locked
+//   (PostgreSQL: RowCache, checked by the write's first statements).
 // - Conflicts. A conflict is a write that cannot commit as it ran because of a concurrent
 //   one: a lock wait past the store's lock timeout, a serialization failure, a deadlock, or
 //   a unique index violated by a concurrent commit (the name the engine found free was taken
@@ -98,6 +101,11 @@ struct GuardRow {
 };
 
 /// A component as stored: `destroyed` once a soft delete destroyed it (awaiting recover).
+/// What append_audit may answer for a record whose seq the store assigns as it writes it: set
+/// as a row's deleted_seq and written by set_bin, it stands for that record's seq (the engine
+/// puts append_audit's answer nowhere else).
+inline constexpr std::int64_t kSeqOfLastAudit = -1;
+
 struct StoredComponent {
   Component component;
   bool destroyed = false;
@@ -232,7 +240,8 @@ class StoreTransaction {
   virtual bool remove_member(const std::string& workspace_id, const std::string& principal_id) = 0;
   virtual std::int64_t count_members(const std::string& workspace_id) = 0;
 
-  /// Appends and returns the record's seq.
+  /// Appends and returns the record's seq, or kSeqOfLastAudit where the store gives the record
+  /// its seq as it writes it (then the seq is not known yet).
   virtual std::int64_t append_audit(const AuditRecord& record) = 0;
   /// Appends a record whose seq the caller does not need (so a store need not wait for it).
   virtual void add_audit(const AuditRecord& record) { append_audit(record); }
