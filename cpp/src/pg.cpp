@@ -108,22 +108,25 @@ Params& Params::add_array(const std::vector<std::string>& items) {
   return add_text(literal + "}");
 }
 
-Params& Params::add_array(const std::vector<bool>& items) {
+namespace {
+/// An array literal of items that need no quoting, each written by `text`.
+template <typename T, typename Text>
+std::string array_literal(const std::vector<T>& items, Text text) {
   std::string literal = "{";
-  for (const bool item : items) {
+  for (const T item : items) {
     if (literal.size() > 1) literal += ',';
-    literal += item ? 't' : 'f';
+    literal += text(item);
   }
-  return add_text(literal + "}");
+  return literal + "}";
+}
+}  // namespace
+
+Params& Params::add_array(const std::vector<bool>& items) {
+  return add_text(array_literal(items, [](bool item) { return std::string(item ? "t" : "f"); }));
 }
 
 Params& Params::add_array(const std::vector<std::int64_t>& items) {
-  std::string literal = "{";
-  for (const std::int64_t item : items) {
-    if (literal.size() > 1) literal += ',';
-    literal += std::to_string(item);
-  }
-  return add_text(literal + "}");
+  return add_text(array_literal(items, [](std::int64_t item) { return std::to_string(item); }));
 }
 
 std::vector<const char*> Params::pointers() const {
@@ -262,17 +265,11 @@ Result Connection::exec(const char* sql, const Params& params) {
 }
 
 Result Connection::exec_prepared(const char* sql, const Params& params) {
+  // Not prepared on this session yet: its Parse travels with its execution (one round trip).
+  if (prepared_.count(sql) == 0) return std::move(pipeline({{sql, &params, {}}}).front());
   settle();
   bool known = false;
   const std::string& name = statement_name(sql, known);
-  if (!known) {
-    try {
-      checked(PQprepare(connection_.get(), name.c_str(), sql, 0, nullptr), sql);
-    } catch (...) {
-      prepared_.erase(sql);
-      throw;
-    }
-  }
   const auto values = params.pointers();
   return checked(PQexecPrepared(connection_.get(), name.c_str(), params.size(), values.data(), nullptr, nullptr, 0),
                  sql);

@@ -108,6 +108,7 @@ class Params {
   Params& add_array(const std::vector<std::string>& items);
   /// A boolean[] literal.
   Params& add_array(const std::vector<bool>& items);
+  /// A bigint[] literal.
   Params& add_array(const std::vector<std::int64_t>& items);
 
   int size() const { return static_cast<int>(values_.size()); }

@@ -400,12 +400,7 @@ class PostgresTransaction final : public StoreTransaction {
           conn_->exec(RB_WITH_COMPONENTS(RB_SELECT_WORKSPACES "WHERE id = $1", ""), pg::Params().add(id)))));
     }
     if (from_cache_) {
-      if (auto entry = cache_.get(id)) {
-        expect_unchanged(*entry);
-        loaded_[id] = std::move(entry->components);
-        seen_[id] = entry->record;
-        return std::move(entry->record);
-      }
+      if (auto entry = cache_.get(id)) return from_cache(std::move(*entry));
     }
     // The row, locked, and then its components in the same round trip: the second statement
     // starts after the lock is held, so it sees the row's last writer's components.
@@ -419,7 +414,7 @@ class PostgresTransaction final : public StoreTransaction {
       auto& kept = loaded_[id];
       kept.clear();
       for (int row = 0; row < components.rows(); ++row) kept.push_back(rows::component(RowView{components, row}));
-      seen_[id] = *record;
+      remember(*record);
     }
     return record;
   }
@@ -470,7 +465,7 @@ class PostgresTransaction final : public StoreTransaction {
     auto records = read_workspaces(results[0]);
     for (const auto& record : records) {
       loaded_[record.workspace.id].clear();
-      seen_[record.workspace.id] = record;
+      remember(record);
     }
     for (int row = 0; row < components.rows(); ++row) {
       const auto kept = loaded_.find(components.text(row, 0));
@@ -554,8 +549,7 @@ class PostgresTransaction final : public StoreTransaction {
     for (std::size_t i = 0; i < w.components.size(); ++i) {
       made.push_back({w.components[i], false, static_cast<std::int64_t>(i)});
     }
-    seen_[w.id] = r;
-    unknown_.erase(w.id);
+    remember(r);
     const std::optional<std::int64_t> seq = take_reserved_seq();  // nullopt: the sequence's next
     run_void(
         "WITH w AS (INSERT INTO workspaces (" RB_WORKSPACE_COLUMNS ") "
@@ -1090,6 +1084,15 @@ class PostgresTransaction final : public StoreTransaction {
     return record;
   }
 
+  /// A cached row as this write's lookup answers it: checked and locked (expect_unchanged),
+  /// its components kept as a lookup keeps them, and followed until the commit.
+  WorkspaceRecord from_cache(RowCache::Entry entry) {
+    expect_unchanged(entry);
+    loaded_[entry.record.workspace.id] = std::move(entry.components);
+    remember(entry.record);
+    return std::move(entry.record);
+  }
+
   /// Queues the checks that a cached row is still as cached, which also lock it as
   /// find_by_id does (pg::Stale when not): the row, then in a statement of its own (a new
   /// snapshot, with the lock held, as find_by_id reads them) its components.
@@ -1126,12 +1129,8 @@ class PostgresTransaction final : public StoreTransaction {
     std::vector<std::string> ids;
     std::vector<WorkspaceRecord> records;
     for (auto& entry : entries) {
-      expect_unchanged(entry);
-      const std::string& id = entry.record.workspace.id;
-      ids.push_back(id);
-      loaded_[id] = std::move(entry.components);
-      seen_[id] = entry.record;
-      records.push_back(std::move(entry.record));
+      records.push_back(from_cache(std::move(entry)));
+      ids.push_back(records.back().workspace.id);
     }
     std::sort(ids.begin(), ids.end());
     const std::string live_key = group_name_key(records.front().workspace.subscription_id,
@@ -1161,11 +1160,17 @@ class PostgresTransaction final : public StoreTransaction {
   /// not read is forgotten there instead.
   template <typename Change>
   void patch(const std::string& id, Change&& change) {
-    if (const auto seen = seen_.find(id); seen != seen_.end() && unknown_.count(id) == 0) {
+    if (const auto seen = seen_.find(id); seen != seen_.end()) {
       change(seen->second);
     } else {
       forget(id);
     }
+  }
+  /// The row as this write read (or inserted) it: what it publishes at its commit, as its own
+  /// changes leave it (patch).
+  void remember(const WorkspaceRecord& record) {
+    seen_[record.workspace.id] = record;
+    unknown_.erase(record.workspace.id);
   }
   /// The row changes in a way this write does not follow: the cache forgets it at the commit.
   void forget(const std::string& id) {

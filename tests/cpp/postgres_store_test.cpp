@@ -287,8 +287,10 @@ TEST(PostgresStore, ACreateOrGetOnAConnectionDroppedIdleIsSentOnANewConnectionOn
 
 /// A loopback TCP proxy to the test server that, once armed, passes on the next client data
 /// holding a COMMIT and then drops the client's connection without passing on the server's
-/// answer: the server applies the COMMIT, the client never learns it. Bounded: every wait is
-/// a 50 ms poll, and the destructor stops and joins everything.
+/// answer: the server applies the COMMIT, the client never learns it. It also counts round
+/// trips (turns(): each time a client sends after the server last spoke to it; one pipeline
+/// is one turn however libpq splits it). Bounded:
+/// every wait is a 50 ms poll, and the destructor stops and joins everything.
 class CommitCuttingProxy {
  public:
   explicit CommitCuttingProxy(const UrlParts& server) : server_(server) {
@@ -303,6 +305,13 @@ class CommitCuttingProxy {
     ::close(listener_);
   }
   int port() const { return port_; }
+  /// The test server's URL through this proxy, on `schema`.
+  std::string url(const std::string& schema) const {
+    return testing::with_schema(
+        url_of(server_.user, server_.password, "127.0.0.1", std::to_string(port_), server_.database), schema);
+  }
+  /// How many round trips the clients began so far.
+  int turns() const { return turns_; }
   void arm() { armed_ = true; }
   /// Ends every client connection now, with no message from the server (as a crash or a
   /// network fault would), and waits until they are closed.
@@ -337,12 +346,14 @@ class CommitCuttingProxy {
   void pump(int client, int upstream) {
     char buffer[65536];
     bool dropped = false;
+    bool answered = true;  // the server spoke last (as before the first statement)
     while (!stop_ && !dropped && !drop_) {
       pollfd p[2] = {{client, POLLIN, 0}, {upstream, POLLIN, 0}};
       if (::poll(p, 2, 50) <= 0) continue;
       if (p[0].revents != 0) {
         const ssize_t n = ::read(client, buffer, sizeof buffer);
         if (n <= 0) break;
+        if (std::exchange(answered, false)) ++turns_;
         const std::string_view data(buffer, static_cast<std::size_t>(n));
         if (armed_ && data.find("COMMIT") != std::string_view::npos) {
           armed_ = false;
@@ -354,6 +365,7 @@ class CommitCuttingProxy {
       if (!dropped && p[1].revents != 0) {
         const ssize_t n = ::read(upstream, buffer, sizeof buffer);
         if (n <= 0 || ::write(client, buffer, static_cast<std::size_t>(n)) != n) break;
+        answered = true;
       }
     }
     ::close(client);  // the client sees its connection end
@@ -371,6 +383,7 @@ class CommitCuttingProxy {
   int port_ = 0;
   std::atomic<bool> stop_{false}, armed_{false}, cut_{false}, drop_{false};
   std::atomic<int> live_{0};  // client connections open
+  std::atomic<int> turns_{0};
   std::thread acceptor_;
   std::vector<std::thread> pumps_;  // added by the acceptor only
 };
@@ -382,9 +395,7 @@ TEST(PostgresStore, ACreateLostAfterItsCommitWasSentSaysToCheckAndIsNotSentAgain
   const UrlParts p = parts();
   const std::string schema = testing::fresh_schema();
   CommitCuttingProxy proxy(p);
-  const std::string url =
-      testing::with_schema(url_of(p.user, p.password, "127.0.0.1", std::to_string(proxy.port()), p.database), schema);
-  auto engine = Engine::open(url, Policy::builtin("default"), std::make_shared<ManualClock>(kJan1));
+  auto engine = Engine::open(proxy.url(schema), Policy::builtin("default"), std::make_shared<ManualClock>(kJan1));
   proxy.arm();
   const std::string m = expect_error(ErrorCode::storage_error, [&] {
     engine->create({"sub", "rg", "ws", std::nullopt, false, {{"models", "m", false}}}, std::nullopt);
@@ -412,9 +423,7 @@ TEST(PostgresStore, ACreateOnAConnectionThatEndedWithoutAWordIsSentOnANewOneOnce
   const UrlParts p = parts();
   const std::string schema = testing::fresh_schema();
   CommitCuttingProxy proxy(p);
-  const std::string url =
-      testing::with_schema(url_of(p.user, p.password, "127.0.0.1", std::to_string(proxy.port()), p.database), schema);
-  auto engine = Engine::open(url, Policy::builtin("default"), std::make_shared<ManualClock>(kJan1));
+  auto engine = Engine::open(proxy.url(schema), Policy::builtin("default"), std::make_shared<ManualClock>(kJan1));
   proxy.drop_clients();
   engine->create({"sub", "rg", "ws", std::nullopt, false, {{"models", "m", false}}}, std::nullopt);
   EXPECT_EQ(pg_admin("SELECT count(*) FROM " + schema + ".workspaces"), "1");
@@ -697,6 +706,30 @@ TEST(PostgresStore, ARecoverStartedFromCachedRowsFindsTheNewestDeletedOfTheNameA
   mine->remove(second.id, {}, std::nullopt);
   EXPECT_EQ(mine->recover("sub", "rg", "ws", std::nullopt).workspace.id, second.id);
   EXPECT_EQ(mine->list_deleted("sub", std::nullopt, 10, std::nullopt, std::nullopt).items.size(), 1u);  // first
+}
+
+TEST(PostgresStore, WritesThatStartFromCachedRowsAreOneRoundTripEach) {
+  const std::string schema = testing::fresh_schema();
+  CommitCuttingProxy proxy(parts());
+  auto clock = std::make_shared<ManualClock>(kJan1);
+  auto engine = Engine::open(proxy.url(schema), Policy::builtin("default"), clock);
+  auto theirs = Engine::open(testing::with_schema(pg_url(), schema), Policy::builtin("default"), clock);
+  const auto w = engine->create({"sub", "rg", "ws", std::nullopt, false, {{"run_history", "r", false}}}, std::nullopt);
+  auto trips = [&](const std::function<void()>& call) {
+    const int before = proxy.turns();
+    call();
+    return proxy.turns() - before;
+  };
+  EXPECT_EQ(trips([&] { engine->remove(w.id, {}, std::nullopt); }), 1);
+  EXPECT_EQ(trips([&] { engine->recover("sub", "rg", "ws", std::nullopt); }), 1);
+  EXPECT_EQ(trips([&] { engine->stop(w.id, std::nullopt); }), 1);
+  EXPECT_EQ(trips([&] { engine->get("sub", "rg", "ws", std::nullopt); }), 1);
+  // Changed by another engine since: the run from the cache fails its check (one trip; its
+  // ROLLBACK goes unawaited), then the write reads (one trip) and writes (one).
+  theirs->start(w.id, std::nullopt);
+  EXPECT_GE(trips([&] { engine->stop(w.id, std::nullopt); }), 3);
+  EXPECT_EQ(trips([&] { engine->start(w.id, std::nullopt); }), 1);  // from what that write left
+  EXPECT_EQ(engine->get("sub", "rg", "ws", std::nullopt).state, WorkspaceState::running);
 }
 
 }  // namespace

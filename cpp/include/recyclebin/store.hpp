@@ -100,12 +100,12 @@ struct GuardRow {
   Timestamp at = 0;                      // placed or created
 };
 
-/// A component as stored: `destroyed` once a soft delete destroyed it (awaiting recover).
 /// What append_audit may answer for a record whose seq the store assigns as it writes it: set
 /// as a row's deleted_seq and written by set_bin, it stands for that record's seq (the engine
 /// puts append_audit's answer nowhere else).
 inline constexpr std::int64_t kSeqOfLastAudit = -1;
 
+/// A component as stored: `destroyed` once a soft delete destroyed it (awaiting recover).
 struct StoredComponent {
   Component component;
   bool destroyed = false;
